@@ -1,0 +1,152 @@
+// Package runtime is the runtime abstraction layer: what the rest of
+// TinyContainer needs from any kind of guest code (WebAssembly, eBPF).
+//
+// It imports no implementation. A Runtime compiles guest code into a Module,
+// a Module makes Instances, an Instance runs activations. Every instance
+// reaches the host only through the Host it was given: the three functions
+// of the guest ABI (SPEC section 2).
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/tinycontainer/tinycontainer/abi"
+)
+
+// Kind names a kind of guest code, as in the manifest's runtime field.
+type Kind string
+
+const (
+	Wasm Kind = "wasm"
+	EBPF Kind = "ebpf"
+)
+
+// Error classes. Implementations wrap them with %w and a message saying what
+// is wrong, so callers test with errors.Is and people read the message.
+var (
+	// ErrInvalidCode: the guest code is malformed, hostile or uses what the
+	// ABI does not offer (refused before it ever runs).
+	ErrInvalidCode = errors.New("invalid guest code")
+	// ErrLimit: the code cannot run within the container's limits.
+	ErrLimit = errors.New("over the container's limits")
+	// ErrClosed: the instance or module was closed.
+	ErrClosed = errors.New("closed")
+)
+
+// Memory is a guest's memory as the host sees it during a host call.
+// wazero's api.Memory satisfies it as is.
+type Memory interface {
+	// Read returns a view of the n bytes at guest address ptr, or false
+	// when any of them is outside the guest's memory. Writes to the view
+	// reach the guest.
+	Read(ptr, n uint32) ([]byte, bool)
+}
+
+// Host serves the guest ABI for one container instance. Results are a
+// value >= 0 or a negated abi.Errno.
+type Host interface {
+	Open(mem Memory, namePtr, nameLen uint32) int32
+	Call(mem Memory, handle, op, bufPtr, inLen, bufCap uint32) int32
+	Close(handle uint32) int32
+	// CallName is one call to a named endpoint without a handle, with the
+	// same permission check; runtimes use it for shims such as WASI's
+	// fd_write (the log) and clock_time_get (the clock).
+	CallName(name string, op abi.Op, buf []byte, inLen int) int32
+}
+
+// Config is what a Runtime needs to know of the container's metadata to
+// compile its code.
+type Config struct {
+	// MemoryLimit is the guest memory ceiling in bytes.
+	MemoryLimit uint64
+}
+
+// Runtime compiles one kind of guest code.
+type Runtime interface {
+	Kind() Kind
+	// Compile checks code and prepares it to run. Errors wrap
+	// ErrInvalidCode or ErrLimit.
+	Compile(ctx context.Context, code []byte, cfg Config) (Module, error)
+	Close(ctx context.Context) error
+}
+
+// Module is compiled guest code, ready to be instantiated many times.
+type Module interface {
+	// Instantiate makes a fresh instance whose host calls go to host.
+	Instantiate(ctx context.Context, host Host) (Instance, error)
+	Close(ctx context.Context) error
+}
+
+// Instance is one live copy of a guest: its memory persists between
+// activations until it is closed.
+type Instance interface {
+	// Run runs one activation of the entry point. It returns the guest's
+	// exit code, or an error that is a *Fault when the guest trapped,
+	// violated memory or overran b. After a Fault the instance must not
+	// be run again.
+	Run(ctx context.Context, b *Budget) (int32, error)
+	// MemorySize is the size of the guest's memory in bytes now.
+	MemorySize() uint64
+	Close(ctx context.Context) error
+}
+
+// FaultKind says why an activation faulted; the values are the strings of
+// the last_fault stats field (SPEC section 6).
+type FaultKind string
+
+const (
+	FaultTrap   FaultKind = "trap"
+	FaultMemory FaultKind = "memory"
+	FaultBudget FaultKind = "budget"
+)
+
+// Fault is an activation that ended abnormally.
+type Fault struct {
+	Kind FaultKind
+	Err  error
+}
+
+func (f *Fault) Error() string { return fmt.Sprintf("%s fault: %v", f.Kind, f.Err) }
+func (f *Fault) Unwrap() error { return f.Err }
+
+// ErrBudget is the Err of a budget Fault.
+var ErrBudget = errors.New("activation budget exceeded")
+
+// epoch anchors Now; monotonic readings are relative to it.
+var epoch = time.Now()
+
+// Now is the monotonic time in nanoseconds since the process started.
+func Now() int64 { return int64(time.Since(epoch)) }
+
+// Budget bounds one activation. Runtimes poll Expired at checkpoints that
+// the guest itself reaches (loop back-edges, function entries, every N
+// instructions), so a runaway guest stops soon after its deadline without
+// a per-instruction tax. The watchdog arms it; Stop ends it early.
+type Budget struct {
+	deadline int64 // Now() value; 0 means no deadline
+	stopped  atomic.Bool
+}
+
+// Arm sets the deadline to d from now and clears any stop.
+func (b *Budget) Arm(d time.Duration) {
+	b.deadline = Now() + int64(d)
+	b.stopped.Store(false)
+}
+
+// Stop makes Expired true from now on (for example on `stop` or shutdown).
+func (b *Budget) Stop() { b.stopped.Store(true) }
+
+// Expired reports whether the activation must end now.
+func (b *Budget) Expired() bool {
+	if b == nil {
+		return false
+	}
+	return b.stopped.Load() || (b.deadline != 0 && Now() > b.deadline)
+}
+
+// Deadline is the Now() value past which Expired is true (0: none).
+func (b *Budget) Deadline() int64 { return b.deadline }
