@@ -1,0 +1,39 @@
+# Guest code: C sources beside their committed binaries under testdata/ and
+# examples/. `make guests` rebuilds them; CI checks they are up to date.
+#   X.c      -> X.wasm   (clang --target=wasm32)
+#   X.bpf.c  -> X.bpf.o  (clang -target bpf)
+#   X.wat    -> X.wasm   (wat2wasm)
+CLANG ?= clang
+SDK := sdk/c
+WASM_CFLAGS := --target=wasm32 -O2 -nostdlib -ffreestanding -fno-builtin -I$(SDK) \
+	-Wl,--no-entry -Wl,--strip-all -Wl,-z,stack-size=8192 -Wl,--initial-memory=65536
+BPF_CFLAGS := -target bpf -O2 -ffreestanding -I$(SDK)
+
+GUEST_DIRS := $(shell find . -type d \( -name testdata -o -name examples \) -not -path './.git/*')
+BPF_SRC := $(shell find $(GUEST_DIRS) -name '*.bpf.c' 2>/dev/null)
+C_SRC := $(filter-out $(BPF_SRC),$(shell find $(GUEST_DIRS) -name '*.c' 2>/dev/null))
+WAT_SRC := $(shell find $(GUEST_DIRS) -name '*.wat' 2>/dev/null)
+
+GUESTS := $(C_SRC:.c=.wasm) $(BPF_SRC:.bpf.c=.bpf.o) $(WAT_SRC:.wat=.wasm)
+
+.PHONY: guests check-guests test
+guests: $(GUESTS)
+
+%.bpf.o: %.bpf.c $(SDK)/tinycontainer.h
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+%.wasm: %.c $(SDK)/tinycontainer.h
+	$(CLANG) $(WASM_CFLAGS) $< -o $@
+
+%.wasm: %.wat
+	wat2wasm $< -o $@
+
+# Rebuild every guest from scratch and fail if a committed binary differs.
+check-guests:
+	touch $(C_SRC) $(BPF_SRC) $(WAT_SRC)
+	$(MAKE) guests
+	git diff --exit-code -- $(GUESTS)
+	@test -z "$$(git status --porcelain -- $(GUESTS))" || { echo "uncommitted guest binaries"; git status --short -- $(GUESTS); exit 1; }
+
+test:
+	go test -race ./...
