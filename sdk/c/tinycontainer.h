@@ -65,9 +65,11 @@ static inline int32_t tc_call(int32_t handle, uint32_t op, void *buf, uint32_t i
 }
 static inline int32_t tc_close(int32_t handle) { return (int32_t)tc_close_helper(handle); }
 
-/* The entry point: the function in ELF section tc_main; r1 is 0. */
+/* The entry point: the function in ELF section tc_main; r1 is 0. The
+ * function must not itself be named tc_main: clang's assembler gives the
+ * section a symbol of that name and refuses a second definition. */
 #define TC_MAIN(fn) \
-	__attribute__((section("tc_main"), used)) int tc_main(void *ctx) { (void)ctx; return fn(); }
+	__attribute__((section("tc_main"), used)) int tc_bpf_main(void *ctx) { (void)ctx; return fn(); }
 
 #else
 #error "tinycontainer.h: build with --target=wasm32 or -target bpf"
