@@ -110,4 +110,30 @@ static inline int32_t tc_write_i32(int32_t h, int32_t v)
 	return tc_call(h, TC_WRITE, &v, sizeof v, 0);
 }
 
+/* tc_fmt_i32 writes v in decimal at dst (at least 12 bytes) and returns
+ * the number of characters written (no NUL). */
+static inline uint32_t tc_fmt_i32(char *dst, int32_t v)
+{
+	char tmp[12];
+	uint32_t n = 0, len = 0;
+	uint32_t u = v < 0 ? 0u - (uint32_t)v : (uint32_t)v;
+	do {
+		tmp[n++] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		dst[len++] = '-';
+	while (n)
+		dst[len++] = tmp[--n];
+	return len;
+}
+
+/* tc_cat appends the NUL-terminated src at dst and returns the new end. */
+static inline char *tc_cat(char *dst, const char *src)
+{
+	while (*src)
+		*dst++ = *src++;
+	return dst;
+}
+
 #endif /* TINYCONTAINER_H */

@@ -1,0 +1,213 @@
+// Package container is one installed container: its code, its rulebook in
+// force, its instance and endpoint session, its lifecycle state and stats.
+// It knows how to run one activation; when to run one is the scheduler's
+// business (package sched).
+package container
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/tinycontainer/tinycontainer/endpoint"
+	"github.com/tinycontainer/tinycontainer/endpoint/event"
+	"github.com/tinycontainer/tinycontainer/meta"
+	"github.com/tinycontainer/tinycontainer/runtime"
+)
+
+// ErrState is the class of refused lifecycle transitions.
+var ErrState = errors.New("invalid state transition")
+
+// Inbox is where an event-triggered container's messages wait.
+type Inbox interface {
+	Next() (topic string, payload []byte, ok bool)
+	Len() int
+}
+
+// Stats are a container's counters (SPEC section 6).
+type Stats struct {
+	Activations       uint64
+	Faults            uint64
+	LastFault         runtime.FaultKind
+	MissedDeadlines   uint64
+	EndpointCalls     uint64
+	DeniedCalls       uint64
+	RateLimited       uint64
+	CPUTimeNs         uint64
+	LastExit          int32
+	ConsecutiveFaults int
+	MemoryBytes       uint64
+}
+
+// Container is one installed container.
+type Container struct {
+	Name   string
+	Tenant string
+	Kind   runtime.Kind
+
+	mod  runtime.Module
+	man  atomic.Pointer[meta.Manifest]
+	sess *endpoint.Session
+
+	// Owned by the activation in progress (the scheduler runs a container
+	// at most once at a time).
+	inst  runtime.Instance
+	inbox Inbox
+
+	mu    sync.Mutex
+	state State
+
+	activations, faults, missed, calls, denied, limited, cpuNs atomic.Uint64
+	lastFault                                                  atomic.Value // runtime.FaultKind
+	lastExit                                                   atomic.Int32
+	consecutive                                                atomic.Int32
+	memBytes                                                   atomic.Uint64
+}
+
+// New makes a stopped container from compiled code and its manifest.
+func New(m *meta.Manifest, kind runtime.Kind, mod runtime.Module, reg *endpoint.Registry, a endpoint.Auditor) *Container {
+	c := &Container{Name: m.Name, Tenant: m.Tenant, Kind: kind, mod: mod}
+	c.man.Store(m)
+	c.sess = endpoint.NewSession(m.Name, m.Tenant, reg, endpoint.NewRules(m), a)
+	c.lastFault.Store(runtime.FaultKind(""))
+	return c
+}
+
+// Manifest is the metadata in force.
+func (c *Container) Manifest() *meta.Manifest { return c.man.Load() }
+
+// Schedule is the schedule in force (read at every release).
+func (c *Container) Schedule() meta.Schedule { return c.man.Load().Schedule }
+
+// SetManifest installs new metadata on the live container: permissions
+// apply from the next endpoint call, the schedule from the next release;
+// the instance and its memory are kept.
+func (c *Container) SetManifest(m *meta.Manifest) {
+	c.man.Store(m)
+	c.sess.SetRules(endpoint.NewRules(m))
+}
+
+// SetInbox sets where event messages come from (nil for none). Call it
+// only while the container is not running an activation.
+func (c *Container) SetInbox(in Inbox) { c.inbox = in }
+
+// Ready reports whether an event container has a message waiting.
+func (c *Container) Ready() bool { return c.inbox != nil && c.inbox.Len() > 0 }
+
+// State is the lifecycle state now.
+func (c *Container) State() State {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state
+}
+
+// Move changes the state, refusing illegal transitions.
+func (c *Container) Move(to State) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state == to {
+		return nil
+	}
+	if !CanMove(c.state, to) {
+		return fmt.Errorf("%w: %s: %s -> %s", ErrState, c.Name, c.state, to)
+	}
+	if to == Running && c.state == Faulted {
+		c.consecutive.Store(0)
+	}
+	c.state = to
+	return nil
+}
+
+// Missed counts a release that found the previous activation unfinished.
+func (c *Container) Missed() { c.missed.Add(1) }
+
+// Activate runs one activation under budget b: it makes a fresh instance
+// when there is none (first run, or after a fault), hands the next event
+// message to the guest, runs the entry point and records the outcome. The
+// returned error is a *runtime.Fault for guest faults.
+func (c *Container) Activate(ctx context.Context, b *runtime.Budget) error {
+	if c.inst == nil {
+		inst, err := c.mod.Instantiate(ctx, c.sess)
+		if err != nil {
+			return c.fault(&runtime.Fault{Kind: runtime.FaultTrap, Err: fmt.Errorf("instantiate: %w", err)})
+		}
+		c.sess.Reset()
+		c.inst = inst
+	}
+	c.sess.Event = nil
+	if c.inbox != nil {
+		if topic, payload, ok := c.inbox.Next(); ok {
+			c.sess.Event = event.Encode(topic, payload)
+		}
+	}
+	start := runtime.Now()
+	code, err := c.inst.Run(ctx, b)
+	c.cpuNs.Add(uint64(runtime.Now() - start))
+	c.activations.Add(1)
+	n := c.sess.TakeCounts()
+	c.calls.Add(n.Calls)
+	c.denied.Add(n.Denied)
+	c.limited.Add(n.Limited)
+	c.sess.Flush()
+	if err != nil {
+		var f *runtime.Fault
+		if !errors.As(err, &f) {
+			f = &runtime.Fault{Kind: runtime.FaultTrap, Err: err}
+		}
+		return c.fault(f)
+	}
+	c.memBytes.Store(c.inst.MemorySize())
+	c.lastExit.Store(code)
+	c.consecutive.Store(0)
+	return nil
+}
+
+// fault records f and drops the instance, so the next activation starts
+// fresh (kv data lives in the store and stays).
+func (c *Container) fault(f *runtime.Fault) error {
+	c.faults.Add(1)
+	c.consecutive.Add(1)
+	c.lastFault.Store(f.Kind)
+	c.dropInstance()
+	return f
+}
+
+func (c *Container) dropInstance() {
+	if c.inst != nil {
+		_ = c.inst.Close(context.Background())
+		c.inst = nil
+	}
+	c.memBytes.Store(0)
+}
+
+// ConsecutiveFaults is the number of faults since the last clean activation.
+func (c *Container) ConsecutiveFaults() int { return int(c.consecutive.Load()) }
+
+// Reset drops the instance; the next activation starts fresh. Call it only
+// while no activation runs (for example when the container is stopped).
+func (c *Container) Reset() { c.dropInstance() }
+
+// Close releases the instance and the compiled code.
+func (c *Container) Close(ctx context.Context) error {
+	c.dropInstance()
+	return c.mod.Close(ctx)
+}
+
+// Stats returns a snapshot of the counters.
+func (c *Container) Stats() Stats {
+	return Stats{
+		Activations:       c.activations.Load(),
+		Faults:            c.faults.Load(),
+		LastFault:         c.lastFault.Load().(runtime.FaultKind),
+		MissedDeadlines:   c.missed.Load(),
+		EndpointCalls:     c.calls.Load(),
+		DeniedCalls:       c.denied.Load(),
+		RateLimited:       c.limited.Load(),
+		CPUTimeNs:         c.cpuNs.Load(),
+		LastExit:          c.lastExit.Load(),
+		ConsecutiveFaults: int(c.consecutive.Load()),
+		MemoryBytes:       c.memBytes.Load(),
+	}
+}

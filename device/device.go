@@ -1,0 +1,435 @@
+// Package device is the composition root: it wires the endpoint registry
+// and host services, the board, the message bus, the runtimes, the store
+// and the scheduler into one device, and manages containers on it.
+package device
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+
+	"github.com/tinycontainer/tinycontainer/abi"
+	"github.com/tinycontainer/tinycontainer/container"
+	"github.com/tinycontainer/tinycontainer/endpoint"
+	"github.com/tinycontainer/tinycontainer/endpoint/board"
+	"github.com/tinycontainer/tinycontainer/endpoint/clock"
+	"github.com/tinycontainer/tinycontainer/endpoint/event"
+	"github.com/tinycontainer/tinycontainer/endpoint/kv"
+	eplog "github.com/tinycontainer/tinycontainer/endpoint/log"
+	epmsg "github.com/tinycontainer/tinycontainer/endpoint/msg"
+	"github.com/tinycontainer/tinycontainer/meta"
+	"github.com/tinycontainer/tinycontainer/mgmt"
+	"github.com/tinycontainer/tinycontainer/msg"
+	"github.com/tinycontainer/tinycontainer/runtime"
+	"github.com/tinycontainer/tinycontainer/runtime/ebpf"
+	"github.com/tinycontainer/tinycontainer/runtime/wasm"
+	"github.com/tinycontainer/tinycontainer/sched"
+	"github.com/tinycontainer/tinycontainer/store"
+	"github.com/tinycontainer/tinycontainer/store/memstore"
+)
+
+// Options configure a device. The zero value is a simulated device with the
+// default board, one worker, state in memory and a local message bus.
+type Options struct {
+	Board       *board.File // nil: board.Default(Seed)
+	Seed        uint64
+	Workers     int
+	Store       store.Store // nil: in memory
+	Bus         *msg.Bus    // nil: a local bus
+	Interpreter bool        // WebAssembly in wazero's interpreter instead of its compiler
+	Logger      *slog.Logger
+	// OnLog, when set, sees every container log line as it is written.
+	OnLog func(mgmt.LogLine)
+	// OnAudit, when set, sees every audit entry as it is recorded.
+	OnAudit func(mgmt.AuditEntry)
+	// OnHalt, when set, is told when the scheduler stops a container by
+	// itself (fault policy, or a finished `once` container).
+	OnHalt func(name string, state container.State, f *runtime.Fault)
+}
+
+// Device is one running TinyContainer host.
+type Device struct {
+	opts     Options
+	log      *slog.Logger
+	start    int64
+	reg      *endpoint.Registry
+	board    *board.Board
+	bus      *msg.Bus
+	store    store.Store
+	sched    *sched.Scheduler
+	runtimes map[runtime.Kind]runtime.Runtime
+	logs     *logBook
+	audit    *auditLog
+
+	mu         sync.Mutex
+	containers map[string]*installed
+}
+
+type installed struct {
+	c   *container.Container
+	sub *msg.Subscription
+}
+
+// Error classes of device operations are those of mgmt, so every transport
+// reports them faithfully.
+var (
+	ErrNotFound = mgmt.ErrNotFound
+	ErrInvalid  = mgmt.ErrInvalid
+	ErrConflict = mgmt.ErrConflict
+)
+
+// New builds a device. Run starts its scheduler.
+func New(ctx context.Context, opts Options) (*Device, error) {
+	d := &Device{opts: opts, log: opts.Logger, start: runtime.Now(), reg: endpoint.NewRegistry(),
+		containers: map[string]*installed{}, logs: newLogBook()}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	bf := opts.Board
+	if bf == nil {
+		bf = board.Default(opts.Seed)
+	}
+	b, err := board.New(bf)
+	if err != nil {
+		return nil, err
+	}
+	d.board = b
+	d.store = opts.Store
+	if d.store == nil {
+		d.store = memstore.New()
+	}
+	d.bus = opts.Bus
+	if d.bus == nil {
+		d.bus = msg.NewBus(msg.Options{})
+	}
+	d.audit = newAuditLog(d.store, d.log, opts.OnAudit)
+
+	wrt, err := wasm.New(ctx, wasm.Options{Interpreter: opts.Interpreter})
+	if err != nil {
+		return nil, fmt.Errorf("webassembly runtime: %w", err)
+	}
+	d.runtimes = map[runtime.Kind]runtime.Runtime{runtime.Wasm: wrt, runtime.EBPF: ebpf.New()}
+
+	d.reg.Register("log", &eplog.Endpoint{Sink: d})
+	d.reg.Register("clock", &clock.Endpoint{Start: d.start})
+	d.reg.Register("event", event.Endpoint{})
+	d.reg.Register("kv", &kv.Endpoint{Store: d.store})
+	d.reg.RegisterFamily("msg/", epmsg.Family(busPublisher{d.bus}))
+	b.Register(d.reg)
+
+	d.sched = sched.New(sched.Options{Workers: opts.Workers, OnHalt: d.onHalt})
+	return d, nil
+}
+
+// Registry is the device's endpoint registry (to add host services).
+func (d *Device) Registry() *endpoint.Registry { return d.reg }
+
+// Board is the simulated board.
+func (d *Device) Board() *board.Board { return d.board }
+
+// Bus is the message bus.
+func (d *Device) Bus() *msg.Bus { return d.bus }
+
+// Watchdog is the scheduler's watchdog.
+func (d *Device) Watchdog() *sched.Watchdog { return d.sched.Watchdog() }
+
+// Run schedules containers until ctx ends.
+func (d *Device) Run(ctx context.Context) { d.sched.Run(ctx) }
+
+// Close releases every container and runtime.
+func (d *Device) Close(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for name, in := range d.containers {
+		<-d.sched.Remove(name)
+		if in.sub != nil {
+			in.sub.Close()
+		}
+		_ = in.c.Close(ctx)
+	}
+	clear(d.containers)
+	var errs []error
+	for _, r := range d.runtimes {
+		errs = append(errs, r.Close(ctx))
+	}
+	d.audit.close()
+	return errors.Join(errs...)
+}
+
+// Line implements the log endpoint's sink.
+func (d *Device) Line(container, text string) {
+	l := d.logs.add(container, text)
+	if d.opts.OnLog != nil {
+		d.opts.OnLog(l)
+	}
+}
+
+// Install compiles code for m and adds the container, stopped. A container
+// of the same name must not exist (see Upgrade).
+func (d *Device) Install(ctx context.Context, m *meta.Manifest, code []byte) error {
+	c, err := d.build(ctx, m, code)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.containers[m.Name]; ok {
+		_ = c.Close(ctx)
+		return fmt.Errorf("%w: container %q is already installed", ErrConflict, m.Name)
+	}
+	d.containers[m.Name] = &installed{c: c}
+	return nil
+}
+
+func (d *Device) build(ctx context.Context, m *meta.Manifest, code []byte) (*container.Container, error) {
+	rt, ok := d.runtimes[runtime.Kind(m.Runtime)]
+	if !ok {
+		return nil, fmt.Errorf("%w: runtime %q is not available on this device", ErrInvalid, m.Runtime)
+	}
+	mod, err := rt.Compile(ctx, code, runtime.Config{MemoryLimit: m.Limits.Memory})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrInvalid, m.Name, err)
+	}
+	return container.New(m, rt.Kind(), mod, d.reg, d.audit), nil
+}
+
+func (d *Device) get(name string) (*installed, error) {
+	in, ok := d.containers[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: no container %q", ErrNotFound, name)
+	}
+	return in, nil
+}
+
+// Start schedules a stopped or faulted container.
+func (d *Device) Start(name string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	in, err := d.get(name)
+	if err != nil {
+		return err
+	}
+	return d.startLocked(in)
+}
+
+func (d *Device) startLocked(in *installed) error {
+	c := in.c
+	if c.State() == container.Running {
+		return nil
+	}
+	if err := c.Move(container.Running); err != nil {
+		return fmt.Errorf("%w: %w", ErrConflict, err)
+	}
+	if err := d.subscribe(in); err != nil {
+		_ = c.Move(container.Stopped)
+		return err
+	}
+	return d.sched.Add(c.Name, c)
+}
+
+// subscribe connects an event-triggered container to its topics.
+func (d *Device) subscribe(in *installed) error {
+	s := in.c.Schedule()
+	if s.Trigger != meta.Event {
+		if in.sub != nil {
+			in.sub.Close()
+			in.sub = nil
+			in.c.SetInbox(nil)
+		}
+		return nil
+	}
+	if in.sub != nil {
+		return in.sub.SetFilters(s.Topics)
+	}
+	name := in.c.Name
+	sub, err := d.bus.Subscribe(name, s.Topics, 0, func() { d.sched.Release(name) })
+	if err != nil {
+		return fmt.Errorf("%w: %s: subscribe: %w", ErrInvalid, name, err)
+	}
+	in.sub = sub
+	in.c.SetInbox(inbox{sub})
+	return nil
+}
+
+// Stop unschedules a container and waits for its running activation to
+// end. Its instance is dropped: the next start begins from a fresh one.
+func (d *Device) Stop(name string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	in, err := d.get(name)
+	if err != nil {
+		return err
+	}
+	return d.stopLocked(in, container.Stopped)
+}
+
+func (d *Device) stopLocked(in *installed, to container.State) error {
+	<-d.sched.Remove(in.c.Name)
+	if err := in.c.Move(to); err != nil {
+		return fmt.Errorf("%w: %w", ErrConflict, err)
+	}
+	in.c.Reset()
+	return nil
+}
+
+// Remove stops and deletes a container, its kv data included.
+func (d *Device) Remove(ctx context.Context, name string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	in, err := d.get(name)
+	if err != nil {
+		return err
+	}
+	<-d.sched.Remove(name)
+	_ = in.c.Move(container.Removed)
+	if in.sub != nil {
+		in.sub.Close()
+	}
+	delete(d.containers, name)
+	_ = d.store.DeleteAll(name)
+	return in.c.Close(ctx)
+}
+
+// UpdateManifest replaces the metadata of a live container: permissions
+// apply at its next endpoint call, the schedule at its next release; it is
+// not restarted and keeps its memory. The new version must be higher and
+// the name, tenant and runtime unchanged. A new memory limit applies from
+// the next fresh instance (code is compiled against its ceiling).
+func (d *Device) UpdateManifest(m *meta.Manifest) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	in, err := d.get(m.Name)
+	if err != nil {
+		return err
+	}
+	old := in.c.Manifest()
+	switch {
+	case m.Version <= old.Version:
+		return fmt.Errorf("%w: %s: version %d is not newer than the installed %d", ErrConflict, m.Name, m.Version, old.Version)
+	case m.Tenant != old.Tenant:
+		return fmt.Errorf("%w: %s: tenant cannot change (%q -> %q)", ErrInvalid, m.Name, old.Tenant, m.Tenant)
+	case m.Runtime != old.Runtime:
+		return fmt.Errorf("%w: %s: runtime cannot change without new code", ErrInvalid, m.Name)
+	}
+	in.c.SetManifest(m)
+	if in.c.State() == container.Running {
+		if err := d.subscribe(in); err != nil {
+			return err
+		}
+		d.sched.Reschedule(m.Name)
+	}
+	return nil
+}
+
+// onHalt applies the scheduler's decision to the container's state.
+func (d *Device) onHalt(name string, a sched.Action, f *runtime.Fault) {
+	d.mu.Lock()
+	in, ok := d.containers[name]
+	d.mu.Unlock()
+	if !ok {
+		return
+	}
+	to := container.Stopped
+	if a == sched.Fault {
+		to = container.Faulted
+	}
+	if err := in.c.Move(to); err != nil {
+		d.log.Warn("state change refused", "container", name, "err", err)
+	}
+	d.log.Info("container halted", "container", name, "state", to.String(), "fault", f)
+	if d.opts.OnHalt != nil {
+		d.opts.OnHalt(name, to, f)
+	}
+}
+
+// Container returns the installed container name.
+func (d *Device) Container(name string) (*container.Container, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	in, err := d.get(name)
+	if err != nil {
+		return nil, err
+	}
+	return in.c, nil
+}
+
+// Status reports one container (SPEC section 6 fields).
+func (d *Device) Status(name string) (mgmt.ContainerStatus, error) {
+	c, err := d.Container(name)
+	if err != nil {
+		return mgmt.ContainerStatus{}, err
+	}
+	return d.status(c), nil
+}
+
+// List reports every container, by name.
+func (d *Device) List() []mgmt.ContainerStatus {
+	d.mu.Lock()
+	cs := make([]*container.Container, 0, len(d.containers))
+	for _, in := range d.containers {
+		cs = append(cs, in.c)
+	}
+	d.mu.Unlock()
+	sort.Slice(cs, func(i, j int) bool { return cs[i].Name < cs[j].Name })
+	out := make([]mgmt.ContainerStatus, len(cs))
+	for i, c := range cs {
+		out[i] = d.status(c)
+	}
+	return out
+}
+
+func (d *Device) status(c *container.Container) mgmt.ContainerStatus {
+	m := c.Manifest()
+	st := c.Stats()
+	usage, _ := d.store.Usage(c.Name)
+	return mgmt.ContainerStatus{
+		Name: c.Name, Tenant: c.Tenant, Runtime: string(c.Kind), State: c.State().String(),
+		Version: m.Version, Activations: st.Activations, Faults: st.Faults, LastFault: string(st.LastFault),
+		MissedDeadlines: st.MissedDeadlines, EndpointCalls: st.EndpointCalls, DeniedCalls: st.DeniedCalls,
+		CPUTimeUS: st.CPUTimeNs / 1000, MemoryBytes: st.MemoryBytes, StorageBytes: usage, ExitCode: st.LastExit,
+		Priority: m.Schedule.Priority, Trigger: string(m.Schedule.Trigger),
+		PeriodUS: uint64(m.Schedule.Period.Microseconds()), BudgetUS: uint64(m.Schedule.Budget.Microseconds()),
+	}
+}
+
+// Logs returns log lines (container "" for all) with Seq > after.
+func (d *Device) Logs(container string, after uint64, max int) []mgmt.LogLine {
+	return d.logs.lines(container, after, max)
+}
+
+// WatchLogs streams new log lines until ctx ends.
+func (d *Device) WatchLogs(ctx context.Context, container string, after uint64) <-chan mgmt.LogLine {
+	return d.logs.watch(ctx, container, after)
+}
+
+// Audit returns the newest audit entries, oldest first.
+func (d *Device) Audit(limit int) []mgmt.AuditEntry { return d.audit.entries(limit) }
+
+// busPublisher maps bus errors to the errno a guest sees.
+type busPublisher struct{ bus *msg.Bus }
+
+func (p busPublisher) Publish(from, topic string, payload []byte) error {
+	err := p.bus.Publish(from, topic, payload)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, msg.ErrTooLarge):
+		return fmt.Errorf("%w: %w", abi.EMSGSIZE, err)
+	case errors.Is(err, msg.ErrInvalidTopic):
+		return fmt.Errorf("%w: %w", abi.EINVAL, err)
+	}
+	return fmt.Errorf("%w: %w", abi.EAGAIN, err)
+}
+
+// inbox adapts a bus subscription to the container's Inbox.
+type inbox struct{ sub *msg.Subscription }
+
+func (i inbox) Next() (string, []byte, bool) {
+	m, ok := i.sub.Next()
+	return m.Topic, m.Payload, ok
+}
+
+func (i inbox) Len() int { return i.sub.Len() }

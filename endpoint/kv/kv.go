@@ -1,0 +1,75 @@
+// Package kv is the `kv` endpoint: per-container key-value data bounded by
+// the container's storage quota (SPEC section 3).
+package kv
+
+import (
+	"errors"
+
+	"github.com/tinycontainer/tinycontainer/abi"
+	"github.com/tinycontainer/tinycontainer/endpoint"
+	"github.com/tinycontainer/tinycontainer/store"
+)
+
+// MaxValue is the largest value one put may store.
+const MaxValue = 16 * 1024
+
+// Endpoint is the kv endpoint over a store.
+type Endpoint struct{ Store store.KV }
+
+var _ endpoint.Endpoint = (*Endpoint)(nil)
+
+func (*Endpoint) Ops() abi.OpSet { return abi.OpSetOf(abi.OpGet, abi.OpPut, abi.OpDelete) }
+
+func (e *Endpoint) Call(s *endpoint.Session, op abi.Op, in, out []byte) int32 {
+	switch op {
+	case abi.OpGet:
+		if len(in) == 0 || len(in) > 255 {
+			return abi.EINVAL.Result()
+		}
+		v, err := e.Store.Get(s.Container, string(in))
+		if err != nil {
+			return errno(err)
+		}
+		if len(v) > len(out) {
+			return abi.EMSGSIZE.Result()
+		}
+		return int32(copy(out, v))
+	case abi.OpPut:
+		if len(in) < 1 {
+			return abi.EINVAL.Result()
+		}
+		kl := int(in[0])
+		if kl == 0 || 1+kl > len(in) {
+			return abi.EINVAL.Result()
+		}
+		if len(in)-1-kl > MaxValue {
+			return abi.EMSGSIZE.Result()
+		}
+		quota := s.Rules().Manifest.Limits.Storage
+		if err := e.Store.Put(s.Container, string(in[1:1+kl]), in[1+kl:], quota); err != nil {
+			return errno(err)
+		}
+		return 0
+	case abi.OpDelete:
+		if len(in) == 0 || len(in) > 255 {
+			return abi.EINVAL.Result()
+		}
+		if err := e.Store.Delete(s.Container, string(in)); err != nil {
+			return errno(err)
+		}
+		return 0
+	}
+	return abi.ENOSYS.Result()
+}
+
+func errno(err error) int32 {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return abi.ENOENT.Result()
+	case errors.Is(err, store.ErrQuota):
+		return abi.ENOSPC.Result()
+	case errors.Is(err, store.ErrInvalid):
+		return abi.EINVAL.Result()
+	}
+	return abi.EAGAIN.Result() // the store is unavailable now; the guest may retry
+}

@@ -1,0 +1,271 @@
+package endpoint
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/tinycontainer/tinycontainer/abi"
+	"github.com/tinycontainer/tinycontainer/meta"
+	"github.com/tinycontainer/tinycontainer/runtime"
+)
+
+// MaxHandles is how many endpoints one instance may hold open at once.
+const MaxHandles = 64
+
+// maxNameLen bounds endpoint names passed to open.
+const maxNameLen = 256
+
+// Rules is a manifest compiled for the permission check. A live metadata
+// update installs a new Rules; handles notice the new generation on their
+// next call and recompute their grant.
+type Rules struct {
+	Manifest *meta.Manifest
+	gen      uint64
+	limiters []*limiter // by endpoint rule index; nil when the rule has no rate
+}
+
+var rulesGen atomic.Uint64
+
+// NewRules compiles m. Rate limits start full.
+func NewRules(m *meta.Manifest) *Rules {
+	r := &Rules{Manifest: m, gen: rulesGen.Add(1), limiters: make([]*limiter, len(m.Endpoints))}
+	for i, e := range m.Endpoints {
+		if e.Rate != nil {
+			r.limiters[i] = newLimiter(e.Rate.N, e.Rate.Per)
+		}
+	}
+	return r
+}
+
+// Denial is one audited denied call. Consecutive identical denials within
+// an activation are folded into one Denial with Count > 1, so a guest that
+// hammers a forbidden endpoint cannot flood the audit log or slow down.
+type Denial struct {
+	Time      time.Time
+	Container string
+	Tenant    string
+	Endpoint  string
+	Op        string // "open" for a refused open
+	Reason    string
+	Count     int
+}
+
+// Auditor receives denied calls when a session is flushed.
+type Auditor interface {
+	Audit(d Denial)
+}
+
+// Counts are a session's call counters since the last TakeCounts.
+type Counts struct {
+	Calls, Denied, Limited uint64
+}
+
+type handle struct {
+	open bool
+	name string
+	ep   Endpoint
+	gen  uint64 // Rules generation that ops and lim were computed for
+	ops  abi.OpSet
+	lim  *limiter
+}
+
+// Session is one container instance's side of the guest ABI: it implements
+// runtime.Host. A session is used by one activation at a time (the
+// scheduler never runs a container twice at once), so its hot path takes
+// no locks; Rules may be replaced from any goroutine.
+type Session struct {
+	Container string
+	Tenant    string
+
+	reg     *Registry
+	auditor Auditor
+	rules   atomic.Pointer[Rules]
+	handles []handle
+
+	// Mem is the guest memory during a call, for endpoints (such as ml)
+	// whose requests hold further guest pointers.
+	Mem runtime.Memory
+	// Event is the encoded event of the current activation (SPEC section 3,
+	// endpoint `event`); nil when the activation was not caused by a message.
+	Event []byte
+
+	counts  Counts
+	pending []Denial
+}
+
+var _ runtime.Host = (*Session)(nil)
+
+// NewSession returns a session for container under rules.
+func NewSession(container, tenant string, reg *Registry, rules *Rules, a Auditor) *Session {
+	s := &Session{Container: container, Tenant: tenant, reg: reg, auditor: a}
+	s.rules.Store(rules)
+	return s
+}
+
+// SetRules installs new rules; they apply from the next call on.
+func (s *Session) SetRules(r *Rules) { s.rules.Store(r) }
+
+// Rules returns the rules in force.
+func (s *Session) Rules() *Rules { return s.rules.Load() }
+
+// Reset closes every handle (a fresh instance starts with none).
+func (s *Session) Reset() {
+	clear(s.handles)
+	s.handles = s.handles[:0]
+	s.Event = nil
+}
+
+// TakeCounts returns the counters since the last call and zeroes them.
+func (s *Session) TakeCounts() Counts {
+	c := s.counts
+	s.counts = Counts{}
+	return c
+}
+
+// Flush hands the pending denials to the auditor.
+func (s *Session) Flush() {
+	if s.auditor != nil {
+		for _, d := range s.pending {
+			s.auditor.Audit(d)
+		}
+	}
+	clear(s.pending)
+	s.pending = s.pending[:0]
+}
+
+const maxPending = 32
+
+func (s *Session) deny(name, op, reason string) {
+	s.counts.Denied++
+	if n := len(s.pending); n > 0 {
+		last := &s.pending[n-1]
+		if last.Endpoint == name && last.Op == op && last.Reason == reason {
+			last.Count++
+			return
+		}
+		if n == maxPending {
+			last.Count++ // over the cap the last record absorbs the rest
+			return
+		}
+	}
+	s.pending = append(s.pending, Denial{
+		Time: time.Now(), Container: s.Container, Tenant: s.Tenant,
+		Endpoint: name, Op: op, Reason: reason, Count: 1,
+	})
+}
+
+// Open implements runtime.Host: permission first (so a container learns
+// nothing of endpoints it may not use), then existence.
+func (s *Session) Open(mem runtime.Memory, namePtr, nameLen uint32) int32 {
+	s.counts.Calls++
+	if nameLen == 0 || nameLen > maxNameLen {
+		return abi.EINVAL.Result()
+	}
+	b, ok := mem.Read(namePtr, nameLen)
+	if !ok {
+		return abi.EFAULT.Result()
+	}
+	name := string(b)
+	r := s.rules.Load()
+	ops, rateRule := r.Manifest.Lookup(name)
+	if ops == 0 {
+		s.deny(name, "open", "not granted")
+		return abi.EPERM.Result()
+	}
+	ep, ok := s.reg.Lookup(name)
+	if !ok {
+		return abi.ENOENT.Result()
+	}
+	h := handle{open: true, name: name, ep: ep, gen: r.gen, ops: ops}
+	if rateRule >= 0 {
+		h.lim = r.limiters[rateRule]
+	}
+	for i := range s.handles {
+		if !s.handles[i].open {
+			s.handles[i] = h
+			return int32(i)
+		}
+	}
+	if len(s.handles) >= MaxHandles {
+		return abi.ENOSPC.Result()
+	}
+	s.handles = append(s.handles, h)
+	return int32(len(s.handles) - 1)
+}
+
+// Close implements runtime.Host.
+func (s *Session) Close(h uint32) int32 {
+	s.counts.Calls++
+	if h >= uint32(len(s.handles)) || !s.handles[h].open {
+		return abi.EBADF.Result()
+	}
+	s.handles[h] = handle{}
+	return 0
+}
+
+// Call implements runtime.Host. The order of checks: handle, permission
+// (against the rules in force now), rate, bounds, op support.
+func (s *Session) Call(mem runtime.Memory, h, op, bufPtr, inLen, bufCap uint32) int32 {
+	s.counts.Calls++
+	if h >= uint32(len(s.handles)) || !s.handles[h].open {
+		return abi.EBADF.Result()
+	}
+	hd := &s.handles[h]
+	if r := s.rules.Load(); hd.gen != r.gen {
+		s.regrant(hd, r)
+	}
+	o := abi.Op(op)
+	if !hd.ops.Has(o) {
+		s.deny(hd.name, o.String(), "op not granted")
+		return abi.EPERM.Result()
+	}
+	if hd.lim != nil && !hd.lim.allow(runtime.Now()) {
+		s.counts.Limited++
+		return abi.EAGAIN.Result()
+	}
+	n := max(inLen, bufCap)
+	buf, ok := mem.Read(bufPtr, n)
+	if !ok {
+		return abi.EFAULT.Result()
+	}
+	if !hd.ep.Ops().Has(o) {
+		return abi.ENOSYS.Result()
+	}
+	s.Mem = mem
+	return hd.ep.Call(s, o, buf[:inLen], buf[:bufCap])
+}
+
+func (s *Session) regrant(hd *handle, r *Rules) {
+	ops, rateRule := r.Manifest.Lookup(hd.name)
+	hd.ops, hd.gen, hd.lim = ops, r.gen, nil
+	if rateRule >= 0 {
+		hd.lim = r.limiters[rateRule]
+	}
+}
+
+// CallName implements runtime.Host: one call by name, with the same checks
+// as Call, for runtime shims (WASI fd_write, clock_time_get).
+func (s *Session) CallName(name string, op abi.Op, buf []byte, inLen int) int32 {
+	s.counts.Calls++
+	r := s.rules.Load()
+	ops, rateRule := r.Manifest.Lookup(name)
+	if !ops.Has(op) {
+		s.deny(name, op.String(), "op not granted")
+		return abi.EPERM.Result()
+	}
+	if rateRule >= 0 && !r.limiters[rateRule].allow(runtime.Now()) {
+		s.counts.Limited++
+		return abi.EAGAIN.Result()
+	}
+	ep, ok := s.reg.Lookup(name)
+	if !ok {
+		return abi.ENOENT.Result()
+	}
+	if !ep.Ops().Has(op) {
+		return abi.ENOSYS.Result()
+	}
+	if inLen < 0 || inLen > len(buf) {
+		return abi.EINVAL.Result()
+	}
+	return ep.Call(s, op, buf[:inLen], buf)
+}
