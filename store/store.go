@@ -9,24 +9,46 @@ import (
 	"time"
 )
 
-// Error classes; implementations wrap them with %w.
+// Error classes; implementations wrap them with %w. ErrInvalid also covers
+// a corrupt or foreign database file.
 var (
 	ErrNotFound = errors.New("not found")
 	ErrQuota    = errors.New("storage quota exceeded")
 	ErrReplay   = errors.New("replayed or stale counter")
 	ErrInvalid  = errors.New("invalid record")
+	ErrClosed   = errors.New("store closed")
+)
+
+// Limits every implementation enforces; a record outside them is refused
+// with ErrInvalid.
+const (
+	MaxKeyLen       = 255      // kv key, bytes (at least 1)
+	MaxValueLen     = 64 << 10 // kv value, bytes (may be 0)
+	MaxNameLen      = 255      // container, tenant and signer names, bytes (at least 1)
+	MaxBlobLen      = 16 << 20 // each of Container.Image/Manifest/Compiled and Tenant.Grant
+	MaxAuditField   = 4096     // each string field of an Audit record
+	MaxAuditRecords = 10000    // audit records kept; AppendAudit drops the oldest beyond this
+)
+
+// Container states (Container.State must be one of them).
+const (
+	StateRunning = "running"
+	StateStopped = "stopped"
+	StateFaulted = "faulted"
 )
 
 // KV is the per-container key-value data behind the kv endpoint.
 // Usage counts len(key)+len(value) of every pair of the container.
+// Returned slices are the caller's own; values passed in are copied.
 type KV interface {
-	Get(container, key string) ([]byte, error)
+	Get(container, key string) ([]byte, error) // ErrNotFound when absent
 	// Put stores value under key unless the container's usage after the put
 	// would exceed quota bytes (then ErrQuota and nothing changes).
+	// Replacing a value counts the new size minus the old one.
 	Put(container, key string, value []byte, quota uint64) error
-	Delete(container, key string) error // ErrNotFound when absent
-	Usage(container string) (uint64, error)
-	DeleteAll(container string) error
+	Delete(container, key string) error     // ErrNotFound when absent
+	Usage(container string) (uint64, error) // 0 for a container without data
+	DeleteAll(container string) error       // no error when there is no data
 }
 
 // Container is an installed container as the store keeps it.
@@ -63,20 +85,27 @@ type Store interface {
 	PutContainer(c Container) error
 	GetContainer(name string) (Container, error)
 	ListContainers() ([]Container, error)
-	// DeleteContainer removes the container and its kv data.
+	// ListContainers and ListTenants return records sorted by name.
+	// DeleteContainer removes the container and its kv data (ErrNotFound,
+	// and nothing changes, when no such container is installed).
 	DeleteContainer(name string) error
 
 	PutTenant(t Tenant) error
 	GetTenant(name string) (Tenant, error)
 	ListTenants() ([]Tenant, error)
 
-	// AppendAudit keeps at most a bounded number of the newest records.
+	// AppendAudit keeps at most MaxAuditRecords of the newest records.
 	AppendAudit(a Audit) error
-	ListAudit(limit int) ([]Audit, error) // oldest first
+	// ListAudit returns the newest limit records (all when limit <= 0),
+	// oldest first.
+	ListAudit(limit int) ([]Audit, error)
 
 	// UseCounter accepts counter for signer only if it is greater than the
-	// last one accepted for that signer, and records it (replay protection).
+	// last one accepted for that signer (any counter is accepted first), and
+	// records it (replay protection); otherwise ErrReplay.
 	UseCounter(signer string, counter uint64) error
+
+	// Close releases the store; later calls fail with ErrClosed.
 
 	Close() error
 }

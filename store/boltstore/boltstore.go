@@ -1,0 +1,616 @@
+// Package boltstore is the on-disk store.Store of a device, kept in
+// <dir>/state.db with go.etcd.io/bbolt. Each method is one bbolt transaction,
+// committed with fsync before it returns, so after a crash every write either
+// happened completely or not at all.
+//
+// bbolt panics (or faults on a wild pointer) when it meets a corrupt page.
+// Open therefore verifies the page structure and every record before use,
+// and every method turns a panic or memory fault inside bbolt into an error
+// wrapping store.ErrInvalid instead of crashing the device.
+package boltstore
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/tinycontainer/tinycontainer/store"
+	"github.com/tinycontainer/tinycontainer/store/internal/rec"
+)
+
+// ErrLocked means another process (a second device) has the directory open.
+var ErrLocked = errors.New("state directory is in use by another process")
+
+// Options tune Open; the zero value is the default.
+type Options struct {
+	// LockTimeout is how long Open waits for another process to release
+	// the directory before failing with ErrLocked (default 500ms).
+	LockTimeout time.Duration
+}
+
+// File names inside the state directory.
+const (
+	DBFile   = "state.db"
+	lockFile = "state.lock"
+)
+
+// Top-level buckets, one per concern. kv holds one sub-bucket per container;
+// usage holds each container's kv usage as a big-endian u64, updated in the
+// same transaction as the kv write so it never has to be recomputed.
+var (
+	bMeta       = []byte("meta")
+	bContainers = []byte("containers")
+	bTenants    = []byte("tenants")
+	bKV         = []byte("kv")
+	bUsage      = []byte("usage")
+	bAudit      = []byte("audit")
+	bCounters   = []byte("counters")
+
+	allBuckets = [][]byte{bMeta, bContainers, bTenants, bKV, bUsage, bAudit, bCounters}
+
+	keyFormat   = []byte("format")
+	formatValue = []byte("tinycontainer-state/1")
+)
+
+// pageSize is fixed so a state directory moves between boards whose
+// operating systems use different memory page sizes.
+const pageSize = 4096
+
+// Store is a device's persistent state on disk.
+type Store struct {
+	db   *bolt.DB
+	lock *os.File
+
+	closeMu sync.Mutex
+	closed  bool
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens or creates dir/state.db. It fails with ErrLocked when another
+// process has dir open, and with an error wrapping store.ErrInvalid when the
+// file is corrupt or not a TinyContainer state database.
+func Open(dir string, opts Options) (*Store, error) {
+	timeout := opts.LockTimeout
+	if timeout <= 0 {
+		timeout = 500 * time.Millisecond
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("boltstore: %w", err)
+	}
+	lock, err := lockDir(filepath.Join(dir, lockFile), timeout)
+	if err != nil {
+		return nil, err
+	}
+	s, err := open(filepath.Join(dir, DBFile), timeout)
+	if err != nil {
+		unlockDir(lock)
+		return nil, err
+	}
+	s.lock = lock
+	return s, nil
+}
+
+func open(path string, timeout time.Duration) (s *Store, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer recoverCorrupt(&err)
+	if err := verifyFile(path); err != nil {
+		return nil, fmt.Errorf("boltstore: %s: %w", path, err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, PageSize: pageSize})
+	if err != nil {
+		switch {
+		case errors.Is(err, berrors.ErrTimeout):
+			return nil, fmt.Errorf("boltstore: %s: %w", path, ErrLocked)
+		case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum), errors.Is(err, berrors.ErrVersionMismatch):
+			return nil, fmt.Errorf("boltstore: %s: %w: %v", path, store.ErrInvalid, err)
+		}
+		return nil, fmt.Errorf("boltstore: open %s: %w", path, err)
+	}
+	s = &Store{db: db}
+	// Close the db if anything below fails, also by panic.
+	defer func() {
+		if err != nil {
+			db.Close()
+			s = nil
+		}
+	}()
+	if err := s.initSchema(); err != nil {
+		return nil, fmt.Errorf("boltstore: %s: %w", path, err)
+	}
+	if err := s.view(checkAll); err != nil {
+		return nil, fmt.Errorf("boltstore: %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// recoverCorrupt turns a panic inside bbolt (which, with SetPanicOnFault,
+// includes a fault on a wild pointer into the file mapping) into an error.
+func recoverCorrupt(err *error) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("%w: corrupt database: %v", store.ErrInvalid, r)
+	}
+}
+
+func (s *Store) view(fn func(*bolt.Tx) error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer recoverCorrupt(&err)
+	return classify(s.db.View(fn))
+}
+
+func (s *Store) update(fn func(*bolt.Tx) error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer recoverCorrupt(&err)
+	return classify(s.db.Update(fn))
+}
+
+// classify maps bbolt's errors onto the store's error classes.
+func classify(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, berrors.ErrDatabaseNotOpen):
+		return fmt.Errorf("boltstore: %w", store.ErrClosed)
+	case errors.Is(err, store.ErrInvalid), errors.Is(err, store.ErrNotFound),
+		errors.Is(err, store.ErrQuota), errors.Is(err, store.ErrReplay):
+		return err
+	}
+	return fmt.Errorf("boltstore: %w", err)
+}
+
+// initSchema creates the buckets of a fresh file and refuses foreign files.
+func (s *Store) initSchema() error {
+	fresh := false
+	err := s.view(func(tx *bolt.Tx) error {
+		m := tx.Bucket(bMeta)
+		if m == nil {
+			empty := true
+			_ = tx.ForEach(func([]byte, *bolt.Bucket) error { empty = false; return nil })
+			if !empty {
+				return fmt.Errorf("%w: bbolt file of another application", store.ErrInvalid)
+			}
+			fresh = true
+			return nil
+		}
+		if f := m.Get(keyFormat); !bytes.Equal(f, formatValue) {
+			return fmt.Errorf("%w: unsupported format %q", store.ErrInvalid, f)
+		}
+		return nil
+	})
+	if err != nil || !fresh {
+		return err
+	}
+	return s.update(func(tx *bolt.Tx) error {
+		for _, name := range allBuckets {
+			if _, err := tx.CreateBucket(name); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bMeta).Put(keyFormat, formatValue)
+	})
+}
+
+// checkAll verifies every record, so corruption shows up at Open rather than
+// in the middle of a device's work.
+func checkAll(tx *bolt.Tx) error {
+	err := tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+		for _, n := range allBuckets {
+			if bytes.Equal(n, name) {
+				return nil
+			}
+		}
+		return fmt.Errorf("%w: unknown bucket %q", store.ErrInvalid, name)
+	})
+	if err != nil {
+		return err
+	}
+	for _, n := range allBuckets {
+		if tx.Bucket(n) == nil {
+			return fmt.Errorf("%w: bucket %q missing", store.ErrInvalid, n)
+		}
+	}
+	if err := checkContainers(tx); err != nil {
+		return err
+	}
+	if err := checkKV(tx); err != nil {
+		return err
+	}
+	if err := checkAudit(tx); err != nil {
+		return err
+	}
+	if err := checkFlat(tx.Bucket(bTenants), "tenant", nil); err != nil {
+		return err
+	}
+	return checkFlat(tx.Bucket(bCounters), "signer", func(v []byte) bool { return len(v) == 8 })
+}
+
+// checkFlat checks a bucket of name -> value without sub-buckets.
+func checkFlat(b *bolt.Bucket, what string, valueOK func([]byte) bool) error {
+	return b.ForEach(func(k, v []byte) error {
+		if err := rec.CheckName(what, string(k)); err != nil {
+			return err
+		}
+		if v == nil || (valueOK != nil && !valueOK(v)) {
+			return fmt.Errorf("%w: bad %s record %q", store.ErrInvalid, what, k)
+		}
+		return nil
+	})
+}
+
+func checkContainers(tx *bolt.Tx) error {
+	return tx.Bucket(bContainers).ForEach(func(k, v []byte) error {
+		c, err := rec.DecodeContainer(v)
+		if err != nil {
+			return err
+		}
+		if c.Name != string(k) {
+			return fmt.Errorf("%w: container record %q filed under %q", store.ErrInvalid, c.Name, k)
+		}
+		return nil
+	})
+}
+
+func checkKV(tx *bolt.Tx) error {
+	usage := tx.Bucket(bUsage)
+	if err := checkFlat(usage, "container", func(v []byte) bool { return len(v) == 8 }); err != nil {
+		return err
+	}
+	kv := tx.Bucket(bKV)
+	err := kv.ForEach(func(name, v []byte) error {
+		b := kv.Bucket(name)
+		if v != nil || b == nil {
+			return fmt.Errorf("%w: kv entry %q is not a bucket", store.ErrInvalid, name)
+		}
+		var sum uint64
+		err := b.ForEach(func(k, v []byte) error {
+			if v == nil || rec.CheckKV(string(name), string(k), v) != nil {
+				return fmt.Errorf("%w: bad kv pair in container %q", store.ErrInvalid, name)
+			}
+			sum += uint64(len(k) + len(v))
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if got := getUint(usage, name); got != sum {
+			return fmt.Errorf("%w: container %q usage recorded %d, data holds %d", store.ErrInvalid, name, got, sum)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// Every usage entry must belong to a kv bucket (the sums above matched
+	// the entries that do).
+	return usage.ForEach(func(k, _ []byte) error {
+		if kv.Bucket(k) == nil {
+			return fmt.Errorf("%w: usage recorded for container %q without kv data", store.ErrInvalid, k)
+		}
+		return nil
+	})
+}
+
+// checkAudit verifies the ring invariant AppendAudit relies on: keys are
+// contiguous big-endian sequence numbers ending at the bucket sequence.
+func checkAudit(tx *bolt.Tx) error {
+	b := tx.Bucket(bAudit)
+	var n, next uint64
+	err := b.ForEach(func(k, v []byte) error {
+		if len(k) != 8 || v == nil {
+			return fmt.Errorf("%w: bad audit key %x", store.ErrInvalid, k)
+		}
+		seq := binary.BigEndian.Uint64(k)
+		if n > 0 && seq != next {
+			return fmt.Errorf("%w: audit sequence jumps from %d to %d", store.ErrInvalid, next-1, seq)
+		}
+		if _, err := rec.DecodeAudit(v); err != nil {
+			return err
+		}
+		n, next = n+1, seq+1
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if n > store.MaxAuditRecords || (n > 0 && next-1 != b.Sequence()) {
+		return fmt.Errorf("%w: audit ring of %d records ending at %d, sequence %d", store.ErrInvalid, n, next-1, b.Sequence())
+	}
+	return nil
+}
+
+func putUint(b *bolt.Bucket, k []byte, v uint64) error {
+	return b.Put(k, binary.BigEndian.AppendUint64(nil, v))
+}
+
+// getUint reads a u64 value; 0 when absent (lengths were checked at Open).
+func getUint(b *bolt.Bucket, k []byte) uint64 {
+	v := b.Get(k)
+	if len(v) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(v)
+}
+
+// Get returns a copy of the value under key.
+func (s *Store) Get(container, key string) (out []byte, err error) {
+	err = s.view(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bKV).Bucket([]byte(container)); b != nil {
+			if v := b.Get([]byte(key)); v != nil {
+				out = append([]byte{}, v...)
+				return nil
+			}
+		}
+		return fmt.Errorf("%w: kv key %q of container %q", store.ErrNotFound, key, container)
+	})
+	return out, err
+}
+
+// Put stores value under key within quota.
+func (s *Store) Put(container, key string, value []byte, quota uint64) error {
+	if err := rec.CheckKV(container, key, value); err != nil {
+		return err
+	}
+	return s.update(func(tx *bolt.Tx) error {
+		name, k := []byte(container), []byte(key)
+		usage := tx.Bucket(bUsage)
+		used := getUint(usage, name)
+		b := tx.Bucket(bKV).Bucket(name)
+		if b != nil {
+			if old := b.Get(k); old != nil {
+				used -= uint64(len(k) + len(old))
+			}
+		}
+		used += uint64(len(k) + len(value))
+		if used > quota {
+			return fmt.Errorf("%w: container %q would use %d of %d bytes", store.ErrQuota, container, used, quota)
+		}
+		if b == nil {
+			var err error
+			if b, err = tx.Bucket(bKV).CreateBucket(name); err != nil {
+				return err
+			}
+		}
+		if err := b.Put(k, value); err != nil {
+			return err
+		}
+		return putUint(usage, name, used)
+	})
+}
+
+// Delete removes key; the container's kv bucket goes with its last key.
+func (s *Store) Delete(container, key string) error {
+	return s.update(func(tx *bolt.Tx) error {
+		name, k := []byte(container), []byte(key)
+		kv := tx.Bucket(bKV)
+		b := kv.Bucket(name)
+		var old []byte
+		if b != nil {
+			old = b.Get(k)
+		}
+		if old == nil {
+			return fmt.Errorf("%w: kv key %q of container %q", store.ErrNotFound, key, container)
+		}
+		usage := tx.Bucket(bUsage)
+		used := getUint(usage, name) - uint64(len(k)+len(old))
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+		if used == 0 {
+			if k, _ := b.Cursor().First(); k == nil {
+				if err := kv.DeleteBucket(name); err != nil {
+					return err
+				}
+				return usage.Delete(name)
+			}
+		}
+		return putUint(usage, name, used)
+	})
+}
+
+// Usage returns the bytes the container's kv data occupies.
+func (s *Store) Usage(container string) (used uint64, err error) {
+	err = s.view(func(tx *bolt.Tx) error {
+		used = getUint(tx.Bucket(bUsage), []byte(container))
+		return nil
+	})
+	return used, err
+}
+
+// DeleteAll removes all kv data of the container.
+func (s *Store) DeleteAll(container string) error {
+	if err := rec.CheckName("container", container); err != nil {
+		return err
+	}
+	return s.update(func(tx *bolt.Tx) error { return deleteKV(tx, []byte(container)) })
+}
+
+func deleteKV(tx *bolt.Tx, name []byte) error {
+	if err := tx.Bucket(bKV).DeleteBucket(name); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
+		return err
+	}
+	return tx.Bucket(bUsage).Delete(name)
+}
+
+// PutContainer installs or replaces a container record.
+func (s *Store) PutContainer(c store.Container) error {
+	if err := rec.CheckContainer(&c); err != nil {
+		return err
+	}
+	v := rec.EncodeContainer(&c)
+	return s.update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bContainers).Put([]byte(c.Name), v)
+	})
+}
+
+// GetContainer returns the named container.
+func (s *Store) GetContainer(name string) (c store.Container, err error) {
+	err = s.view(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bContainers).Get([]byte(name))
+		if v == nil {
+			return fmt.Errorf("%w: container %q", store.ErrNotFound, name)
+		}
+		c, err = rec.DecodeContainer(v)
+		return err
+	})
+	return c, err
+}
+
+// ListContainers returns all containers, sorted by name.
+func (s *Store) ListContainers() (out []store.Container, err error) {
+	out = []store.Container{}
+	err = s.view(func(tx *bolt.Tx) error {
+		return tx.Bucket(bContainers).ForEach(func(_, v []byte) error {
+			c, err := rec.DecodeContainer(v)
+			out = append(out, c)
+			return err
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// DeleteContainer removes the container and its kv data in one transaction.
+func (s *Store) DeleteContainer(name string) error {
+	return s.update(func(tx *bolt.Tx) error {
+		b, k := tx.Bucket(bContainers), []byte(name)
+		if b.Get(k) == nil {
+			return fmt.Errorf("%w: container %q", store.ErrNotFound, name)
+		}
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+		return deleteKV(tx, k)
+	})
+}
+
+// PutTenant installs or replaces a tenant grant.
+func (s *Store) PutTenant(t store.Tenant) error {
+	if err := rec.CheckTenant(&t); err != nil {
+		return err
+	}
+	return s.update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bTenants).Put([]byte(t.Name), t.Grant)
+	})
+}
+
+// GetTenant returns the named tenant.
+func (s *Store) GetTenant(name string) (t store.Tenant, err error) {
+	err = s.view(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bTenants).Get([]byte(name))
+		if v == nil {
+			return fmt.Errorf("%w: tenant %q", store.ErrNotFound, name)
+		}
+		t = store.Tenant{Name: name, Grant: rec.Clone(v)}
+		return nil
+	})
+	return t, err
+}
+
+// ListTenants returns all tenants, sorted by name.
+func (s *Store) ListTenants() (out []store.Tenant, err error) {
+	out = []store.Tenant{}
+	err = s.view(func(tx *bolt.Tx) error {
+		return tx.Bucket(bTenants).ForEach(func(k, v []byte) error {
+			out = append(out, store.Tenant{Name: string(k), Grant: rec.Clone(v)})
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AppendAudit appends a record and drops the oldest beyond the bound. Keys
+// are contiguous sequence numbers, so the count needs no scan.
+func (s *Store) AppendAudit(a store.Audit) error {
+	if err := rec.CheckAudit(&a); err != nil {
+		return err
+	}
+	v := rec.EncodeAudit(&a)
+	return s.update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bAudit)
+		seq, err := b.NextSequence()
+		if err != nil {
+			return err
+		}
+		if err := b.Put(binary.BigEndian.AppendUint64(nil, seq), v); err != nil {
+			return err
+		}
+		k, _ := b.Cursor().First()
+		for first := binary.BigEndian.Uint64(k); seq-first >= store.MaxAuditRecords; first++ {
+			if err := b.Delete(binary.BigEndian.AppendUint64(nil, first)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// ListAudit returns the newest limit records (all if limit <= 0), oldest first.
+func (s *Store) ListAudit(limit int) (out []store.Audit, err error) {
+	out = []store.Audit{}
+	err = s.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bAudit).Cursor()
+		for k, v := c.Last(); k != nil && (limit <= 0 || len(out) < limit); k, v = c.Prev() {
+			a, err := rec.DecodeAudit(v)
+			if err != nil {
+				return err
+			}
+			out = append(out, a)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out, nil
+}
+
+// UseCounter records counter for signer if it is above the last one.
+func (s *Store) UseCounter(signer string, counter uint64) error {
+	if err := rec.CheckName("signer", signer); err != nil {
+		return err
+	}
+	return s.update(func(tx *bolt.Tx) error {
+		b, k := tx.Bucket(bCounters), []byte(signer)
+		if v := b.Get(k); v != nil {
+			if last := binary.BigEndian.Uint64(v); counter <= last {
+				return fmt.Errorf("%w: signer %q counter %d, last accepted %d", store.ErrReplay, signer, counter, last)
+			}
+		}
+		return putUint(b, k, counter)
+	})
+}
+
+// Close closes the database and releases the directory lock.
+func (s *Store) Close() error {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	if s.closed {
+		return fmt.Errorf("boltstore: %w", store.ErrClosed)
+	}
+	s.closed = true
+	err := s.db.Close()
+	if uerr := unlockDir(s.lock); err == nil {
+		err = uerr
+	}
+	if err != nil {
+		return fmt.Errorf("boltstore: close: %w", err)
+	}
+	return nil
+}
