@@ -47,6 +47,7 @@ type entry struct {
 	t       Task
 	budget  runtime.Budget
 	next    int64 // next periodic release (runtime.Now ns)
+	period  int64 // the period next was computed with
 	release int64 // release time of the queued activation
 	seq     uint64
 	prio    int
@@ -106,7 +107,7 @@ func (s *Scheduler) Add(id string, t Task) error {
 	now := runtime.Now()
 	switch t.Schedule().Trigger {
 	case meta.Periodic:
-		e.next = now
+		e.next, e.period = now, int64(t.Schedule().Period)
 		heap.Push(&s.timers, e)
 		s.poke()
 	case meta.Once:
@@ -176,12 +177,17 @@ func (s *Scheduler) Reschedule(id string) {
 	if !ok {
 		return
 	}
-	periodic := e.t.Schedule().Trigger == meta.Periodic
+	sc := e.t.Schedule()
+	periodic := sc.Trigger == meta.Periodic
 	switch {
 	case periodic && e.timerIx < 0:
 		e.next = runtime.Now()
 		heap.Push(&s.timers, e)
-	case !periodic && e.timerIx >= 0:
+	case periodic: // the next release follows the last one by the new period
+		e.next = max(e.next-e.period+int64(sc.Period), runtime.Now())
+		e.period = int64(sc.Period)
+		heap.Fix(&s.timers, e.timerIx)
+	case e.timerIx >= 0:
 		heap.Remove(&s.timers, e.timerIx)
 	}
 	s.poke()
@@ -241,6 +247,7 @@ func (s *Scheduler) dispatch(ctx context.Context) {
 				period = int64(time.Second)
 			}
 			e.next += period
+			e.period = period
 			if e.next <= now { // fell behind by whole periods: skip them, counted
 				k := (now-e.next)/period + 1
 				for range min(k, 1000) {

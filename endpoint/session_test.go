@@ -1,0 +1,304 @@
+package endpoint_test
+
+import (
+	"encoding/binary"
+	"testing"
+	"time"
+
+	"github.com/tinycontainer/tinycontainer/abi"
+	"github.com/tinycontainer/tinycontainer/endpoint"
+	"github.com/tinycontainer/tinycontainer/meta"
+)
+
+// mem is a guest memory backed by a slice.
+type mem []byte
+
+func (m mem) Read(ptr, n uint32) ([]byte, bool) {
+	end := uint64(ptr) + uint64(n)
+	if end > uint64(len(m)) {
+		return nil, false
+	}
+	return m[ptr:end], true
+}
+
+// echo answers read with a fixed i32 and write by remembering the value.
+type echo struct{ last int32 }
+
+func (*echo) Ops() abi.OpSet { return abi.OpSetOf(abi.OpRead, abi.OpWrite) }
+func (e *echo) Call(_ *endpoint.Session, op abi.Op, in, out []byte) int32 {
+	if op == abi.OpWrite {
+		if len(in) != 4 {
+			return abi.EINVAL.Result()
+		}
+		e.last = int32(binary.LittleEndian.Uint32(in))
+		return 0
+	}
+	if len(out) < 4 {
+		return abi.EMSGSIZE.Result()
+	}
+	binary.LittleEndian.PutUint32(out, 42)
+	return 4
+}
+
+type auditRec struct{ got []endpoint.Denial }
+
+func (a *auditRec) Audit(d endpoint.Denial) { a.got = append(a.got, d) }
+
+func manifest(t testing.TB, yaml string) *meta.Manifest {
+	t.Helper()
+	m, err := meta.Parse([]byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+const base = `name: c1
+tenant: t1
+version: 1
+runtime: wasm
+schedule: {trigger: periodic, period: 100ms, budget: 5ms}
+`
+
+func setup(t testing.TB, endpoints string) (*endpoint.Session, mem, *echo, *auditRec) {
+	reg := endpoint.NewRegistry()
+	e := &echo{}
+	reg.Register("sensor/a", e)
+	reg.Register("sensor/b", e)
+	a := &auditRec{}
+	s := endpoint.NewSession("c1", "t1", reg, endpoint.NewRules(manifest(t, base+endpoints)), a)
+	m := make(mem, 1024)
+	copy(m[0:], "sensor/a")
+	copy(m[16:], "sensor/b")
+	copy(m[32:], "sensor/zz")
+	return s, m, e, a
+}
+
+func TestOpenChecksPermissionBeforeExistence(t *testing.T) {
+	s, m, _, a := setup(t, "endpoints:\n  - {name: sensor/a, ops: [read]}\n")
+	if h := s.Open(m, 0, 8); h < 0 {
+		t.Fatalf("open granted endpoint: %d", h)
+	}
+	// sensor/b exists but is not granted: EPERM, never ENOENT.
+	if got := s.Open(m, 16, 8); got != abi.EPERM.Result() {
+		t.Fatalf("open not granted = %d, want EPERM", got)
+	}
+	// sensor/zz is neither granted nor present: still EPERM.
+	if got := s.Open(m, 32, 9); got != abi.EPERM.Result() {
+		t.Fatalf("open unknown not granted = %d, want EPERM", got)
+	}
+	s.Flush()
+	if len(a.got) != 2 || a.got[0].Endpoint != "sensor/b" || a.got[0].Op != "open" {
+		t.Fatalf("audit = %+v", a.got)
+	}
+}
+
+func TestOpenGrantedButMissingIsENOENT(t *testing.T) {
+	s, m, _, _ := setup(t, "endpoints:\n  - {name: 'sensor/+', ops: [read]}\n")
+	if got := s.Open(m, 32, 9); got != abi.ENOENT.Result() {
+		t.Fatalf("got %d, want ENOENT", got)
+	}
+}
+
+func TestCallChecks(t *testing.T) {
+	s, m, e, _ := setup(t, "endpoints:\n  - {name: sensor/a, ops: [read, write, get]}\n")
+	h := uint32(s.Open(m, 0, 8))
+	cases := []struct {
+		name                string
+		h, op, ptr, in, cap uint32
+		want                int32
+	}{
+		{"read", h, 1, 100, 0, 4, 4},
+		{"bad handle", h + 7, 1, 100, 0, 4, abi.EBADF.Result()},
+		{"op not granted", h, uint32(abi.OpPut), 100, 0, 4, abi.EPERM.Result()},
+		{"unknown op", h, 99, 100, 0, 4, abi.EPERM.Result()},
+		{"granted but unsupported", h, uint32(abi.OpGet), 100, 0, 4, abi.ENOSYS.Result()},
+		{"buffer past the end", h, 1, 1022, 0, 4, abi.EFAULT.Result()},
+		{"huge length", h, 1, 0, 0xFFFFFFFF, 0, abi.EFAULT.Result()},
+		{"pointer wraps", h, 1, 0xFFFFFFFE, 0, 4, abi.EFAULT.Result()},
+		{"response too small", h, 1, 100, 0, 2, abi.EMSGSIZE.Result()},
+	}
+	for _, c := range cases {
+		if got := s.Call(m, c.h, c.op, c.ptr, c.in, c.cap); got != c.want {
+			t.Errorf("%s: got %d, want %d", c.name, got, c.want)
+		}
+	}
+	binary.LittleEndian.PutUint32(m[200:], 7)
+	if got := s.Call(m, h, 2, 200, 4, 0); got != 0 || e.last != 7 {
+		t.Fatalf("write: %d, last %d", got, e.last)
+	}
+}
+
+func TestRevocationAppliesAtTheNextCallThroughAnOpenHandle(t *testing.T) {
+	s, m, _, a := setup(t, "endpoints:\n  - {name: sensor/a, ops: [read]}\n")
+	h := uint32(s.Open(m, 0, 8))
+	if got := s.Call(m, h, 1, 100, 0, 4); got != 4 {
+		t.Fatalf("before: %d", got)
+	}
+	next := manifest(t, base+"endpoints:\n  - {name: log, ops: [write]}\n")
+	next.Version = 2
+	s.SetRules(endpoint.NewRules(next))
+	if got := s.Call(m, h, 1, 100, 0, 4); got != abi.EPERM.Result() {
+		t.Fatalf("after revoke: %d, want EPERM", got)
+	}
+	// Granting again revives the same handle.
+	s.SetRules(endpoint.NewRules(manifest(t, base+"endpoints:\n  - {name: 'sensor/#', ops: [read]}\n")))
+	if got := s.Call(m, h, 1, 100, 0, 4); got != 4 {
+		t.Fatalf("after re-grant: %d", got)
+	}
+	s.Flush()
+	if len(a.got) != 1 || a.got[0].Reason == "" || a.got[0].Tenant != "t1" {
+		t.Fatalf("audit = %+v", a.got)
+	}
+}
+
+func TestRepeatedDenialsAreFolded(t *testing.T) {
+	s, m, _, a := setup(t, "endpoints:\n  - {name: sensor/a, ops: [write]}\n")
+	h := uint32(s.Open(m, 0, 8))
+	for range 1000 {
+		s.Call(m, h, 1, 100, 0, 4)
+	}
+	c := s.TakeCounts()
+	if c.Denied != 1000 || c.Calls != 1001 {
+		t.Fatalf("counts = %+v", c)
+	}
+	s.Flush()
+	if len(a.got) != 1 || a.got[0].Count != 1000 {
+		t.Fatalf("audit = %+v", a.got)
+	}
+}
+
+func TestRateLimit(t *testing.T) {
+	s, m, _, _ := setup(t, "endpoints:\n  - {name: sensor/a, ops: [read], rate: 5/h}\n")
+	h := uint32(s.Open(m, 0, 8))
+	ok, limited := 0, 0
+	for range 20 {
+		switch s.Call(m, h, 1, 100, 0, 4) {
+		case 4:
+			ok++
+		case abi.EAGAIN.Result():
+			limited++
+		}
+	}
+	if ok != 5 || limited != 15 {
+		t.Fatalf("ok %d limited %d, want 5 and 15", ok, limited)
+	}
+	if c := s.TakeCounts(); c.Limited != 15 {
+		t.Fatalf("limited count %d", c.Limited)
+	}
+}
+
+func TestRateRefills(t *testing.T) {
+	s, m, _, _ := setup(t, "endpoints:\n  - {name: sensor/a, ops: [read], rate: 1000/s}\n")
+	h := uint32(s.Open(m, 0, 8))
+	for range 1000 {
+		s.Call(m, h, 1, 100, 0, 4)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Call(m, h, 1, 100, 0, 4) != 4 { // poll until a token comes back
+		if time.Now().After(deadline) {
+			t.Fatal("rate limiter never refilled")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestHandlesCloseAndReuse(t *testing.T) {
+	s, m, _, _ := setup(t, "endpoints:\n  - {name: sensor/a, ops: [read]}\n")
+	var hs []int32
+	for range endpoint.MaxHandles {
+		h := s.Open(m, 0, 8)
+		if h < 0 {
+			t.Fatalf("open: %d", h)
+		}
+		hs = append(hs, h)
+	}
+	if got := s.Open(m, 0, 8); got != abi.ENOSPC.Result() {
+		t.Fatalf("open past the limit: %d", got)
+	}
+	if s.Close(uint32(hs[3])) != 0 {
+		t.Fatal("close")
+	}
+	if got := s.Close(uint32(hs[3])); got != abi.EBADF.Result() {
+		t.Fatalf("double close: %d", got)
+	}
+	if got := s.Call(m, uint32(hs[3]), 1, 100, 0, 4); got != abi.EBADF.Result() {
+		t.Fatalf("call on closed: %d", got)
+	}
+	if got := s.Open(m, 0, 8); got != hs[3] {
+		t.Fatalf("slot not reused: %d", got)
+	}
+	s.Reset()
+	if got := s.Call(m, uint32(hs[0]), 1, 100, 0, 4); got != abi.EBADF.Result() {
+		t.Fatalf("call after reset: %d", got)
+	}
+}
+
+func TestOpenBadNames(t *testing.T) {
+	s, m, _, _ := setup(t, "endpoints:\n  - {name: '#', ops: [read]}\n")
+	if got := s.Open(m, 0, 0); got != abi.EINVAL.Result() {
+		t.Fatalf("empty name: %d", got)
+	}
+	if got := s.Open(m, 1020, 8); got != abi.EFAULT.Result() {
+		t.Fatalf("name out of bounds: %d", got)
+	}
+	if got := s.Open(m, 0, 100000); got != abi.EINVAL.Result() {
+		t.Fatalf("huge name: %d", got)
+	}
+}
+
+func TestCallName(t *testing.T) {
+	s, _, _, _ := setup(t, "endpoints:\n  - {name: sensor/a, ops: [read]}\n")
+	buf := make([]byte, 8)
+	if got := s.CallName("sensor/a", abi.OpRead, buf, 0); got != 4 {
+		t.Fatalf("got %d", got)
+	}
+	if got := s.CallName("sensor/b", abi.OpRead, buf, 0); got != abi.EPERM.Result() {
+		t.Fatalf("not granted: %d", got)
+	}
+	if got := s.CallName("sensor/a", abi.OpRead, buf, 9); got != abi.EINVAL.Result() {
+		t.Fatalf("bad length: %d", got)
+	}
+}
+
+// FuzzSessionABI drives open/call/close with arbitrary arguments over a
+// small memory: nothing may panic, and every result is a count that fits
+// the buffer or one of the SPEC's errnos.
+func FuzzSessionABI(f *testing.F) {
+	f.Add([]byte{0, 0, 0, 8, 1, 0, 1, 100, 0, 4, 2, 0})
+	f.Add([]byte{0, 16, 0, 8, 1, 9, 2, 250, 255, 255, 2, 3})
+	f.Fuzz(func(t *testing.T, prog []byte) {
+		s, m, _, _ := setup(t, "endpoints:\n  - {name: 'sensor/#', ops: [read, write, put]}\n  - {name: sensor/b, ops: [read], rate: 3/s}\n")
+		valid := map[int32]bool{}
+		for _, e := range []abi.Errno{abi.EPERM, abi.ENOENT, abi.EBADF, abi.EAGAIN, abi.EFAULT, abi.EINVAL, abi.ENOSPC, abi.ENOSYS, abi.EMSGSIZE} {
+			valid[e.Result()] = true
+		}
+		arg := func(i int) uint32 {
+			if i >= len(prog) {
+				return 0
+			}
+			v := uint32(prog[i])
+			if v > 250 { // reach the edges of the u32 range too
+				return 0xFFFFFFFF - (255 - v)
+			}
+			return v * 4
+		}
+		for i := 0; i+6 <= len(prog); i += 6 {
+			var r int32
+			switch prog[i] % 3 {
+			case 0:
+				r = s.Open(m, arg(i+1), arg(i+2))
+			case 1:
+				r = s.Call(m, uint32(prog[i+1]%8), uint32(prog[i+2]%9), arg(i+3), arg(i+4), arg(i+5))
+				if r > 0 && uint32(r) > arg(i+5) {
+					t.Fatalf("wrote %d bytes into a %d byte buffer", r, arg(i+5))
+				}
+			case 2:
+				r = s.Close(uint32(prog[i+1] % 8))
+			}
+			if r < 0 && !valid[r] {
+				t.Fatalf("result %d is not a SPEC errno", r)
+			}
+		}
+	})
+}
