@@ -1,0 +1,374 @@
+package coap
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/message/pool"
+	"github.com/plgd-dev/go-coap/v3/net/blockwise"
+	"github.com/plgd-dev/go-coap/v3/options"
+	"github.com/plgd-dev/go-coap/v3/udp"
+	"github.com/plgd-dev/go-coap/v3/udp/client"
+
+	"github.com/tinycontainer/tinycontainer/mgmt"
+)
+
+// ClientOptions configures Dial. Zero values take the defaults given.
+type ClientOptions struct {
+	// Timeout bounds each query when ctx has no earlier deadline, and the
+	// reachability check of Dial; default 10 s.
+	Timeout time.Duration
+	// UploadTimeout bounds Deploy and Exec, whose bodies may take many
+	// block round trips; default 2 min.
+	UploadTimeout time.Duration
+	// MaxResponse caps a reassembled response body; a device sending more
+	// is treated as hostile and the connection is closed; default 4 MiB.
+	MaxResponse int64
+	// WatchBuffer is the capacity of WatchLogs channels; default 256.
+	WatchBuffer int
+}
+
+func (o ClientOptions) withDefaults() ClientOptions {
+	if o.Timeout <= 0 {
+		o.Timeout = 10 * time.Second
+	}
+	if o.UploadTimeout <= 0 {
+		o.UploadTimeout = 2 * time.Minute
+	}
+	if o.MaxResponse <= 0 {
+		o.MaxResponse = 4 << 20
+	}
+	if o.WatchBuffer <= 0 {
+		o.WatchBuffer = 256
+	}
+	return o
+}
+
+// keepAlive is the idle time after which the client pings the device; it
+// is well below ServerOptions.IdleTimeout so that observations survive
+// quiet periods.
+const keepAlive = 30 * time.Second
+
+// Client is a mgmt.Device reached over CoAP.
+type Client struct {
+	cc       *client.Conn
+	addr     string
+	opts     ClientOptions
+	tooLarge atomic.Bool // the device sent a response beyond MaxResponse
+}
+
+var _ mgmt.Device = (*Client)(nil)
+
+// errBadResponse marks a response that does not decode.
+var errBadResponse = errors.New("malformed response from device")
+
+// Dial connects to the device at the UDP address addr and checks that it
+// answers (a CoAP ping) within ctx and opts.Timeout.
+func Dial(ctx context.Context, addr string, opts ClientOptions) (*Client, error) {
+	opts = opts.withDefaults()
+	c := &Client{addr: addr, opts: opts}
+	cc, err := udp.Dial(addr,
+		options.WithBlockwise(true, blockSZX, opts.UploadTimeout),
+		options.WithKeepAlive(3, 4*keepAlive, func(cc *client.Conn) { _ = cc.Close() }),
+		options.WithRequestMonitor(c.monitor),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("%w: dial %s: %w", mgmt.ErrUnavailable, addr, err)
+	}
+	c.cc = cc
+	pctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+	defer cancel()
+	if err := cc.Ping(pctx); err != nil {
+		_ = c.Close()
+		return nil, fmt.Errorf("%w: device at %s does not answer: %w", mgmt.ErrUnavailable, addr, err)
+	}
+	return c, nil
+}
+
+// Close ends the connection and every observation on it.
+func (c *Client) Close() error {
+	err := c.cc.Close()
+	<-c.cc.Done()
+	return err
+}
+
+// monitor refuses responses that would grow past MaxResponse: go-coap
+// reassembles Block2 transfers without a limit. Returning an error closes
+// the connection, which fails the waiting call at once.
+func (c *Client) monitor(_ *client.Conn, m *pool.Message) (bool, error) {
+	v, err := m.GetOptionUint32(message.Block2)
+	if err != nil || m.Code() < codes.Created {
+		return false, nil
+	}
+	szx, num, _, err := blockwise.DecodeBlockOption(v)
+	if err != nil {
+		return true, nil // go-coap would refuse it too; just drop it
+	}
+	n, _ := m.BodySize()
+	if num*szx.Size()+n > c.opts.MaxResponse {
+		c.tooLarge.Store(true)
+		return false, fmt.Errorf("%w: response beyond %d bytes", mgmt.ErrTooLarge, c.opts.MaxResponse)
+	}
+	return false, nil
+}
+
+// transportErr classifies a failure to exchange messages with the device.
+func (c *Client) transportErr(err error) error {
+	if c.tooLarge.Load() {
+		return fmt.Errorf("%w: device at %s sent a response beyond %d bytes", mgmt.ErrTooLarge, c.addr, c.opts.MaxResponse)
+	}
+	return fmt.Errorf("%w: device at %s: %w", mgmt.ErrUnavailable, c.addr, err)
+}
+
+// result reads a response: the body of a success, or a RemoteError.
+func result(resp *pool.Message) ([]byte, error) {
+	var body []byte
+	if resp.Body() != nil {
+		b, err := resp.ReadBody()
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", errBadResponse, err)
+		}
+		body = b
+	}
+	if resp.Code() < codes.Created || resp.Code() >= codes.BadRequest {
+		return nil, errorFrom(resp.Code(), string(body))
+	}
+	return body, nil
+}
+
+func (c *Client) get(ctx context.Context, path string, queries ...string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+	defer cancel()
+	opts := make(message.Options, 0, len(queries))
+	for _, q := range queries {
+		opts = append(opts, message.Option{ID: message.URIQuery, Value: []byte(q)})
+	}
+	resp, err := c.cc.Get(ctx, path, opts...)
+	if err != nil {
+		return nil, c.transportErr(err)
+	}
+	defer c.cc.ReleaseMessage(resp)
+	return result(resp)
+}
+
+func (c *Client) post(ctx context.Context, path string, body []byte) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.opts.UploadTimeout)
+	defer cancel()
+	resp, err := c.cc.Post(ctx, path, message.AppOctets, bytes.NewReader(body))
+	if err != nil {
+		return nil, c.transportErr(err)
+	}
+	defer c.cc.ReleaseMessage(resp)
+	return result(resp)
+}
+
+func decode[T any](b []byte, err error) (T, error) {
+	var v T
+	if err != nil {
+		return v, err
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return v, fmt.Errorf("%w: %w", errBadResponse, err)
+	}
+	return v, nil
+}
+
+func checkName(name string) error {
+	if !validName(name) {
+		return fmt.Errorf("%w: %q is not a container name", mgmt.ErrInvalid, name)
+	}
+	return nil
+}
+
+// List is GET /c.
+func (c *Client) List(ctx context.Context) ([]mgmt.ContainerStatus, error) {
+	return decode[[]mgmt.ContainerStatus](c.get(ctx, "/c"))
+}
+
+// Status is GET /c/{name}.
+func (c *Client) Status(ctx context.Context, name string) (mgmt.ContainerStatus, error) {
+	if err := checkName(name); err != nil {
+		return mgmt.ContainerStatus{}, err
+	}
+	return decode[mgmt.ContainerStatus](c.get(ctx, "/c/"+name))
+}
+
+// Stats is GET /stats: every container object.
+func (c *Client) Stats(ctx context.Context) ([]mgmt.ContainerStatus, error) {
+	return decode[[]mgmt.ContainerStatus](c.get(ctx, "/stats"))
+}
+
+// ContainerStats is GET /c/{name}/stats.
+func (c *Client) ContainerStats(ctx context.Context, name string) (mgmt.ContainerStatus, error) {
+	if err := checkName(name); err != nil {
+		return mgmt.ContainerStatus{}, err
+	}
+	return decode[mgmt.ContainerStatus](c.get(ctx, "/c/"+name+"/stats"))
+}
+
+// Meta is GET /c/{name}/meta: the manifest in force, as JSON.
+func (c *Client) Meta(ctx context.Context, name string) ([]byte, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	raw, err := decode[json.RawMessage](c.get(ctx, "/c/"+name+"/meta"))
+	return []byte(raw), err
+}
+
+// Logs is GET /c/{name}/logs?after=N&max=M.
+func (c *Client) Logs(ctx context.Context, name string, after uint64, max int) ([]mgmt.LogLine, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	if max < 1 || max > maxLogMax {
+		return nil, fmt.Errorf("%w: max %d is not in 1..%d", mgmt.ErrInvalid, max, maxLogMax)
+	}
+	return decode[[]mgmt.LogLine](c.get(ctx, "/c/"+name+"/logs",
+		"after="+strconv.FormatUint(after, 10), "max="+strconv.Itoa(max)))
+}
+
+// Audit is GET /audit?limit=N.
+func (c *Client) Audit(ctx context.Context, limit int) ([]mgmt.AuditEntry, error) {
+	if limit < 1 || limit > maxAuditLimit {
+		return nil, fmt.Errorf("%w: limit %d is not in 1..%d", mgmt.ErrInvalid, limit, maxAuditLimit)
+	}
+	return decode[[]mgmt.AuditEntry](c.get(ctx, "/audit", "limit="+strconv.Itoa(limit)))
+}
+
+// Deploy is POST /deploy with the signed image, block-wise when large.
+func (c *Client) Deploy(ctx context.Context, image []byte) (mgmt.ContainerStatus, error) {
+	if len(image) == 0 {
+		return mgmt.ContainerStatus{}, fmt.Errorf("%w: empty image", mgmt.ErrInvalid)
+	}
+	return decode[mgmt.ContainerStatus](c.post(ctx, "/deploy", image))
+}
+
+// Exec is POST /exec with a signed command; it returns the JSON result.
+func (c *Client) Exec(ctx context.Context, signedCommand []byte) ([]byte, error) {
+	if len(signedCommand) == 0 {
+		return nil, fmt.Errorf("%w: empty command", mgmt.ErrInvalid)
+	}
+	raw, err := decode[json.RawMessage](c.post(ctx, "/exec", signedCommand))
+	return []byte(raw), err
+}
+
+// Discover is GET /.well-known/core, optionally with an RFC 6690 filter
+// such as "rt=tc.logs" or "href=/c/thermo*".
+func (c *Client) Discover(ctx context.Context, filter string) ([]Link, error) {
+	var q []string
+	if filter != "" {
+		q = append(q, filter)
+	}
+	b, err := c.get(ctx, "/.well-known/core", q...)
+	if err != nil {
+		return nil, err
+	}
+	return parseLinks(b)
+}
+
+// WatchLogs observes GET /c/{name}/logs?after=N (RFC 7641). The channel
+// first carries the lines already there, then new ones as notifications
+// arrive. It is closed when ctx ends, the device ends the stream, or the
+// connection is lost. Lines that do not fit the channel are dropped, which
+// shows as a gap in Seq.
+func (c *Client) WatchLogs(ctx context.Context, name string, after uint64) (<-chan mgmt.LogLine, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	w := &watch{ch: make(chan mgmt.LogLine, c.opts.WatchBuffer), last: after, first: make(chan error, 1), ended: make(chan struct{})}
+	rctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+	defer cancel()
+	obs, err := c.cc.Observe(rctx, "/c/"+name+"/logs", w.handle,
+		message.Option{ID: message.URIQuery, Value: []byte("after=" + strconv.FormatUint(after, 10))})
+	if err != nil {
+		// go-coap reports an error response only by its code; the
+		// handler has the device's text.
+		select {
+		case ferr := <-w.first:
+			if ferr != nil {
+				return nil, ferr
+			}
+		case <-rctx.Done():
+		case <-c.cc.Done():
+		}
+		return nil, c.transportErr(err)
+	}
+	if ferr := <-w.first; ferr != nil {
+		return nil, ferr
+	}
+	go func() {
+		select {
+		case <-ctx.Done():
+			cctx, cancel := context.WithTimeout(context.Background(), c.opts.Timeout)
+			_ = obs.Cancel(cctx) // best effort: the device also forgets idle peers
+			cancel()
+		case <-w.ended:
+		case <-c.cc.Done():
+		}
+		w.close()
+	}()
+	return w.ch, nil
+}
+
+// watch turns notifications into a channel of log lines.
+type watch struct {
+	mu       sync.Mutex
+	ch       chan mgmt.LogLine
+	closed   bool
+	last     uint64
+	first    chan error // the outcome of the registration response
+	gotFirst bool
+	ended    chan struct{}
+	endOnce  sync.Once
+}
+
+// handle runs on the connection's goroutine for each notification, so it
+// never blocks.
+func (w *watch) handle(m *pool.Message) {
+	body, err := result(m)
+	var lines []mgmt.LogLine
+	if err == nil {
+		lines, err = decode[[]mgmt.LogLine](body, nil)
+	}
+	w.mu.Lock()
+	if !w.gotFirst {
+		w.gotFirst = true
+		w.first <- err
+	}
+	if err == nil && !w.closed {
+		for _, l := range lines {
+			if l.Seq <= w.last {
+				continue // a line seen before
+			}
+			w.last = l.Seq
+			select {
+			case w.ch <- l:
+			default:
+			}
+		}
+	}
+	w.mu.Unlock()
+	if _, oerr := m.Observe(); oerr != nil || err != nil {
+		// A response without Observe ends the observation (RFC 7641
+		// section 3.2); go-coap has already forgotten the token.
+		w.endOnce.Do(func() { close(w.ended) })
+	}
+}
+
+func (w *watch) close() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.closed {
+		w.closed = true
+		close(w.ch)
+	}
+}

@@ -1,0 +1,447 @@
+// Package coap exposes a mgmt.Device over CoAP (RFC 7252) on UDP, with
+// block-wise transfer (RFC 7959) for large bodies, Observe (RFC 7641) for
+// logs and resource discovery (RFC 6690); and implements mgmt.Device again
+// as a client of such a server. It is the only package of the project that
+// imports go-coap. The resource table is in docs/notes/coap.md.
+package coap
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/message/pool"
+	coapNet "github.com/plgd-dev/go-coap/v3/net"
+	"github.com/plgd-dev/go-coap/v3/net/blockwise"
+	"github.com/plgd-dev/go-coap/v3/net/responsewriter"
+	"github.com/plgd-dev/go-coap/v3/options"
+	"github.com/plgd-dev/go-coap/v3/udp"
+	"github.com/plgd-dev/go-coap/v3/udp/client"
+	udpServer "github.com/plgd-dev/go-coap/v3/udp/server"
+
+	"github.com/tinycontainer/tinycontainer/mgmt"
+)
+
+// jsonFormat is content-format 50, application/json.
+var jsonFormat = message.AppJSON
+
+const (
+	// blockSZX is the block size of block-wise transfers: 1024 bytes fits
+	// one datagram below the usual 1280-byte IPv6 minimum MTU.
+	blockSZX = blockwise.SZX1024
+	// maxErrorText bounds the diagnostic payload of an error response so
+	// that it always fits in one datagram.
+	maxErrorText = 512
+	// maxNotifyBatch bounds the log lines of one notification.
+	maxNotifyBatch = 64
+)
+
+// ServerOptions configures Serve. Zero values take the defaults given.
+type ServerOptions struct {
+	// AllowRemote permits a listening address that is not loopback.
+	AllowRemote bool
+	// MaxImage caps the body of POST /deploy; default 1 MiB.
+	MaxImage int64
+	// MaxCommand caps the body of every other request; default 64 KiB.
+	MaxCommand int64
+	// MaxUploads caps concurrent block-wise uploads, so that at most
+	// MaxUploads × MaxImage bytes are ever buffered; default 4.
+	MaxUploads int
+	// MaxObservers caps concurrent log observations; default 16.
+	MaxObservers int
+	// CallTimeout bounds each Device call; default 30 s.
+	CallTimeout time.Duration
+	// TransferTimeout is the time a block-wise upload may take from its
+	// first block to its last; default 60 s.
+	TransferTimeout time.Duration
+	// IdleTimeout forgets a peer silent for this long, ending its
+	// observations; default 5 min. Clients of this package ping well
+	// within it.
+	IdleTimeout time.Duration
+	// Errors receives transport errors (malformed datagrams, peers gone,
+	// device failures answered with 5.00); nil discards them.
+	Errors func(error)
+}
+
+func (o ServerOptions) withDefaults() ServerOptions {
+	if o.MaxImage <= 0 {
+		o.MaxImage = 1 << 20
+	}
+	if o.MaxCommand <= 0 {
+		o.MaxCommand = 64 << 10
+	}
+	if o.MaxUploads <= 0 {
+		o.MaxUploads = 4
+	}
+	if o.MaxObservers <= 0 {
+		o.MaxObservers = 16
+	}
+	if o.CallTimeout <= 0 {
+		o.CallTimeout = 30 * time.Second
+	}
+	if o.TransferTimeout <= 0 {
+		o.TransferTimeout = 60 * time.Second
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 5 * time.Minute
+	}
+	if o.Errors == nil {
+		o.Errors = func(error) {}
+	}
+	return o
+}
+
+// Server serves one mgmt.Device over CoAP on UDP.
+type Server struct {
+	dev     mgmt.Device
+	opts    ServerOptions
+	l       *coapNet.UDPConn
+	srv     *udpServer.Server
+	ctx     context.Context
+	cancel  context.CancelFunc
+	uploads *uploads
+	obs     *observations
+	done    chan struct{} // closed when the serve loop has returned
+
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup // notification loops
+}
+
+// Serve listens on the UDP address addr and serves dev until ctx ends or
+// Close is called. It returns once the socket is bound. A non-loopback addr
+// is refused unless opts.AllowRemote.
+func Serve(ctx context.Context, addr string, dev mgmt.Device, opts ServerOptions) (*Server, error) {
+	if dev == nil {
+		return nil, fmt.Errorf("%w: no device", mgmt.ErrInvalid)
+	}
+	opts = opts.withDefaults()
+	if err := checkListenAddr(addr, opts.AllowRemote); err != nil {
+		return nil, err
+	}
+	l, err := coapNet.NewListenUDP("udp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%w: listen on %s: %w", mgmt.ErrUnavailable, addr, err)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	s := &Server{
+		dev:     dev,
+		opts:    opts,
+		l:       l,
+		ctx:     sctx,
+		cancel:  cancel,
+		uploads: newUploads(opts.MaxUploads, opts.TransferTimeout),
+		obs:     &observations{max: opts.MaxObservers, m: map[obsKey]*observation{}},
+		done:    make(chan struct{}),
+	}
+	s.srv = udp.NewServer(
+		options.WithContext(sctx),
+		options.WithHandlerFunc(s.handle),
+		options.WithRequestMonitor(s.monitor),
+		options.WithBlockwise(true, blockSZX, opts.TransferTimeout),
+		// go-coap keeps partial uploads per peer; one table entry per
+		// allowed upload keeps its buffers within our own accounting.
+		options.WithBlockwiseReceivingMessagesCacheMaxEntries(opts.MaxUploads),
+		options.WithInactivityMonitor(opts.IdleTimeout, func(cc *client.Conn) { _ = cc.Close() }),
+		options.WithErrors(opts.Errors),
+	)
+	go func() {
+		defer close(s.done)
+		if err := s.srv.Serve(l); err != nil {
+			opts.Errors(fmt.Errorf("coap server stopped: %w", err))
+		}
+	}()
+	context.AfterFunc(sctx, func() { _ = s.Close() })
+	return s, nil
+}
+
+// checkListenAddr refuses addresses that would expose the device beyond
+// this host without an explicit opt-in (SPEC section 7).
+func checkListenAddr(addr string, allowRemote bool) error {
+	ua, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return fmt.Errorf("%w: listen address %q: %w", mgmt.ErrInvalid, addr, err)
+	}
+	if allowRemote || (ua.IP != nil && ua.IP.IsLoopback()) {
+		return nil
+	}
+	return fmt.Errorf("%w: %q is not a loopback address; listening beyond this host needs AllowRemote", mgmt.ErrDenied, addr)
+}
+
+// Addr is the bound UDP address.
+func (s *Server) Addr() net.Addr { return s.l.LocalAddr() }
+
+// Close stops serving, ends every observation and waits for the server's
+// goroutines. It is safe to call more than once.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		<-s.done
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.cancel()
+	s.srv.Stop()
+	// Stop closes the socket only once Serve has registered it.
+	_ = s.l.Close()
+	<-s.done
+	s.wg.Wait()
+	return nil
+}
+
+// goNotify starts a notification loop unless the server is closing.
+func (s *Server) goNotify(f func()) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// uriOf extracts the raw Uri-Path and Uri-Query options.
+func uriOf(opts message.Options) (segments, queries []string) {
+	for _, o := range opts {
+		switch o.ID {
+		case message.URIPath:
+			segments = append(segments, string(o.Value))
+		case message.URIQuery:
+			queries = append(queries, string(o.Value))
+		}
+	}
+	return segments, queries
+}
+
+func isBodyMethod(c codes.Code) bool {
+	return c == codes.POST || c == codes.PUT || c == codes.FETCH || c == codes.PATCH || c == codes.IPATCH
+}
+
+// limitFor is the body cap of a request, chosen by its path.
+func (s *Server) limitFor(segments []string) int64 {
+	if len(segments) == 1 && segments[0] == "deploy" {
+		return s.opts.MaxImage
+	}
+	return s.opts.MaxCommand
+}
+
+// monitor sees every datagram before go-coap's block-wise layer buffers it:
+// it refuses a block that would take an upload past its cap (4.13) or start
+// one upload too many (5.03), and notices resets of notifications.
+func (s *Server) monitor(cc *client.Conn, r *pool.Message) (bool, error) {
+	if r.Type() == message.Reset {
+		s.obs.reset(cc.RemoteAddr().String(), r.MessageID())
+		return false, nil
+	}
+	if !isBodyMethod(r.Code()) {
+		return false, nil
+	}
+	n, err := r.BodySize()
+	if err != nil {
+		n = 0
+	}
+	size1 := int64(-1)
+	if v, err := r.GetOptionUint32(message.Size1); err == nil {
+		size1 = int64(v)
+	}
+	block, errB := r.GetOptionUint32(message.Block1)
+	segments, _ := uriOf(r.Options())
+	limit := s.limitFor(segments)
+	v := s.uploads.check(transfer{
+		key:      cc.RemoteAddr().String() + "|" + string(r.Token()),
+		hasBlock: errB == nil,
+		block:    block,
+		size1:    size1,
+		n:        n,
+		limit:    limit,
+	}, time.Now())
+	if v.code == 0 {
+		return false, nil
+	}
+	s.reject(cc, r, v, limit)
+	return true, nil
+}
+
+// reject answers a request from the monitor, which runs before go-coap's
+// own response path: a piggy-backed ACK for CON, a NON for NON.
+func (s *Server) reject(cc *client.Conn, r *pool.Message, v verdict, limit int64) {
+	m := cc.AcquireMessage(cc.Context())
+	defer cc.ReleaseMessage(m)
+	m.SetCode(v.code)
+	m.SetToken(r.Token())
+	if r.Type() == message.Confirmable {
+		m.SetType(message.Acknowledgement)
+		m.SetMessageID(r.MessageID())
+	} else {
+		m.SetType(message.NonConfirmable)
+		m.SetMessageID(cc.GetMessageID())
+	}
+	switch v.code {
+	case codes.RequestEntityTooLarge:
+		// RFC 7959 section 2.9.3: Size1 tells the client the largest body.
+		m.SetOptionUint32(message.Size1, uint32(min(limit, int64(^uint32(0)))))
+	case codes.ServiceUnavailable:
+		m.SetOptionUint32(message.MaxAge, uint32(v.retryAfter/time.Second)+1)
+	}
+	m.SetContentFormat(message.TextPlain)
+	m.SetBody(bytes.NewReader([]byte(v.msg)))
+	if err := cc.Session().WriteMessage(m); err != nil {
+		s.opts.Errors(fmt.Errorf("coap: answer %v to %v: %w", v.code, cc.RemoteAddr(), err))
+	}
+}
+
+// handle serves one complete (reassembled) request.
+func (s *Server) handle(w *responsewriter.ResponseWriter[*client.Conn], r *pool.Message) {
+	segments, queries := uriOf(r.Options())
+	req, err := parseRequest(r.Code(), segments, queries)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	if req.res == resLogs {
+		if obs, err := r.Observe(); err == nil {
+			if obs == 0 {
+				s.observe(w, r, req)
+				return
+			}
+			// Observe 1 deregisters (RFC 7641 section 3.6) and is
+			// otherwise an ordinary GET.
+			s.obs.remove(obsKey{w.Conn().RemoteAddr().String(), string(r.Token())}, nil)
+		}
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, s.opts.CallTimeout)
+	defer cancel()
+	var (
+		v    any
+		code = codes.Content
+	)
+	switch req.res {
+	case resCore:
+		s.discover(ctx, w, req)
+		return
+	case resList, resStats:
+		v, err = nonNil(s.dev.List(ctx))
+	case resStatus, resContainerStats:
+		v, err = s.dev.Status(ctx, req.name)
+	case resMeta:
+		var b []byte
+		if b, err = s.dev.Meta(ctx, req.name); err == nil {
+			v = json.RawMessage(b)
+		}
+	case resLogs:
+		v, err = nonNil(s.dev.Logs(ctx, req.name, req.after, req.max))
+	case resAudit:
+		v, err = nonNil(s.dev.Audit(ctx, req.limit))
+	case resDeploy, resExec:
+		var body []byte
+		if body, err = s.readBody(r, s.limitFor(segments)); err != nil {
+			break
+		}
+		code = codes.Changed
+		if req.res == resDeploy {
+			v, err = s.dev.Deploy(ctx, body)
+		} else {
+			var b []byte
+			if b, err = s.dev.Exec(ctx, body); err == nil {
+				v = json.RawMessage(b)
+			}
+		}
+	}
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	s.reply(w, code, v)
+}
+
+// nonNil makes an empty result encode as [] rather than null.
+func nonNil[T any](v []T, err error) ([]T, error) {
+	if v == nil && err == nil {
+		v = []T{}
+	}
+	return v, err
+}
+
+// readBody returns the request body, checked against the cap once more in
+// case it arrived in a single datagram.
+func (s *Server) readBody(r *pool.Message, limit int64) ([]byte, error) {
+	if r.Body() == nil {
+		return nil, fmt.Errorf("%w: empty body", mgmt.ErrInvalid)
+	}
+	n, err := r.BodySize()
+	if err != nil {
+		return nil, fmt.Errorf("%w: body: %w", mgmt.ErrInvalid, err)
+	}
+	if n > limit {
+		return nil, fmt.Errorf("%w: body of %d bytes exceeds %d", mgmt.ErrTooLarge, n, limit)
+	}
+	b, err := r.ReadBody()
+	if err != nil {
+		return nil, fmt.Errorf("%w: body: %w", mgmt.ErrInvalid, err)
+	}
+	if len(b) == 0 {
+		return nil, fmt.Errorf("%w: empty body", mgmt.ErrInvalid)
+	}
+	return b, nil
+}
+
+func (s *Server) discover(ctx context.Context, w *responsewriter.ResponseWriter[*client.Conn], req request) {
+	list, err := s.dev.List(ctx)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	names := make([]string, 0, len(list))
+	for _, c := range list {
+		if validName(c.Name) {
+			names = append(names, c.Name)
+		}
+	}
+	doc := formatLinks(filterLinks(coreLinks(names), req.filterKey, req.filterVal))
+	if err := w.SetResponse(codes.Content, message.AppLinkFormat, bytes.NewReader(doc)); err != nil {
+		s.opts.Errors(fmt.Errorf("coap: respond: %w", err))
+	}
+}
+
+func (s *Server) reply(w *responsewriter.ResponseWriter[*client.Conn], code codes.Code, v any, opts ...message.Option) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		s.fail(w, fmt.Errorf("encode response: %w", err))
+		return
+	}
+	if err := w.SetResponse(code, jsonFormat, bytes.NewReader(b), opts...); err != nil {
+		s.opts.Errors(fmt.Errorf("coap: respond: %w", err))
+	}
+}
+
+// fail answers with the code of err's class and err's text as diagnostic
+// payload (RFC 7252 section 5.5.2).
+func (s *Server) fail(w *responsewriter.ResponseWriter[*client.Conn], err error) {
+	code := codeFor(err)
+	if code == codes.InternalServerError {
+		s.opts.Errors(fmt.Errorf("coap: device error: %w", err))
+	}
+	if err := w.SetResponse(code, message.TextPlain, bytes.NewReader(errorText(err))); err != nil {
+		s.opts.Errors(fmt.Errorf("coap: respond: %w", err))
+	}
+}
+
+func errorText(err error) []byte {
+	msg := err.Error()
+	if len(msg) > maxErrorText {
+		msg = msg[:maxErrorText]
+	}
+	return []byte(msg)
+}

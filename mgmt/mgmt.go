@@ -1,0 +1,104 @@
+// Package mgmt is the management API of a device (SPEC sections 6 and 7) as
+// a Go interface, independent of the transport: the device implements
+// Device, the CoAP server in mgmt/coap exposes it, and the CoAP client in
+// mgmt/coap implements it again, so the command line drives a local or a
+// remote device through the same calls.
+package mgmt
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Container states.
+const (
+	StateRunning = "running"
+	StateStopped = "stopped"
+	StateFaulted = "faulted"
+)
+
+// Fault kinds reported in ContainerStatus.LastFault ("" when none yet).
+const (
+	FaultBudget = "budget"
+	FaultTrap   = "trap"
+	FaultMemory = "memory"
+)
+
+// ContainerStatus is the container object of SPEC section 6; the JSON names
+// are part of the external contract.
+type ContainerStatus struct {
+	Name            string `json:"name"`
+	Tenant          string `json:"tenant"`
+	Runtime         string `json:"runtime"`
+	State           string `json:"state"`
+	Version         uint64 `json:"version"`
+	Activations     uint64 `json:"activations"`
+	Faults          uint64 `json:"faults"`
+	LastFault       string `json:"last_fault"`
+	MissedDeadlines uint64 `json:"missed_deadlines"`
+	EndpointCalls   uint64 `json:"endpoint_calls"`
+	DeniedCalls     uint64 `json:"denied_calls"`
+	CPUTimeUS       uint64 `json:"cpu_time_us"`
+	MemoryBytes     uint64 `json:"memory_bytes"`
+	StorageBytes    uint64 `json:"storage_bytes"`
+	ExitCode        int32  `json:"exit_code"`
+	Priority        int    `json:"priority"`
+	Trigger         string `json:"trigger"`
+	PeriodUS        uint64 `json:"period_us"`
+	BudgetUS        uint64 `json:"budget_us"`
+}
+
+// LogLine is one line a container wrote to its log. Seq increases by one per
+// line on a device, so a reader that sees a gap knows lines were dropped.
+type LogLine struct {
+	Seq       uint64    `json:"seq"`
+	Time      time.Time `json:"time"`
+	Container string    `json:"container"`
+	Text      string    `json:"text"`
+}
+
+// AuditEntry records one refused endpoint call or management request.
+type AuditEntry struct {
+	Time      time.Time `json:"time"`
+	Container string    `json:"container"`
+	Tenant    string    `json:"tenant"`
+	Endpoint  string    `json:"endpoint"`
+	Op        string    `json:"op"`
+	Reason    string    `json:"reason"`
+}
+
+// Device is everything a manager can do with a device. Implementations wrap
+// one of the error classes below with %w so that every transport can report
+// the class faithfully.
+type Device interface {
+	// List returns every container, ordered by name.
+	List(ctx context.Context) ([]ContainerStatus, error)
+	Status(ctx context.Context, name string) (ContainerStatus, error)
+	// Meta returns the manifest in force, as JSON.
+	Meta(ctx context.Context, name string) ([]byte, error)
+	// Logs returns at most max lines with Seq > after, oldest first.
+	Logs(ctx context.Context, name string, after uint64, max int) ([]LogLine, error)
+	// WatchLogs delivers lines with Seq > after as they are written. The
+	// channel is bounded (a slow reader loses lines, visible as Seq gaps)
+	// and is closed when ctx ends or the container goes away.
+	WatchLogs(ctx context.Context, name string, after uint64) (<-chan LogLine, error)
+	// Audit returns at most limit entries, oldest first.
+	Audit(ctx context.Context, limit int) ([]AuditEntry, error)
+	// Deploy installs or updates a container from a signed image.
+	Deploy(ctx context.Context, image []byte) (ContainerStatus, error)
+	// Exec runs a signed state-changing command (start, stop, rm, meta
+	// apply, tenant add, ...) and returns its JSON result.
+	Exec(ctx context.Context, signedCommand []byte) ([]byte, error)
+}
+
+// Error classes. A transport maps each class to one status of its own and
+// back, keeping the message.
+var (
+	ErrNotFound    = errors.New("not found")
+	ErrInvalid     = errors.New("invalid request")
+	ErrDenied      = errors.New("denied")   // bad signature, replay, beyond the tenant's ceiling
+	ErrConflict    = errors.New("conflict") // e.g. a version that is not newer
+	ErrTooLarge    = errors.New("too large")
+	ErrUnavailable = errors.New("unavailable")
+)
