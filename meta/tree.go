@@ -272,6 +272,10 @@ func (r docReader) yamlValue(y *yaml.Node, path string, depth int) (*node, error
 			}
 			return &node{kind: kInt, text: y.Value}, nil
 		case "!!float":
+			if decimalInt.MatchString(y.Value) {
+				// An integer beyond 64 bits; the field reports it out of range.
+				return &node{kind: kInt, text: y.Value}, nil
+			}
 			return &node{kind: kFloat, text: y.Value}, nil
 		case "!!bool":
 			return &node{kind: kBool, text: y.Value}, nil

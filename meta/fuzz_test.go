@@ -1,0 +1,92 @@
+package meta
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+)
+
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{specExample, specJSON, base, minimal, minimalEvent, "", "{}", "a: &x 1\nb: *x\n",
+		"name: [\n", `{"name": 1e3}`, "schedule: {trigger: periodic, period: 1ms}\n"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := Parse(data)
+		if err != nil {
+			var fe *FieldError
+			if !errors.Is(err, ErrInvalid) || !errors.As(err, &fe) {
+				t.Fatalf("error %v is not a *FieldError wrapping ErrInvalid", err)
+			}
+			return
+		}
+		j, err := m.MarshalJSON()
+		if err != nil {
+			t.Fatalf("MarshalJSON of a parsed manifest: %v", err)
+		}
+		y, err := m.YAML()
+		if err != nil {
+			t.Fatalf("YAML of a parsed manifest: %v", err)
+		}
+		for _, out := range [][]byte{j, y} {
+			back, err := Parse(out)
+			if err != nil {
+				t.Fatalf("reparse: %v\n%s", err, out)
+			}
+			if !reflect.DeepEqual(back, m) {
+				t.Fatalf("round trip changed\n%s\n got %+v\nwant %+v", out, back, m)
+			}
+		}
+		if !reflect.DeepEqual(m.Clone(), m) {
+			t.Fatal("Clone differs")
+		}
+	})
+}
+
+func FuzzParseCeiling(f *testing.F) {
+	for _, s := range []string{ceilingJSON, "tenant: a\nallow: []\nmax_memory: 1\nmax_storage: 0\nmax_budget: 1s\nmin_period: 0s\n", "", "[]"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := ParseCeiling(data)
+		if err != nil {
+			var fe *FieldError
+			if !errors.Is(err, ErrInvalidCeiling) || !errors.As(err, &fe) {
+				t.Fatalf("error %v is not a *FieldError wrapping ErrInvalidCeiling", err)
+			}
+			return
+		}
+		j, err := c.MarshalJSON()
+		if err != nil {
+			t.Fatalf("MarshalJSON of a parsed ceiling: %v", err)
+		}
+		back, err := ParseCeiling(j)
+		if err != nil || !reflect.DeepEqual(back, c) {
+			t.Fatalf("round trip: %+v, %v\n%s", back, err, j)
+		}
+	})
+}
+
+// FuzzMatchCovers checks Covers against Match: if outer covers inner, every
+// name inner matches, outer matches too; and a valid filter covers itself.
+func FuzzMatchCovers(f *testing.F) {
+	seeds := [][3]string{
+		{"a/#", "a/+/c", "a/b/c"}, {"#", "+", "x"}, {"a/+/#", "a/b", "a/b"}, {"+/+", "$SYS/+", "$SYS/x"},
+		{"#", "$x/#", "$x"}, {"a//#", "a//b", "a//b"}, {"a/#", "a", "a"}, {"a/+", "a/#", "a/b/c"},
+	}
+	for _, s := range seeds {
+		f.Add(s[0], s[1], s[2])
+	}
+	f.Fuzz(func(t *testing.T, outer, inner, name string) {
+		if Covers(outer, inner) && Match(inner, name) && !Match(outer, name) {
+			t.Fatalf("Covers(%q, %q) but %q matches only the inner", outer, inner, name)
+		}
+		if filterSyntax(inner) == nil && !Covers(inner, inner) {
+			t.Fatalf("%q does not cover itself", inner)
+		}
+		// A topic name is a filter matching exactly itself.
+		if validTopicSyntax(name) && Match(inner, name) != Covers(inner, name) {
+			t.Fatalf("Match(%q, %q) = %v but Covers = %v", inner, name, Match(inner, name), Covers(inner, name))
+		}
+	})
+}
