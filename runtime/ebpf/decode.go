@@ -610,8 +610,8 @@ func relTarget(i int, d int64) int32 {
 	return int32(t)
 }
 
-func isJump(o op) bool     { return o >= opJA && o <= opJSLe32K }
-func endsFlow(o op) bool   { return o == opExit || o == opJA }
+func isJump(o op) bool   { return o >= opJA && o <= opJSLe32K }
+func endsFlow(o op) bool { return o == opExit || o == opJA }
 func subprogEnd(p *program, starts []int, k int) int {
 	if k+1 < len(starts) {
 		return starts[k+1]
