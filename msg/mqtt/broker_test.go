@@ -1,0 +1,200 @@
+package mqtt
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const mosquittoPath = "/usr/sbin/mosquitto"
+
+// requireTool skips the test when an external binary is missing, or fails it
+// when TC_REQUIRE_MOSQUITTO=1 (as in CI).
+func requireTool(t testing.TB, path string) string {
+	t.Helper()
+	p, err := exec.LookPath(path)
+	if err == nil {
+		return p
+	}
+	msg := fmt.Sprintf("%s not found (%v); install Debian's mosquitto and mosquitto-clients", path, err)
+	if os.Getenv("TC_REQUIRE_MOSQUITTO") == "1" {
+		t.Fatal(msg + " (TC_REQUIRE_MOSQUITTO=1)")
+	}
+	t.Skip(msg)
+	return ""
+}
+
+// broker is a real mosquitto on a free loopback port.
+type broker struct {
+	t    testing.TB
+	bin  string
+	port int
+	conf string
+	cmd  *exec.Cmd
+	exit chan struct{}
+	log  *os.File
+}
+
+func startBroker(t testing.TB) *broker {
+	t.Helper()
+	bin := requireTool(t, mosquittoPath)
+	requireTool(t, "mosquitto_pub")
+	requireTool(t, "mosquitto_sub")
+	requireTool(t, "stdbuf")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "mosquitto.conf")
+	cfg := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n", port)
+	if err := os.WriteFile(conf, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logf, err := os.Create(filepath.Join(dir, "mosquitto.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := &broker{t: t, bin: bin, port: port, conf: conf, log: logf}
+	br.start()
+	t.Cleanup(func() {
+		br.stop()
+		if t.Failed() {
+			if b, err := os.ReadFile(logf.Name()); err == nil {
+				t.Logf("mosquitto log:\n%s", b)
+			}
+		}
+		logf.Close()
+	})
+	return br
+}
+
+func (br *broker) url() string { return fmt.Sprintf("mqtt://127.0.0.1:%d", br.port) }
+
+func (br *broker) start() {
+	br.t.Helper()
+	cmd := exec.Command(br.bin, "-c", br.conf)
+	cmd.Stdout, cmd.Stderr = br.log, br.log
+	if err := cmd.Start(); err != nil {
+		br.t.Fatal(err)
+	}
+	br.cmd, br.exit = cmd, make(chan struct{})
+	go func() { _ = cmd.Wait(); close(br.exit) }()
+	waitFor(br.t, "mosquitto to listen", func() bool {
+		select {
+		case <-br.exit:
+			br.t.Fatalf("mosquitto exited at start")
+		default:
+		}
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", br.port))
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+}
+
+func (br *broker) stop() {
+	if br.cmd == nil {
+		return
+	}
+	_ = br.cmd.Process.Signal(os.Interrupt)
+	<-br.exit
+	br.cmd = nil
+}
+
+// waitFor polls cond until it holds, failing the test after 15 s.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		<-tick.C
+	}
+}
+
+// outsideSub is a mosquitto_sub process, ready once the broker acknowledged
+// its subscription.
+type outsideSub struct {
+	lines chan string
+	cmd   *exec.Cmd
+}
+
+func startOutsideSub(t testing.TB, br *broker, topic string) *outsideSub {
+	t.Helper()
+	// stdbuf: mosquitto_sub's stdout is block-buffered on a pipe.
+	cmd := exec.Command("stdbuf", "-oL", "mosquitto_sub", "-d", "-V", "5", "-h", "127.0.0.1", "-p", fmt.Sprint(br.port), "-t", topic, "-v")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	s := &outsideSub{lines: make(chan string, 1024), cmd: cmd}
+	ready := make(chan struct{})
+	go func() {
+		defer close(s.lines)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case strings.Contains(line, "received SUBACK"):
+				close(ready)
+			case strings.HasPrefix(line, "Client ") || strings.HasPrefix(line, "Subscribed "):
+			default:
+				s.lines <- line
+			}
+		}
+		_, _ = io.Copy(io.Discard, out)
+	}()
+	select {
+	case <-ready:
+	case <-time.After(15 * time.Second):
+		t.Fatal("mosquitto_sub did not subscribe")
+	}
+	return s
+}
+
+// next returns the next "topic payload" line mosquitto_sub printed.
+func (s *outsideSub) next(t testing.TB) string {
+	t.Helper()
+	select {
+	case l, ok := <-s.lines:
+		if !ok {
+			t.Fatal("mosquitto_sub exited")
+		}
+		return l
+	case <-time.After(15 * time.Second):
+		t.Fatal("mosquitto_sub received nothing")
+	}
+	return ""
+}
+
+// outsidePub runs mosquitto_pub with args, feeding stdin.
+func outsidePub(t testing.TB, br *broker, stdin string, args ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	all := append([]string{"-V", "5", "-h", "127.0.0.1", "-p", fmt.Sprint(br.port)}, args...)
+	cmd := exec.CommandContext(ctx, "mosquitto_pub", all...)
+	cmd.Stdin = strings.NewReader(stdin)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("mosquitto_pub %q: %v\n%s", args, err, out)
+	}
+}
