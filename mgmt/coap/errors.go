@@ -16,14 +16,14 @@ var errorCodes = []struct {
 	class error
 	code  codes.Code
 }{
-	{mgmt.ErrNotFound, codes.NotFound},                     // 4.04
-	{mgmt.ErrInvalid, codes.BadRequest},                    // 4.00
-	{mgmt.ErrDenied, codes.Forbidden},                      // 4.03
-	{mgmt.ErrConflict, codes.Conflict},                     // 4.09
-	{mgmt.ErrTooLarge, codes.RequestEntityTooLarge},        // 4.13
-	{mgmt.ErrUnavailable, codes.ServiceUnavailable},        // 5.03
-	{errMethodNotAllowed, codes.MethodNotAllowed},          // 4.05, transport only
-	{errIncomplete, codes.RequestEntityIncomplete},         // 4.08, transport only
+	{mgmt.ErrNotFound, codes.NotFound},              // 4.04
+	{mgmt.ErrInvalid, codes.BadRequest},             // 4.00
+	{mgmt.ErrDenied, codes.Forbidden},               // 4.03
+	{mgmt.ErrConflict, codes.Conflict},              // 4.09
+	{mgmt.ErrTooLarge, codes.RequestEntityTooLarge}, // 4.13
+	{mgmt.ErrUnavailable, codes.ServiceUnavailable}, // 5.03
+	{errMethodNotAllowed, codes.MethodNotAllowed},   // 4.05, transport only
+	{errIncomplete, codes.RequestEntityIncomplete},  // 4.08, transport only
 	// A device call that ran out of time; the client reads 5.03 as
 	// mgmt.ErrUnavailable, the entry above.
 	{context.DeadlineExceeded, codes.ServiceUnavailable},
@@ -32,8 +32,8 @@ var errorCodes = []struct {
 // Transport-level classes that the Device never returns; on the client they
 // surface wrapped in mgmt.ErrInvalid because they mean a malformed request.
 var (
-	errMethodNotAllowed  = errors.New("method not allowed")
-	errIncomplete        = errors.New("request entity incomplete")
+	errMethodNotAllowed = errors.New("method not allowed")
+	errIncomplete       = errors.New("request entity incomplete")
 )
 
 // codeFor returns the response code for a Device or transport error.

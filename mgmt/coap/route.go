@@ -14,16 +14,16 @@ import (
 type resource int
 
 const (
-	resCore resource = iota + 1 // /.well-known/core
-	resList                     // /c
-	resStatus                   // /c/{name}
-	resMeta                     // /c/{name}/meta
-	resLogs                     // /c/{name}/logs
-	resContainerStats           // /c/{name}/stats
-	resStats                    // /stats
-	resAudit                    // /audit
-	resDeploy                   // /deploy
-	resExec                     // /exec
+	resCore           resource = iota + 1 // /.well-known/core
+	resList                               // /c
+	resStatus                             // /c/{name}
+	resMeta                               // /c/{name}/meta
+	resLogs                               // /c/{name}/logs
+	resContainerStats                     // /c/{name}/stats
+	resStats                              // /stats
+	resAudit                              // /audit
+	resDeploy                             // /deploy
+	resExec                               // /exec
 )
 
 // Defaults and ceilings of the numeric query parameters; the ceilings keep
