@@ -1,0 +1,222 @@
+package ebpf
+
+import (
+	"context"
+	"errors"
+	"hash/crc32"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/tinycontainer/tinycontainer/runtime"
+)
+
+// activate instantiates m against h and runs it n times.
+func activate(t *testing.T, m runtime.Module, h runtime.Host, n int) []int32 {
+	t.Helper()
+	in, err := m.Instantiate(t.Context(), h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close(t.Context())
+	var out []int32
+	for range n {
+		var b runtime.Budget
+		b.Arm(time.Second)
+		code, err := in.Run(t.Context(), &b)
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+		out = append(out, code)
+	}
+	return out
+}
+
+func TestGuestHello(t *testing.T) {
+	h := newFakeHost()
+	got := activate(t, loadGuest(t, "hello", 4096), h, 1)
+	if got[0] != 0 {
+		t.Fatalf("exit code %d", got[0])
+	}
+	if want := []string{"hello from ebpf", "edcba"}; !slices.Equal(h.logs, want) {
+		t.Errorf("logs %q, want %q", h.logs, want)
+	}
+}
+
+func TestGuestSensor(t *testing.T) {
+	h := newFakeHost()
+	h.temp = -12345
+	got := activate(t, loadGuest(t, "sensor", 4096), h, 1)
+	if got[0] != -12345 {
+		t.Fatalf("exit code %d, want the reading -12345", got[0])
+	}
+	if want := []string{"temperature -12"}; !slices.Equal(h.logs, want) {
+		t.Errorf("logs %q, want %q", h.logs, want)
+	}
+	// Without the sensor granted, the guest sees -EPERM from open.
+	delete(h.allowed, "sensor/temperature")
+	if got := activate(t, loadGuest(t, "sensor", 4096), h, 1); got[0] != -1 {
+		t.Errorf("exit code %d, want -1 (EPERM)", got[0])
+	}
+}
+
+func TestGuestGlobalsPersist(t *testing.T) {
+	m := loadGuest(t, "globals", 4096)
+	words := []int32{4, 3, 3, 5} // lengths of "zero" "one" "two" "three"
+	weights := []int32{1, 10, 100, 1000}
+	got := activate(t, m, newFakeHost(), 6)
+	sum := int32(0)
+	for n, g := range got {
+		sum += int32(n)
+		want := int32(n)*1000000 + sum*1000 + weights[n&3]*10 + words[n&3]
+		if g != want {
+			t.Errorf("activation %d: %d, want %d", n, g, want)
+		}
+	}
+	// A fresh instance starts again from the initial data.
+	if again := activate(t, m, newFakeHost(), 1); again[0] != got[0] {
+		t.Errorf("fresh instance returned %d, want %d", again[0], got[0])
+	}
+}
+
+func TestGuestCalls(t *testing.T) {
+	got := activate(t, loadGuest(t, "calls", 8*1024), newFakeHost(), 2)
+	want := int32(8*1000 + (1 - 2 + 3*4 - 5)) // fib(6) = 8
+	if got[0] != want || got[1] != want {
+		t.Errorf("got %v, want %d twice", got, want)
+	}
+}
+
+func TestGuestCRC32(t *testing.T) {
+	data := make([]byte, 4096)
+	for i := range data {
+		data[i] = byte(i*7 + 3)
+	}
+	want := int32(crc32.ChecksumIEEE(data))
+	got := activate(t, loadGuest(t, "crc32", 16*1024), newFakeHost(), 2)
+	if got[0] != want || got[1] != want {
+		t.Errorf("crc %#x %#x, want %#x", got[0], got[1], want)
+	}
+}
+
+// runFault runs guest name once and returns its error.
+func runFault(t *testing.T, name string, b *runtime.Budget) error {
+	t.Helper()
+	in, err := loadGuest(t, name, 8*1024).Instantiate(t.Context(), newFakeHost())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = in.Run(t.Context(), b)
+	if err == nil {
+		t.Fatalf("%s ran to completion", name)
+	}
+	// A faulted instance refuses to run again.
+	if _, again := in.Run(t.Context(), nil); !errors.Is(again, runtime.ErrClosed) {
+		t.Errorf("second run after a fault: %v, want ErrClosed", again)
+	}
+	return err
+}
+
+func TestGuestFaults(t *testing.T) {
+	armed := func(d time.Duration) *runtime.Budget {
+		var b runtime.Budget
+		b.Arm(d)
+		return &b
+	}
+	t.Run("runaway loop overruns its budget", func(t *testing.T) {
+		start := time.Now()
+		err := runFault(t, "runaway", armed(5*time.Millisecond))
+		if faultKind(err) != runtime.FaultBudget || !errors.Is(err, runtime.ErrBudget) {
+			t.Fatalf("got %v, want a budget fault", err)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("stopped after %v", d)
+		}
+	})
+	t.Run("stopped budget", func(t *testing.T) {
+		b := armed(time.Hour)
+		b.Stop()
+		if err := runFault(t, "runaway", b); faultKind(err) != runtime.FaultBudget {
+			t.Fatalf("got %v, want a budget fault", err)
+		}
+	})
+	t.Run("cancelled context", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		in, _ := loadGuest(t, "runaway", 8*1024).Instantiate(ctx, newFakeHost())
+		if _, err := in.Run(ctx, nil); faultKind(err) != runtime.FaultBudget || !errors.Is(err, context.Canceled) {
+			t.Fatalf("got %v, want a budget fault for the cancelled context", err)
+		}
+	})
+	t.Run("wild pointer", func(t *testing.T) {
+		err := runFault(t, "oob", armed(time.Second))
+		if faultKind(err) != runtime.FaultMemory || !errors.Is(err, ErrMemoryAccess) {
+			t.Fatalf("got %v, want a memory fault", err)
+		}
+	})
+	t.Run("write to read-only data", func(t *testing.T) {
+		err := runFault(t, "rowrite", armed(time.Second))
+		if faultKind(err) != runtime.FaultMemory {
+			t.Fatalf("got %v, want a memory fault", err)
+		}
+	})
+	t.Run("recursion too deep", func(t *testing.T) {
+		err := runFault(t, "deep", armed(time.Second))
+		if faultKind(err) != runtime.FaultTrap || !errors.Is(err, ErrCallDepth) {
+			t.Fatalf("got %v, want a trap", err)
+		}
+	})
+}
+
+func TestMemoryLimit(t *testing.T) {
+	obj, err := os.ReadFile("testdata/crc32.bpf.o")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 512 bytes of stack + 1 KiB table + 4 KiB data + a flag.
+	for _, limit := range []uint64{100, 1024, 5 * 1024} {
+		_, err := New().Compile(t.Context(), obj, runtime.Config{MemoryLimit: limit})
+		if !errors.Is(err, runtime.ErrLimit) {
+			t.Errorf("limit %d: got %v, want ErrLimit", limit, err)
+		}
+	}
+	m, err := New().Compile(t.Context(), obj, runtime.Config{MemoryLimit: 6 * 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, _ := m.Instantiate(t.Context(), newFakeHost())
+	if got, want := in.MemorySize(), uint64(512+1024+4096+4); got != want {
+		t.Errorf("MemorySize %d, want %d", got, want)
+	}
+}
+
+func TestLifecycle(t *testing.T) {
+	r := New()
+	if r.Kind() != runtime.EBPF {
+		t.Errorf("kind %q", r.Kind())
+	}
+	obj, _ := os.ReadFile("testdata/hello.bpf.o")
+	m, err := r.Compile(t.Context(), obj, runtime.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Instantiate(t.Context(), nil); err == nil {
+		t.Error("Instantiate without a host succeeded")
+	}
+	in, _ := m.Instantiate(t.Context(), newFakeHost())
+	if err := in.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := in.Run(t.Context(), nil); !errors.Is(err, runtime.ErrClosed) {
+		t.Errorf("Run after Close: %v", err)
+	}
+	m.Close(t.Context())
+	if _, err := m.Instantiate(t.Context(), newFakeHost()); !errors.Is(err, runtime.ErrClosed) {
+		t.Errorf("Instantiate after Close: %v", err)
+	}
+	r.Close(t.Context())
+	if _, err := r.Compile(t.Context(), obj, runtime.Config{}); !errors.Is(err, runtime.ErrClosed) {
+		t.Errorf("Compile after Close: %v", err)
+	}
+}
