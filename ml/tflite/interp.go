@@ -9,7 +9,7 @@ import (
 // kernel is one prepared operator. a is the arena, w the model bytes
 // (weights are read in place from them).
 type kernel interface {
-	run(a []int8, w []byte)
+	run(a []int8, w []byte, s *scratch)
 }
 
 // Interpreter runs one model. It owns its arena and scratch, planned once
@@ -19,9 +19,12 @@ type Interpreter struct {
 	arena     []int8
 	kernels   []kernel
 	in, out   tensorRef
-	scratch   int // bytes of per-operator scratch and constants
+	scr       []scratch // per kernel, views into the arena
+	persist   int       // bytes of per-operator constants (multipliers, shifts)
 	macs      int64
 	tensorOff []int // arena offset per tensor, -1 if not in the arena
+	// scratch elements the kernels prepared so far need
+	need32, need64 int
 }
 
 // tensorRef locates a tensor: in the arena, or (constant) in the model.
@@ -35,6 +38,21 @@ func (r tensorRef) get(a []int8, w []byte) []int8 {
 		return int8s(w[r.off : r.off+r.n])
 	}
 	return a[r.off : r.off+r.n]
+}
+
+// int64s and int32s view 8-aligned arena scratch as wider integers.
+func int64s(b []int8) []int64 {
+	if len(b) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*int64)(unsafe.Pointer(&b[0])), len(b)/8)
+}
+
+func int32s(b []int8) []int32 {
+	if len(b) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*int32)(unsafe.Pointer(&b[0])), len(b)/4)
 }
 
 // int8s views bytes as int8 without copying (same size and alignment).
@@ -51,21 +69,31 @@ func NewInterpreter(m *Model) (*Interpreter, error) {
 	if len(m.inputs) != 1 || len(m.outputs) != 1 {
 		return nil, fmt.Errorf("%w: %d inputs and %d outputs (want 1 and 1)", ErrUnsupported, len(m.inputs), len(m.outputs))
 	}
-	it := &Interpreter{m: m}
-	if err := it.plan(); err != nil {
+	it := &Interpreter{m: m, tensorOff: make([]int, len(m.tensors))}
+	// Pass 1 validates the operators and learns their scratch needs; the
+	// plan places tensors and scratch; pass 2 binds the final offsets.
+	needs := make([]int, len(m.ops))
+	if err := it.prepareAll(func(k int) { needs[k] = 8*it.need64 + 4*it.need32 }); err != nil {
 		return nil, err
 	}
-	for k := range m.ops {
-		kn, err := it.prepare(&m.ops[k])
-		if err != nil {
-			return nil, fmt.Errorf("operator %d (%s): %w", k, opName(m.ops[k].code), err)
+	scratchOff, err := it.plan(needs)
+	if err != nil {
+		return nil, err
+	}
+	it.persist = 0
+	err = it.prepareAll(func(k int) {
+		off := scratchOff[k]
+		if off < 0 {
+			it.scr = append(it.scr, scratch{})
+			return
 		}
-		if kn != nil {
-			it.kernels = append(it.kernels, kn)
-		}
-		if it.macs > MaxMACs {
-			return nil, fmt.Errorf("%w: more than %d multiply-accumulates per inference", ErrLimit, MaxMACs)
-		}
+		it.scr = append(it.scr, scratch{
+			i64: int64s(it.arena[off : off+8*it.need64]),
+			i32: int32s(it.arena[off+8*it.need64 : off+8*it.need64+4*it.need32]),
+		})
+	})
+	if err != nil {
+		return nil, err
 	}
 	it.in, it.out = it.ref(m.inputs[0]), it.ref(m.outputs[0])
 	for _, t := range []int{m.inputs[0], m.outputs[0]} {
@@ -73,10 +101,27 @@ func NewInterpreter(m *Model) (*Interpreter, error) {
 			return nil, fmt.Errorf("%w: model input/output %d is %v, only int8 is supported", ErrUnsupported, t, m.tensors[t].Type)
 		}
 	}
-	if it.in.constant || it.out.constant {
-		return nil, errf("model input or output is a constant")
-	}
 	return it, nil
+}
+
+// prepareAll prepares every operator, calling done after each one while
+// need32/need64 hold its scratch needs.
+func (it *Interpreter) prepareAll(done func(k int)) error {
+	it.kernels, it.macs = it.kernels[:0], 0
+	for k := range it.m.ops {
+		op := &it.m.ops[k]
+		it.need32, it.need64 = 0, 0
+		kn, err := it.prepare(op)
+		if err != nil {
+			return fmt.Errorf("operator %d (%s): %w", k, opName(op.code), err)
+		}
+		if it.macs > MaxMACs {
+			return fmt.Errorf("%w: more than %d multiply-accumulates per inference", ErrLimit, MaxMACs)
+		}
+		it.kernels = append(it.kernels, kn)
+		done(k)
+	}
+	return nil
 }
 
 func (it *Interpreter) ref(t int) tensorRef {
@@ -90,9 +135,9 @@ func (it *Interpreter) ref(t int) tensorRef {
 // ArenaBytes is the size of the activation arena.
 func (it *Interpreter) ArenaBytes() int { return len(it.arena) }
 
-// ScratchBytes is the per-operator memory besides the arena (quantization
-// multipliers, decoded biases, filter sums, im2col rows).
-func (it *Interpreter) ScratchBytes() int { return it.scratch }
+// ScratchBytes is the memory besides the arena: the per-channel
+// quantization constants (kernel scratch is planned inside the arena).
+func (it *Interpreter) ScratchBytes() int { return it.persist }
 
 // MACs is the number of multiply-accumulates of one inference.
 func (it *Interpreter) MACs() int64 { return it.macs }
@@ -114,8 +159,8 @@ func (it *Interpreter) Invoke(model, input, output []byte) (int, error) {
 		return 0, fmt.Errorf("%w: %d bytes, the model output has %d", ErrOutputTooSmall, len(output), it.out.n)
 	}
 	copy(it.arena[it.in.off:it.in.off+it.in.n], int8s(input))
-	for _, k := range it.kernels {
-		k.run(it.arena, model)
+	for k, kn := range it.kernels {
+		kn.run(it.arena, model, &it.scr[k])
 	}
 	copy(int8s(output), it.arena[it.out.off:it.out.off+it.out.n])
 	return it.out.n, nil
@@ -126,15 +171,16 @@ func (it *Interpreter) Invoke(model, input, output []byte) (int, error) {
 func (it *Interpreter) invokeLayers(model, input []byte, fn func(op int, a []int8)) {
 	copy(it.arena[it.in.off:], int8s(input))
 	for k, kn := range it.kernels {
-		kn.run(it.arena, model)
+		kn.run(it.arena, model, &it.scr[k])
 		fn(k, it.arena)
 	}
 }
 
-// plan assigns arena offsets to non-constant tensors by lifetime, greedily
-// placing the largest first at the lowest offset free over its lifetime
-// (the strategy of TFLite Micro's GreedyMemoryPlanner).
-func (it *Interpreter) plan() error {
+// plan assigns arena offsets to non-constant tensors and to each
+// operator's scratch by lifetime, greedily placing the largest first at the
+// lowest offset free over its lifetime (the strategy of TFLite Micro's
+// GreedyMemoryPlanner). Offsets are 16-byte aligned.
+func (it *Interpreter) plan(needs []int) ([]int, error) {
 	m := it.m
 	n := len(m.tensors)
 	first, last := make([]int, n), make([]int, n)
@@ -143,7 +189,7 @@ func (it *Interpreter) plan() error {
 	}
 	in := m.inputs[0]
 	if m.tensors[in].constant {
-		return errf("model input is a constant")
+		return nil, errf("model input is a constant")
 	}
 	first[in], last[in] = -1, -1
 	for k, op := range m.ops {
@@ -152,25 +198,26 @@ func (it *Interpreter) plan() error {
 				continue
 			}
 			if first[t] == -2 {
-				return errf("operator %d reads tensor %d before it is written", k, t)
+				return nil, errf("operator %d reads tensor %d before it is written", k, t)
 			}
 			last[t] = k
 		}
 		for _, t := range op.outputs {
 			if m.tensors[t].constant || first[t] != -2 {
-				return errf("operator %d writes tensor %d that is constant, an input or already written", k, t)
+				return nil, errf("operator %d writes tensor %d that is constant, an input or already written", k, t)
 			}
 			if m.tensors[t].variable {
-				return fmt.Errorf("%w: variable tensors", ErrUnsupported)
+				return nil, fmt.Errorf("%w: variable tensors", ErrUnsupported)
 			}
 			first[t], last[t] = k, k
 		}
 	}
 	out := m.outputs[0]
 	if first[out] == -2 {
-		return errf("model output %d is never written", out)
+		return nil, errf("model output %d is never written", out)
 	}
 	last[out] = len(m.ops)
+	// Items are tensors (t < n) and operator scratch (t = n + op).
 	type item struct{ t, size, off int }
 	var items []item
 	for t := range m.tensors {
@@ -178,10 +225,17 @@ func (it *Interpreter) plan() error {
 			items = append(items, item{t: t, size: (m.tensors[t].Bytes + 15) &^ 15})
 		}
 	}
+	first, last = append(first, make([]int, len(needs))...), append(last, make([]int, len(needs))...)
+	for k, b := range needs {
+		if b > 0 {
+			first[n+k], last[n+k] = k, k
+			items = append(items, item{t: n + k, size: (b + 15) &^ 15})
+		}
+	}
 	slices.SortStableFunc(items, func(a, b item) int { return b.size - a.size })
-	it.tensorOff = make([]int, n)
-	for i := range it.tensorOff {
-		it.tensorOff[i] = -1
+	offs := make([]int, n+len(needs))
+	for i := range offs {
+		offs[i] = -1
 	}
 	total := 0
 	var placed []item
@@ -203,12 +257,17 @@ func (it *Interpreter) plan() error {
 		}
 		x.off = off
 		placed = append(placed, x)
-		it.tensorOff[x.t] = off
+		offs[x.t] = off
 		total = max(total, off+x.size)
 		if total > MaxArenaBytes {
-			return fmt.Errorf("%w: arena over %d bytes", ErrLimit, MaxArenaBytes)
+			return nil, fmt.Errorf("%w: arena over %d bytes", ErrLimit, MaxArenaBytes)
 		}
 	}
-	it.arena = make([]int8, total)
-	return nil
+	// Allocated as int64 so scratch views are 8-byte aligned.
+	if total > 0 {
+		words := make([]int64, total/8)
+		it.arena = unsafe.Slice((*int8)(unsafe.Pointer(&words[0])), total)
+	}
+	it.tensorOff = offs[:n]
+	return offs[n:], nil
 }

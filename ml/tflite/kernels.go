@@ -34,116 +34,179 @@ func loadBias(dst []int32, r tensorRef, w []byte) {
 // conv is CONV_2D (reference_integer_ops::ConvPerChannel).
 type conv struct {
 	geom
-	fD, groups  int
-	bias        tensorRef
-	mult        []int32
-	shift       []int
-	biasv, fsum []int32
-	patch       []int64 // two packed im2col rows; nil: reference path only
+	fD, groups int
+	bias       tensorRef
+	mult       []int32
+	shift      []int8
+	paired     bool // patch path usable (one group, K <= maxPairK)
 }
 
-func (k *conv) run(a []int8, w []byte) {
+// scratch is the per-invocation working memory shared by all kernels (one
+// kernel runs at a time), sized at prepare for the most demanding one.
+type scratch struct {
+	i32 []int32
+	i64 []int64
+}
+
+func (k *conv) run(a []int8, w []byte, s *scratch) {
 	in, out, filter := k.inRef.get(a, w), k.outRef.get(a, w), k.filterRef.get(a, w)
-	loadBias(k.biasv, k.bias, w)
-	K := k.fH * k.fW * k.fD
-	for c := range k.outD {
-		var s int32
-		for _, f := range filter[c*K : (c+1)*K] {
-			s += int32(f)
+	biasv := s.i32[:k.outD]
+	loadBias(biasv, k.bias, w)
+	if !k.paired {
+		for b := range k.batches {
+			for oy := range k.outH {
+				for ox := range k.outW {
+					o := ((b*k.outH+oy)*k.outW + ox) * k.outD
+					k.reference(in, filter, out[o:o+k.outD], biasv, b, oy*k.strideH-k.padH, ox*k.strideW-k.padW)
+				}
+			}
 		}
-		k.fsum[c] = s
+		return
 	}
+	K := k.fH * k.fW * k.fD
+	// base[c] = bias + inOffset*sum(filter row c), so that the patch can
+	// hold raw inputs: sum(f*(x+off)) = sum(f*x) + off*sum(f).
+	base := s.i32[k.outD : 2*k.outD]
+	for c := range k.outD {
+		var sum int32
+		for _, f := range filter[c*K : (c+1)*K] {
+			sum += int32(f)
+		}
+		base[c] = biasv[c] + k.inOffset*sum
+	}
+	patch := s.i64[:K]
 	for b := range k.batches {
 		for oy := range k.outH {
 			iy0 := oy*k.strideH - k.padH
-			rowInside := iy0 >= 0 && iy0+(k.fH-1)*k.dilH < k.inH
-			for ox := 0; ox < k.outW; {
-				ix0 := ox*k.strideW - k.padW
+			for ox := 0; ox < k.outW; ox += 2 {
 				o := ((b*k.outH+oy)*k.outW + ox) * k.outD
-				if k.patch != nil && rowInside && ix0 >= 0 && ix0+(k.fW-1)*k.dilW < k.inW {
-					// Two horizontally adjacent outputs at once when both
-					// windows are inside the image.
-					ix1 := ix0 + k.strideW
-					if ox+1 < k.outW && ix1+(k.fW-1)*k.dilW < k.inW {
-						k.gather(in, b, iy0, ix0, ix1)
-						k.pair(filter, out[o:o+2*k.outD])
-						ox += 2
-						continue
-					}
-					k.gather(in, b, iy0, ix0, -1)
-					k.pair(filter, out[o:o+k.outD])
-					ox++
-					continue
+				two := ox+1 < k.outW
+				k.gather(patch, in, b, iy0, ox*k.strideW-k.padW, two)
+				if two {
+					k.pair(patch, filter, base, out[o:o+2*k.outD])
+				} else {
+					k.pair(patch, filter, base, out[o:o+k.outD])
 				}
-				k.reference(in, filter, out[o:o+k.outD], b, iy0, ix0)
-				ox++
 			}
 		}
 	}
 }
 
-// gather packs the receptive fields at (iy0, ix0) and (iy0, ix1) into
-// patch: low 32 bits the first, high 32 bits the second (ix1 < 0: none).
-func (k *conv) gather(in []int8, b, iy0, ix0, ix1 int) {
-	p := k.patch
-	rowLen := k.inW * k.inD
+// gather packs the receptive fields of outputs (.., ix0) and (.., ix0 +
+// strideW) into patch: the first in the low 32 bits, the second in the
+// high ones. Taps outside the image hold the input zero point, whose
+// offset input is 0: exactly the reference kernel's skipped taps.
+func (k *conv) gather(patch []int64, in []int8, b, iy0, ix0 int, two bool) {
+	zp := int64(-k.inOffset)
+	ix1 := ix0 + k.strideW
 	n := 0
 	for fy := range k.fH {
-		row := (b*k.inH + iy0 + fy*k.dilH) * rowLen
+		iy := iy0 + fy*k.dilH
+		rowOK := iy >= 0 && iy < k.inH
+		row := (b*k.inH + iy) * k.inW
 		for fx := range k.fW {
-			s0 := row + (ix0+fx*k.dilW)*k.inD
-			x0 := in[s0 : s0+k.fD]
-			dst := p[n : n+k.fD]
-			if ix1 < 0 {
-				for i, v := range x0 {
-					dst[i] = int64(v)
+			dst := patch[n : n+k.fD]
+			n += k.fD
+			x0 := ix0 + fx*k.dilW
+			x1 := ix1 + fx*k.dilW
+			in0 := rowOK && x0 >= 0 && x0 < k.inW
+			in1 := two && rowOK && x1 >= 0 && x1 < k.inW
+			switch {
+			case in0 && in1:
+				s0, s1 := in[(row+x0)*k.inD:][:len(dst)], in[(row+x1)*k.inD:][:len(dst)]
+				for i := range dst {
+					dst[i] = int64(s0[i]) + int64(s1[i])<<32
 				}
-			} else {
-				s1 := row + (ix1+fx*k.dilW)*k.inD
-				x1 := in[s1 : s1+k.fD]
-				for i, v := range x0 {
-					dst[i] = int64(v) + int64(x1[i])<<32
+			case in0:
+				hi := zp << 32
+				if !two {
+					hi = 0
+				}
+				s0 := in[(row+x0)*k.inD:][:len(dst)]
+				for i := range dst {
+					dst[i] = int64(s0[i]) + hi
+				}
+			case in1:
+				s1 := in[(row+x1)*k.inD:][:len(dst)]
+				for i := range dst {
+					dst[i] = zp + int64(s1[i])<<32
+				}
+			default:
+				v := zp + zp<<32
+				if !two {
+					v = zp
+				}
+				for i := range dst {
+					dst[i] = v
 				}
 			}
-			n += k.fD
 		}
 	}
 }
 
-// pair finishes one or two output pixels (len(out) = outD or 2*outD) from
-// the packed patch: acc = sum(f*x) + inOffset*sum(f) + bias.
-func (k *conv) pair(filter []int8, out []int8) {
-	K := len(k.patch)
+// pair finishes one or two output pixels (len(out) = outD or 2*outD).
+func (k *conv) pair(patch []int64, filter []int8, base []int32, out []int8) {
+	K := len(patch)
 	two := len(out) > k.outD
-	p := k.patch
-	for c := 0; c < k.outD; c++ {
-		f := filter[c*K : (c+1)*K]
-		f = f[:len(p)]
-		var s0, s1, s2, s3 int64
-		i := 0
-		for ; i+4 <= len(f); i += 4 {
-			s0 += int64(f[i]) * p[i]
-			s1 += int64(f[i+1]) * p[i+1]
-			s2 += int64(f[i+2]) * p[i+2]
-			s3 += int64(f[i+3]) * p[i+3]
-		}
-		for ; i < len(f); i++ {
-			s0 += int64(f[i]) * p[i]
-		}
-		s := s0 + s1 + s2 + s3
+	for c := range k.outD {
+		s := dotPacked(filter[c*K:(c+1)*K], patch)
 		lo := int32(s)
-		base := k.inOffset*k.fsum[c] + k.biasv[c]
-		out[c] = requant(lo+base, k.mult[c], k.shift[c], k.outOffset, k.actMin, k.actMax)
+		out[c] = requant(lo+base[c], k.mult[c], int(k.shift[c]), k.outOffset, k.actMin, k.actMax)
 		if two {
 			hi := int32((s - int64(lo)) >> 32)
-			out[k.outD+c] = requant(hi+base, k.mult[c], k.shift[c], k.outOffset, k.actMin, k.actMax)
+			out[k.outD+c] = requant(hi+base[c], k.mult[c], int(k.shift[c]), k.outOffset, k.actMin, k.actMax)
 		}
 	}
+}
+
+// dotPacked is sum(f[i]*p[i]) over int64 lanes; the loop is unrolled with
+// constant indexes into 8-element slices so no bounds checks remain.
+func dotPacked(f []int8, p []int64) int64 {
+	var s0, s1 int64
+	for len(f) >= 8 && len(p) >= 8 {
+		f8, x := f[:8:8], p[:8:8]
+		s0 += int64(f8[0]) * x[0]
+		s1 += int64(f8[1]) * x[1]
+		s0 += int64(f8[2]) * x[2]
+		s1 += int64(f8[3]) * x[3]
+		s0 += int64(f8[4]) * x[4]
+		s1 += int64(f8[5]) * x[5]
+		s0 += int64(f8[6]) * x[6]
+		s1 += int64(f8[7]) * x[7]
+		f, p = f[8:], p[8:]
+	}
+	p = p[:len(f)]
+	for i, v := range f {
+		s0 += int64(v) * p[i]
+	}
+	return s0 + s1
+}
+
+// dot32 is sum(f[i]*x[i]) in wrapping int32, unrolled like dotPacked.
+func dot32(f []int8, x []int32) int32 {
+	var s0, s1 int32
+	for len(f) >= 8 && len(x) >= 8 {
+		f8, x8 := f[:8:8], x[:8:8]
+		s0 += int32(f8[0]) * x8[0]
+		s1 += int32(f8[1]) * x8[1]
+		s0 += int32(f8[2]) * x8[2]
+		s1 += int32(f8[3]) * x8[3]
+		s0 += int32(f8[4]) * x8[4]
+		s1 += int32(f8[5]) * x8[5]
+		s0 += int32(f8[6]) * x8[6]
+		s1 += int32(f8[7]) * x8[7]
+		f, x = f[8:], x[8:]
+	}
+	x = x[:len(f)]
+	for i, v := range f {
+		s0 += int32(v) * x[i]
+	}
+	return s0 + s1
 }
 
 // reference computes one output pixel with the reference loop order and
-// bounds tests (image borders, grouped convolutions).
-func (k *conv) reference(in, filter, out []int8, b, iy0, ix0 int) {
+// bounds tests (grouped convolutions, very long reductions).
+func (k *conv) reference(in, filter, out []int8, biasv []int32, b, iy0, ix0 int) {
 	K := k.fH * k.fW * k.fD
 	perGroup := k.outD / k.groups
 	for c := range k.outD {
@@ -166,7 +229,7 @@ func (k *conv) reference(in, filter, out []int8, b, iy0, ix0 int) {
 				}
 			}
 		}
-		out[c] = requant(acc+k.biasv[c], k.mult[c], k.shift[c], k.outOffset, k.actMin, k.actMax)
+		out[c] = requant(acc+biasv[c], k.mult[c], int(k.shift[c]), k.outOffset, k.actMin, k.actMax)
 	}
 }
 
@@ -176,20 +239,20 @@ type dwConv struct {
 	depthMul int
 	bias     tensorRef
 	mult     []int32
-	shift    []int
-	acc      []int32
+	shift    []int8
 }
 
-func (k *dwConv) run(a []int8, w []byte) {
+func (k *dwConv) run(a []int8, w []byte, s *scratch) {
 	in, out, filter := k.inRef.get(a, w), k.outRef.get(a, w), k.filterRef.get(a, w)
-	acc := k.acc
 	D := k.outD
+	biasv, acc := s.i32[:D], s.i32[D:2*D]
+	loadBias(biasv, k.bias, w)
 	for b := range k.batches {
 		for oy := range k.outH {
 			iy0 := oy*k.strideH - k.padH
 			for ox := range k.outW {
 				ix0 := ox*k.strideW - k.padW
-				loadBias(acc, k.bias, w)
+				copy(acc, biasv)
 				for fy := range k.fH {
 					iy := iy0 + fy*k.dilH
 					if iy < 0 || iy >= k.inH {
@@ -221,7 +284,7 @@ func (k *dwConv) run(a []int8, w []byte) {
 				}
 				o := out[((b*k.outH+oy)*k.outW+ox)*D:][:D]
 				for c := range o {
-					o[c] = requant(acc[c], k.mult[c], k.shift[c], k.outOffset, k.actMin, k.actMax)
+					o[c] = requant(acc[c], k.mult[c], int(k.shift[c]), k.outOffset, k.actMin, k.actMax)
 				}
 			}
 		}
@@ -236,44 +299,30 @@ type fullyConnected struct {
 	inRef, outRef, filterRef tensorRef
 	bias                     tensorRef
 	mult                     []int32
-	shift                    []int
-	xs                       []int32 // input row plus offset
+	shift                    []int8
 }
 
-func (k *fullyConnected) run(a []int8, w []byte) {
+func (k *fullyConnected) run(a []int8, w []byte, s *scratch) {
 	in, out, filter := k.inRef.get(a, w), k.outRef.get(a, w), k.filterRef.get(a, w)
 	var bias []byte
 	if k.bias.off >= 0 {
 		bias = w[k.bias.off : k.bias.off+4*k.units]
 	}
-	xs := k.xs
+	xs := s.i32[:k.depth] // the input row plus its offset
 	for b := range k.batches {
 		for i, v := range in[b*k.depth : (b+1)*k.depth] {
 			xs[i] = int32(v) + k.inOffset
 		}
 		for c := range k.units {
-			f := filter[c*k.depth : (c+1)*k.depth]
-			f = f[:len(xs)]
-			var s0, s1, s2, s3 int32
-			i := 0
-			for ; i+4 <= len(f); i += 4 {
-				s0 += int32(f[i]) * xs[i]
-				s1 += int32(f[i+1]) * xs[i+1]
-				s2 += int32(f[i+2]) * xs[i+2]
-				s3 += int32(f[i+3]) * xs[i+3]
-			}
-			for ; i < len(f); i++ {
-				s0 += int32(f[i]) * xs[i]
-			}
-			acc := s0 + s1 + s2 + s3
+			acc := dot32(filter[c*k.depth:(c+1)*k.depth], xs)
 			if bias != nil {
 				acc += int32(binary.LittleEndian.Uint32(bias[4*c:]))
 			}
-			m, s := k.mult[0], k.shift[0]
+			m, sh := k.mult[0], k.shift[0]
 			if len(k.mult) > 1 {
-				m, s = k.mult[c], k.shift[c]
+				m, sh = k.mult[c], k.shift[c]
 			}
-			out[b*k.units+c] = requant(acc, m, s, k.outOffset, k.actMin, k.actMax)
+			out[b*k.units+c] = requant(acc, m, int(sh), k.outOffset, k.actMin, k.actMax)
 		}
 	}
 }
@@ -284,7 +333,7 @@ type pool struct {
 	max bool
 }
 
-func (k *pool) run(a []int8, w []byte) {
+func (k *pool) run(a []int8, w []byte, _ *scratch) {
 	in, out := k.inRef.get(a, w), k.outRef.get(a, w)
 	D := k.inD
 	for b := range k.batches {
@@ -384,7 +433,7 @@ func (k *add) one(x1, x2 int8) int8 {
 	return int8(min(max(r, k.actMin), k.actMax))
 }
 
-func (k *add) run(a []int8, w []byte) {
+func (k *add) run(a []int8, w []byte, _ *scratch) {
 	x1, x2, out := k.in1.get(a, w), k.in2.get(a, w), k.outRef.get(a, w)
 	if k.elementwise {
 		x2 = x2[:len(x1)]
@@ -413,7 +462,7 @@ func (k *add) run(a []int8, w []byte) {
 // reshape copies: RESHAPE never changes bytes.
 type reshape struct{ in, out tensorRef }
 
-func (k *reshape) run(a []int8, w []byte) {
+func (k *reshape) run(a []int8, w []byte, _ *scratch) {
 	copy(k.out.get(a, w), k.in.get(a, w))
 }
 
@@ -428,7 +477,7 @@ type softmax struct {
 	diffMin   int32
 }
 
-func (k *softmax) run(a []int8, w []byte) {
+func (k *softmax) run(a []int8, w []byte, _ *scratch) {
 	in, out := k.in.get(a, w), k.out.get(a, w)
 	const accumIntBits = 12
 	for r := 0; r+k.depth <= len(in); r += k.depth {

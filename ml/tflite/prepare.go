@@ -91,14 +91,15 @@ func padding(stride, dil, in, filter, out int) int {
 
 // multipliers quantizes per-channel output multipliers exactly as
 // PopulateConvolutionQuantizationParams: in*filter/out in double.
-func multipliers(inScale, outScale float32, filterScale []float32, n int) ([]int32, []int) {
-	mult, shift := make([]int32, n), make([]int, n)
+func multipliers(inScale, outScale float32, filterScale []float32, n int) ([]int32, []int8) {
+	mult, shift := make([]int32, n), make([]int8, n)
 	for c := range n {
 		fs := filterScale[0]
 		if len(filterScale) > 1 {
 			fs = filterScale[c]
 		}
-		mult[c], shift[c] = quantizeMultiplier(float64(inScale) * float64(fs) / float64(outScale))
+		m, sh := quantizeMultiplier(float64(inScale) * float64(fs) / float64(outScale))
+		mult[c], shift[c] = m, int8(sh)
 	}
 	return mult, shift
 }
@@ -268,9 +269,9 @@ func (it *Interpreter) prepareConv(op *operator, depthwise bool) (kernel, error)
 			return nil, errf("depthwise output depth %d for input depth %d, multiplier %d", outD, g.inD, op.opts.depthMultiplier)
 		}
 		it.macs += int64(g.batches) * int64(g.outH*g.outW) * int64(outD*g.fH*g.fW)
-		k := &dwConv{geom: g, depthMul: dm, bias: bias, mult: mult, shift: shift, acc: make([]int32, outD)}
-		it.scratch += 4 * 4 * outD
-		return k, nil
+		it.persist += 5 * outD
+		it.need32 = 2 * outD
+		return &dwConv{geom: g, depthMul: dm, bias: bias, mult: mult, shift: shift}, nil
 	}
 	fD := fs[3]
 	if fD == 0 || g.inD%fD != 0 {
@@ -283,12 +284,12 @@ func (it *Interpreter) prepareConv(op *operator, depthwise bool) (kernel, error)
 	K := g.fH * g.fW * fD
 	it.macs += int64(g.batches) * int64(g.outH*g.outW) * int64(outD) * int64(K)
 	k := &conv{geom: g, fD: fD, groups: groups, bias: bias, mult: mult, shift: shift,
-		biasv: make([]int32, outD), fsum: make([]int32, outD)}
-	if groups == 1 && K <= maxPairK {
-		k.patch = make([]int64, K)
-		it.scratch += 8 * K
+		paired: groups == 1 && K <= maxPairK}
+	if k.paired {
+		it.need64 = K
 	}
-	it.scratch += 4 * 4 * outD
+	it.persist += 5 * outD
+	it.need32 = 2 * outD
 	return k, nil
 }
 
@@ -324,7 +325,7 @@ func (it *Interpreter) prepareFC(op *operator) (kernel, error) {
 		return nil, err
 	}
 	k := &fullyConnected{batches: batches, units: units, depth: depth, inOffset: -izp, outOffset: ozp,
-		inRef: it.ref(in), outRef: it.ref(out), xs: make([]int32, depth)}
+		inRef: it.ref(in), outRef: it.ref(out)}
 	var fscale []float32
 	if k.filterRef, fscale, err = it.filterRef(op.inputs[1], units, 0); err != nil {
 		return nil, err
@@ -338,12 +339,13 @@ func (it *Interpreter) prepareFC(op *operator) (kernel, error) {
 	if len(fscale) == 1 {
 		// GetQuantizedConvolutionMultipler: the scale product is a float.
 		m, s := quantizeMultiplier(float64(float32(inScale*fscale[0])) / float64(outScale))
-		k.mult, k.shift = []int32{m}, []int{s}
+		k.mult, k.shift = []int32{m}, []int8{int8(s)}
 	} else {
 		k.mult, k.shift = multipliers(inScale, outScale, fscale, units)
 	}
 	it.macs += int64(batches) * int64(units) * int64(depth)
-	it.scratch += 4*depth + 12*len(k.mult)
+	it.persist += 5 * len(k.mult)
+	it.need32 = depth
 	return k, nil
 }
 
