@@ -63,7 +63,7 @@ func golden(t *testing.T, name string, got []byte) []byte {
 	}
 	want, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("%v (run go test -run Golden -update to create it)", err)
+		t.Fatalf("%v (run go test -update to create it)", err)
 	}
 	return want
 }
