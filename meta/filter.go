@@ -80,29 +80,42 @@ func Match(pattern, name string) bool {
 }
 
 // match is Match for a name known to be valid; it rejects invalid patterns
-// as it walks them.
+// as it walks them. It compares bytes in place rather than splitting
+// levels, as Lookup runs it against every rule on every endpoint call.
 func match(p, n string) bool {
 	if p == "" || (n[0] == '$' && (p[0] == '+' || p[0] == '#')) {
 		return false
 	}
+	i, j := 0, 0
 	for {
-		pl, prest, pmore := strings.Cut(p, "/")
-		if pl == "#" {
-			return !pmore
-		}
-		nl, nrest, nmore := strings.Cut(n, "/")
-		// A literal level holding a wildcard never equals a valid name's level.
-		if pl != "+" && pl != nl {
-			return false
+		// Here p[i:] and n[j:] each start a level.
+		switch {
+		case i < len(p) && p[i] == '#':
+			return i+1 == len(p)
+		case i < len(p) && p[i] == '+' && (i+1 == len(p) || p[i+1] == '/'):
+			for j < len(n) && n[j] != '/' {
+				j++
+			}
+			i++
+		default:
+			for ; i < len(p) && p[i] != '/'; i, j = i+1, j+1 {
+				// A literal wildcard never equals a valid name's byte.
+				if j == len(n) || n[j] != p[i] {
+					return false
+				}
+			}
+			if j < len(n) && n[j] != '/' {
+				return false
+			}
 		}
 		switch {
-		case !pmore:
-			return !nmore
-		case !nmore:
+		case i == len(p):
+			return j == len(n)
+		case j == len(n):
 			// The name ends here; only a final "#" matches zero more levels.
-			return prest == "#"
+			return p[i+1:] == "#"
 		}
-		p, n = prest, nrest
+		i, j = i+1, j+1
 	}
 }
 

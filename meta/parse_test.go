@@ -3,6 +3,7 @@ package meta
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"strconv"
 	"strings"
@@ -401,6 +402,10 @@ func TestParseRefusesDocuments(t *testing.T) {
 		{strings.Repeat("[", 20000) + strings.Repeat("]", 20000), "", "depth"},
 		{strings.Repeat("{", 20000) + strings.Repeat("}", 20000), "", "JSON"},
 		{"x: " + strings.Repeat("a", MaxDocument), "", "larger than 65536"},
+		{manyKeys("k%d: 1\n", ""), "", "more than 32 keys"},
+		{"x: [" + strings.Repeat("1,", 300) + "1]", "x", "more than 256 items"},
+		{`{"x": [` + strings.Repeat("1,", 300) + "1]}", "x", "more than 256 items"},
+		{manyKeys(`"k%d": 1,`, "{") + `"z": 1}`, "", "more than 32 keys"},
 	}
 	for _, c := range cases {
 		checkFieldErr(t, c.doc, ErrInvalid, c.field, c.reason)
@@ -420,6 +425,15 @@ func TestParseAliasBomb(t *testing.T) {
 }
 
 var itoa = strconv.Itoa
+
+func manyKeys(format, prefix string) string {
+	var b strings.Builder
+	b.WriteString(prefix)
+	for i := range 40 {
+		fmt.Fprintf(&b, format, i)
+	}
+	return b.String()
+}
 
 func roundTripJSON(in, out any) error {
 	b, err := json.Marshal(in)
@@ -535,5 +549,36 @@ func TestUnmarshalJSONRefuses(t *testing.T) {
 	err := m.UnmarshalJSON([]byte(`{"name": "a"}`))
 	if !errors.Is(err, ErrInvalid) {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// BenchmarkParse measures the SPEC example and the worst 64 KiB documents
+// found for the parser (all refused), so a hostile manifest's cost is known.
+func BenchmarkParse(b *testing.B) {
+	fill := func(prefix, unit, suffix string) []byte {
+		n := (MaxDocument - len(prefix) - len(suffix)) / len(unit)
+		return []byte(prefix + strings.Repeat(unit, n) + suffix)
+	}
+	docs := []struct {
+		name string
+		doc  []byte
+	}{
+		{"spec-yaml", []byte(specExample)},
+		{"spec-json", []byte(specJSON)},
+		{"hostile-flow-list", fill("x: [", "1,", "1]")},
+		{"hostile-block-list", fill("x:\n", "- a\n", "")},
+		{"hostile-nesting", fill("", "[", "")},
+		{"hostile-aliases", fill("a: &a [x]\nb: [", "*a,", "*a]")},
+		{"hostile-json-list", fill(`{"x": [`, "1,", "1]}")},
+		{"hostile-long-string", fill("x: '", "a", "'")},
+	}
+	for _, d := range docs {
+		b.Run(d.name, func(b *testing.B) {
+			b.SetBytes(int64(len(d.doc)))
+			b.ReportAllocs()
+			for b.Loop() {
+				Parse(d.doc)
+			}
+		})
 	}
 }

@@ -20,6 +20,14 @@ const MaxDocument = 64 << 10
 // endpoints[i].ops) sits at depth 4.
 const maxDepth = 8
 
+// maxKeys bounds a mapping (the largest legitimate one has 8 keys), which
+// keeps the duplicate-key check linear in the document size.
+const maxKeys = 32
+
+// maxItems bounds a list: the longest legitimate one is a ceiling's allow
+// list, and the bound stops a hostile JSON list before it is read whole.
+const maxItems = MaxAllow
+
 type kind uint8
 
 const (
@@ -135,6 +143,9 @@ func (r docReader) jsonValue(dec *json.Decoder, data []byte, path string, depth 
 					return nil, r.errf(path, "object key is not a string")
 				}
 				p := fieldPath(path, key)
+				if len(n.keys) == maxKeys {
+					return nil, r.errf(path, "more than %d keys", maxKeys)
+				}
 				for _, k := range n.keys {
 					if k == key {
 						return nil, r.errf(p, "duplicate key")
@@ -153,6 +164,9 @@ func (r docReader) jsonValue(dec *json.Decoder, data []byte, path string, depth 
 		case '[':
 			n := &node{kind: kSeq}
 			for dec.More() {
+				if len(n.items) == maxItems {
+					return nil, r.errf(path, "more than %d items", maxItems)
+				}
 				v, err := r.jsonValue(dec, data, indexPath(path, len(n.items)), depth+1)
 				if err != nil {
 					return nil, err
@@ -236,6 +250,9 @@ func (r docReader) yamlValue(y *yaml.Node, path string, depth int) (*node, error
 				return nil, r.errf(path, "YAML merge keys (<<) are not allowed")
 			}
 			p := fieldPath(path, k.Value)
+			if len(n.keys) == maxKeys {
+				return nil, r.errf(path, "more than %d keys", maxKeys)
+			}
 			for _, seen := range n.keys {
 				if seen == k.Value {
 					return nil, r.errf(p, "duplicate key (line %d)", k.Line)
@@ -251,6 +268,9 @@ func (r docReader) yamlValue(y *yaml.Node, path string, depth int) (*node, error
 	case yaml.SequenceNode:
 		if tag != "!!seq" {
 			return nil, r.errf(path, "unsupported YAML tag %q", y.Tag)
+		}
+		if len(y.Content) > maxItems {
+			return nil, r.errf(path, "more than %d items", maxItems)
 		}
 		n := &node{kind: kSeq, items: make([]*node, 0, len(y.Content))}
 		for i, c := range y.Content {
