@@ -85,6 +85,11 @@ func TestParseJSONEqualsYAML(t *testing.T) {
 	if !reflect.DeepEqual(y, j) {
 		t.Fatalf("YAML %+v\nJSON %+v", y, j)
 	}
+	// A YAML flow mapping starts like JSON but is read as YAML.
+	flow := mustParse(t, "{name: a, tenant: b, version: 1, runtime: wasm, schedule: {trigger: once}}")
+	if !reflect.DeepEqual(flow, mustParse(t, minimal)) {
+		t.Fatalf("flow mapping: %+v", flow)
+	}
 	// A UTF-8 byte order mark and leading blank lines do not change the syntax.
 	if b := mustParse(t, "\uFEFF\n  "+specJSON); !reflect.DeepEqual(b, j) {
 		t.Fatalf("with BOM: %+v", b)
@@ -346,6 +351,9 @@ func TestParseRefuses(t *testing.T) {
 		}
 		checkFieldErr(t, doc, ErrInvalid, c.field, c.reason)
 	}
+	many := base + strings.Repeat("  - {name: kv, ops: [get]}\n", MaxEndpoints-3)
+	mustParse(t, many)
+	checkFieldErr(t, many+"  - {name: kv, ops: [put]}\n", ErrInvalid, "endpoints", "65 entries, at most 64")
 }
 
 func checkFieldErr(t *testing.T, doc string, class error, field, reason string) {
@@ -391,11 +399,12 @@ func TestParseRefusesDocuments(t *testing.T) {
 		{"<<: {name: a}\n", "", "merge keys"},
 		{"? [a]\n: 1\n", "", "keys must be plain strings"},
 		{"\xff: 1\n", "", "not valid UTF-8"},
-		{"{\"name\": \"a\",}", "", "JSON syntax error on line 1"},
+		{"{\"name\": \"a\" \"b\"}", "", "JSON syntax error on line 1"},
+		{"{name: a, name: b}", "name", "duplicate key"},
 		{"{\"name\": \"a\"", "", "JSON document ends early"},
 		{"{\"name\": \"a\"} {}", "", "unexpected data after the JSON document"},
 		{"{\"name\": \"a\", \"name\": \"a\"}", "name", "duplicate key"},
-		{"{\n\"name\": \"a\",\n\"x\": [1, 2,]}", "", "line 3"},
+		{"{\n\"name\": \"a\",\n\"x\": [1, 2]]}", "", "JSON syntax error on line 3"},
 		{`{"schedule": {"trigger": {"a": {"b": {"c": {"d": {"e": {"f": {"g": 1}}}}}}}}}`, "schedule.trigger.a.b.c.d.e.f", "nested too deeply"},
 		{"a:\n b:\n  c:\n   d:\n    e:\n     f:\n      g:\n       h:\n        i: 1\n", "a.b.c.d.e.f.g.h", "nested too deeply"},
 		{strings.Repeat("[", 40) + strings.Repeat("]", 40), "[0][0][0][0][0][0][0][0]", "nested too deeply"},

@@ -89,10 +89,21 @@ func (r docReader) tree(data []byte) (*node, error) {
 	if len(body) == 0 {
 		return nil, r.errf("", "empty document")
 	}
-	if body[0] == '{' {
+	if body[0] != '{' {
+		return r.yamlTree(data)
+	}
+	if json.Valid(data) {
 		return r.jsonTree(data)
 	}
-	return r.yamlTree(data)
+	// Not JSON, but maybe a YAML flow mapping ({name: a, ...}). When YAML
+	// cannot read it either, the author most likely meant JSON: report
+	// JSON's syntax error rather than YAML's.
+	root, err := r.yamlTree(data)
+	var fe *FieldError
+	if err == nil || (errors.As(err, &fe) && fe.Field != "") {
+		return root, err
+	}
+	return r.jsonTree(data)
 }
 
 func (r docReader) jsonTree(data []byte) (*node, error) {
