@@ -50,14 +50,7 @@ func (a *auditLog) Audit(d endpoint.Denial) {
 }
 
 func (a *auditLog) add(e mgmt.AuditEntry) {
-	a.mu.Lock()
-	if len(a.ring) < auditRing {
-		a.ring = append(a.ring, e)
-	} else {
-		a.ring[a.next] = e
-		a.next = (a.next + 1) % auditRing
-	}
-	a.mu.Unlock()
+	a.remember(e)
 	if a.onEntry != nil {
 		a.onEntry(e)
 	}
@@ -84,3 +77,16 @@ func (a *auditLog) entries(limit int) []mgmt.AuditEntry {
 }
 
 func (a *auditLog) close() { close(a.persist) }
+
+// remember adds an entry read back from the store, without persisting it
+// again or reporting it as new.
+func (a *auditLog) remember(e mgmt.AuditEntry) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.ring) < auditRing {
+		a.ring = append(a.ring, e)
+	} else {
+		a.ring[a.next] = e
+		a.next = (a.next + 1) % auditRing
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/tinycontainer/tinycontainer/abi"
 	"github.com/tinycontainer/tinycontainer/container"
@@ -23,6 +24,7 @@ import (
 	"github.com/tinycontainer/tinycontainer/meta"
 	"github.com/tinycontainer/tinycontainer/mgmt"
 	"github.com/tinycontainer/tinycontainer/msg"
+	"github.com/tinycontainer/tinycontainer/msg/mqtt"
 	"github.com/tinycontainer/tinycontainer/runtime"
 	"github.com/tinycontainer/tinycontainer/runtime/ebpf"
 	"github.com/tinycontainer/tinycontainer/runtime/wasm"
@@ -40,6 +42,8 @@ type Options struct {
 	Store       store.Store // nil: in memory
 	Bus         *msg.Bus    // nil: a local bus
 	Interpreter bool        // WebAssembly in wazero's interpreter instead of its compiler
+	MQTT        string      // when set, bridge the bus to this MQTT v5 broker URL
+	CacheDir    string      // when set, compiled code is kept here across restarts
 	Logger      *slog.Logger
 	// OnLog, when set, sees every container log line as it is written.
 	OnLog func(mgmt.LogLine)
@@ -48,6 +52,9 @@ type Options struct {
 	// OnHalt, when set, is told when the scheduler stops a container by
 	// itself (fault policy, or a finished `once` container).
 	OnHalt func(name string, state container.State, f *runtime.Fault)
+	// OnFault, when set, is told of every fault and what the fault policy
+	// decided.
+	OnFault func(name string, f *runtime.Fault, a sched.Action)
 }
 
 // Device is one running TinyContainer host.
@@ -58,6 +65,7 @@ type Device struct {
 	reg      *endpoint.Registry
 	board    *board.Board
 	bus      *msg.Bus
+	bridge   *mqtt.Bridge // nil without MQTT
 	store    store.Store
 	sched    *sched.Scheduler
 	runtimes map[runtime.Kind]runtime.Runtime
@@ -105,6 +113,17 @@ func New(ctx context.Context, opts Options) (*Device, error) {
 	if d.bus == nil {
 		d.bus = msg.NewBus(msg.Options{})
 	}
+	if opts.MQTT != "" {
+		// Dial waits for the first connection (bounded by ctx); afterwards
+		// the bridge reconnects with backoff on its own.
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		br, err := mqtt.Dial(dctx, opts.MQTT, d.bus, mqtt.Options{})
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("mqtt %s: %w", opts.MQTT, err)
+		}
+		d.bridge = br
+	}
 	d.audit = newAuditLog(d.store, d.log, opts.OnAudit)
 
 	wrt, err := wasm.New(ctx, wasm.Options{Interpreter: opts.Interpreter})
@@ -120,7 +139,7 @@ func New(ctx context.Context, opts Options) (*Device, error) {
 	d.reg.RegisterFamily("msg/", epmsg.Family(busPublisher{d.bus}))
 	b.Register(d.reg)
 
-	d.sched = sched.New(sched.Options{Workers: opts.Workers, OnHalt: d.onHalt})
+	d.sched = sched.New(sched.Options{Workers: opts.Workers, OnHalt: d.onHalt, OnFault: opts.OnFault})
 	return d, nil
 }
 
@@ -154,6 +173,9 @@ func (d *Device) Close(ctx context.Context) error {
 	var errs []error
 	for _, r := range d.runtimes {
 		errs = append(errs, r.Close(ctx))
+	}
+	if d.bridge != nil {
+		errs = append(errs, d.bridge.Close())
 	}
 	d.audit.close()
 	return errors.Join(errs...)
@@ -433,3 +455,47 @@ func (i inbox) Next() (string, []byte, bool) {
 }
 
 func (i inbox) Len() int { return i.sub.Len() }
+
+// Replace installs m with code, or upgrades the installed container of
+// that name to it: the old one is stopped and removed (its kv data stays),
+// the new one is installed stopped.
+func (d *Device) Replace(ctx context.Context, m *meta.Manifest, code []byte) error {
+	c, err := d.build(ctx, m, code)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if old, ok := d.containers[m.Name]; ok {
+		<-d.sched.Remove(m.Name)
+		_ = old.c.Move(container.Removed)
+		if old.sub != nil {
+			old.sub.Close()
+		}
+		_ = old.c.Close(ctx)
+	}
+	d.containers[m.Name] = &installed{c: c}
+	return nil
+}
+
+// Restore puts an installed, stopped container in state s (after a device
+// restart): running containers are scheduled again, faulted ones stay
+// faulted until started.
+func (d *Device) Restore(name string, s container.State) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	in, err := d.get(name)
+	if err != nil {
+		return err
+	}
+	switch s {
+	case container.Running:
+		return d.startLocked(in)
+	case container.Faulted:
+		if err := in.c.Move(container.Running); err != nil {
+			return err
+		}
+		return in.c.Move(container.Faulted)
+	}
+	return nil
+}

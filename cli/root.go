@@ -1,0 +1,71 @@
+// Package cli is the tinycontainer command line: small commands, each
+// with examples in its --help. It is the only package importing cobra.
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tinycontainer/tinycontainer/device"
+)
+
+// Exit codes, documented in the root command's help.
+const (
+	ExitOK      = 0
+	ExitFailure = 1 // the command ran and failed (a device error, a fault it reports, ...)
+	ExitUsage   = 2 // bad flags, arguments or input files
+)
+
+// usageError marks errors that are the caller's to fix (exit code 2).
+type usageError struct{ err error }
+
+func (u usageError) Error() string { return u.err.Error() }
+func (u usageError) Unwrap() error { return u.err }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+
+// Main runs the command line with args and returns the exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	root := newRoot(stdout, stderr)
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
+		return ExitOK
+	}
+	fmt.Fprintln(stderr, "tinycontainer:", err)
+	var u usageError
+	if errors.As(err, &u) {
+		return ExitUsage
+	}
+	return ExitFailure
+}
+
+func newRoot(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "tinycontainer",
+		Short: "A container runtime for multi-tenant microcontrollers and small edge devices",
+		Long: `TinyContainer runs WebAssembly and eBPF containers of several tenants on one
+device. Each container reaches the host only through endpoints, checked on
+every call against its metadata (the rulebook), which can change at run time.
+
+Exit codes: 0 success, 1 failure, 2 bad usage or input.`,
+		Example: `  tinycontainer demo
+  tinycontainer run --insecure --for 5s examples/thermo/thermo.yaml
+  tinycontainer bench`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(newRunCmd(), newDemoCmd(), newDeviceCmd(), newKeygenCmd(), newTenantCmd(), newPackCmd(),
+		newInspectCmd(), newDeployCmd(), newPsCmd(), newStatusCmd(),
+		newLifecycleCmd(device.VerbStart, "Start a stopped or faulted container (signed)"),
+		newLifecycleCmd(device.VerbStop, "Stop a container (signed)"),
+		newLifecycleCmd(device.VerbRemove, "Remove a container and its kv data (signed)"),
+		newMetaCmd(), newLogsCmd(), newStatsCmd(), newAuditCmd())
+	return root
+}

@@ -1,0 +1,2 @@
+/* The probe built for eBPF: the same source as probe.c. */
+#include "probe.c"

@@ -1,0 +1,427 @@
+package device
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"fmt"
+	"sync"
+
+	"github.com/tinycontainer/tinycontainer/container"
+	"github.com/tinycontainer/tinycontainer/meta"
+	"github.com/tinycontainer/tinycontainer/mgmt"
+	"github.com/tinycontainer/tinycontainer/runtime"
+	"github.com/tinycontainer/tinycontainer/store"
+	"github.com/tinycontainer/tinycontainer/trust"
+)
+
+// Command verbs of signed management commands.
+const (
+	VerbStart     = "start"
+	VerbStop      = "stop"
+	VerbRemove    = "rm"
+	VerbMetaApply = "meta-apply"
+	VerbTenantAdd = "tenant-add"
+)
+
+// Config configures a managed device.
+type Config struct {
+	Options
+	// Owner is the key that grants tenants their ceilings and may do
+	// anything. Required unless Insecure.
+	Owner ed25519.PublicKey
+	// Insecure accepts images and commands without checking who signed
+	// them (development only). They must still be well formed.
+	Insecure bool
+}
+
+// Manager is a device as managed remotely: it verifies every signed image
+// and command, enforces tenant ceilings, rollback and replay protection,
+// and keeps the device's state in the store so it survives restarts. It
+// implements mgmt.Device.
+type Manager struct {
+	dev      *Device
+	st       store.Store
+	owner    ed25519.PublicKey
+	ownerID  string
+	insecure bool
+
+	mu      sync.Mutex // serializes state-changing requests
+	tenants map[string]*tenant
+}
+
+type tenant struct {
+	name    string
+	key     ed25519.PublicKey
+	keyID   string
+	ceiling *meta.Ceiling
+}
+
+var _ mgmt.Device = (*Manager)(nil)
+
+// ErrDenied is the class of refused requests (signature, replay, ceiling).
+var ErrDenied = mgmt.ErrDenied
+
+// Open builds the device and brings back every container from the store in
+// its last state.
+func Open(ctx context.Context, cfg Config) (*Manager, error) {
+	if cfg.Owner == nil && !cfg.Insecure {
+		return nil, fmt.Errorf("%w: a device needs an owner key, or explicit insecure mode", ErrInvalid)
+	}
+	if cfg.Store == nil {
+		return nil, fmt.Errorf("%w: a managed device needs a store", ErrInvalid)
+	}
+	mg := &Manager{st: cfg.Store, owner: cfg.Owner, insecure: cfg.Insecure, tenants: map[string]*tenant{}}
+	if cfg.Owner != nil {
+		mg.ownerID = trust.KeyID(cfg.Owner)
+	}
+	userHalt := cfg.OnHalt
+	cfg.OnHalt = func(name string, s container.State, f *runtime.Fault) {
+		mg.persistState(name, s)
+		if userHalt != nil {
+			userHalt(name, s, f)
+		}
+	}
+	d, err := New(ctx, cfg.Options)
+	if err != nil {
+		return nil, err
+	}
+	mg.dev = d
+	if err := mg.restore(ctx); err != nil {
+		d.Close(ctx)
+		return nil, err
+	}
+	return mg, nil
+}
+
+// Device is the managed device.
+func (mg *Manager) Device() *Device { return mg.dev }
+
+// Close closes the device (not the store, which the caller owns).
+func (mg *Manager) Close(ctx context.Context) error { return mg.dev.Close(ctx) }
+
+func (mg *Manager) restore(ctx context.Context) error {
+	ts, err := mg.st.ListTenants()
+	if err != nil {
+		return fmt.Errorf("load tenants: %w", err)
+	}
+	for _, t := range ts {
+		if _, err := mg.addTenant(t.Grant); err != nil {
+			return fmt.Errorf("tenant %s: %w", t.Name, err)
+		}
+	}
+	if as, err := mg.st.ListAudit(auditRing); err == nil {
+		for _, a := range as {
+			mg.dev.audit.remember(mgmt.AuditEntry(a))
+		}
+	}
+	cs, err := mg.st.ListContainers()
+	if err != nil {
+		return fmt.Errorf("load containers: %w", err)
+	}
+	for _, rec := range cs {
+		img, err := trust.OpenImage(rec.Image)
+		if err != nil {
+			return fmt.Errorf("container %s: stored image: %w", rec.Name, err)
+		}
+		m, err := meta.Parse(rec.Manifest)
+		if err != nil {
+			return fmt.Errorf("container %s: stored metadata: %w", rec.Name, err)
+		}
+		if err := mg.dev.Install(ctx, m, img.Code); err != nil {
+			return err
+		}
+		st, err := container.ParseState(rec.State)
+		if err != nil {
+			return fmt.Errorf("container %s: %w", rec.Name, err)
+		}
+		if err := mg.dev.Restore(rec.Name, st); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addTenant installs an owner-signed grant and returns the tenant's name.
+func (mg *Manager) addTenant(grant []byte) (string, error) {
+	if mg.owner == nil {
+		return "", fmt.Errorf("%w: tenant grants need a device started with an owner key", ErrDenied)
+	}
+	g, err := trust.OpenGrant(grant, mg.owner)
+	if err != nil {
+		return "", fmt.Errorf("%w: grant: %w", ErrDenied, err)
+	}
+	c, err := meta.ParseCeiling(g.CeilingJSON)
+	if err != nil {
+		return "", fmt.Errorf("%w: grant: %w", ErrInvalid, err)
+	}
+	mg.tenants[c.Tenant] = &tenant{name: c.Tenant, key: g.TenantKey, keyID: trust.KeyID(g.TenantKey), ceiling: c}
+	return c.Tenant, nil
+}
+
+// signer is who signed a request: the owner, or a tenant.
+type signer struct {
+	owner  bool
+	tenant *tenant
+}
+
+func (s signer) may(tenantName string) bool {
+	return s.owner || (s.tenant != nil && s.tenant.name == tenantName)
+}
+
+// signerOf finds the key with id among the owner's and the tenants'.
+func (mg *Manager) signerOf(keyID string) (signer, ed25519.PublicKey, bool) {
+	if mg.owner != nil && keyID == mg.ownerID {
+		return signer{owner: true}, mg.owner, true
+	}
+	for _, t := range mg.tenants {
+		if t.keyID == keyID {
+			return signer{tenant: t}, t.key, true
+		}
+	}
+	return signer{}, nil, false
+}
+
+// Deploy installs or upgrades a container from a signed image and starts it.
+func (mg *Manager) Deploy(ctx context.Context, image []byte) (mgmt.ContainerStatus, error) {
+	mg.mu.Lock()
+	defer mg.mu.Unlock()
+	img, err := trust.OpenImage(image)
+	if err != nil {
+		return mgmt.ContainerStatus{}, fmt.Errorf("%w: image: %w", ErrInvalid, err)
+	}
+	m, err := meta.Parse(img.Manifest)
+	if err != nil {
+		return mgmt.ContainerStatus{}, fmt.Errorf("%w: image metadata: %w", ErrInvalid, err)
+	}
+	if err := mg.authorize(img.KeyID, m, img.Verify); err != nil {
+		return mgmt.ContainerStatus{}, err
+	}
+	if cur, err := mg.dev.Container(m.Name); err == nil && m.Version <= cur.Manifest().Version {
+		return mgmt.ContainerStatus{}, fmt.Errorf("%w: %s: version %d is not newer than the installed %d", ErrConflict, m.Name, m.Version, cur.Manifest().Version)
+	}
+	if err := mg.st.UseCounter("version/"+m.Name, m.Version); err != nil {
+		return mgmt.ContainerStatus{}, fmt.Errorf("%w: %s: version %d was already deployed here once (rollback refused): %w", ErrConflict, m.Name, m.Version, err)
+	}
+	if err := mg.dev.Replace(ctx, m, img.Code); err != nil {
+		return mgmt.ContainerStatus{}, err
+	}
+	rec := store.Container{Name: m.Name, Tenant: m.Tenant, Version: m.Version, Image: image,
+		Manifest: mustJSON(m), State: container.Running.String()}
+	if err := mg.st.PutContainer(rec); err != nil {
+		_ = mg.dev.Remove(ctx, m.Name)
+		return mgmt.ContainerStatus{}, fmt.Errorf("%w: store: %w", mgmt.ErrUnavailable, err)
+	}
+	if err := mg.dev.Start(m.Name); err != nil {
+		return mgmt.ContainerStatus{}, err
+	}
+	return mg.dev.Status(m.Name)
+}
+
+// authorize checks that metadata m, signed by keyID, may be installed:
+// the signer is the owner or m's tenant, the signature verifies, and m
+// stays within the tenant's ceiling.
+func (mg *Manager) authorize(keyID string, m *meta.Manifest, verify func(ed25519.PublicKey) error) error {
+	t, known := mg.tenants[m.Tenant]
+	if mg.insecure {
+		if known {
+			if err := t.ceiling.Permits(m); err != nil {
+				return fmt.Errorf("%w: %w", ErrDenied, err)
+			}
+		}
+		return nil
+	}
+	s, key, ok := mg.signerOf(keyID)
+	if !ok {
+		return fmt.Errorf("%w: signed by unknown key %s", ErrDenied, keyID)
+	}
+	if !s.may(m.Tenant) {
+		return fmt.Errorf("%w: key %s may not act for tenant %q", ErrDenied, keyID, m.Tenant)
+	}
+	if err := verify(key); err != nil {
+		return fmt.Errorf("%w: %w", ErrDenied, err)
+	}
+	if !known {
+		if s.owner {
+			return nil
+		}
+		return fmt.Errorf("%w: unknown tenant %q", ErrDenied, m.Tenant)
+	}
+	if !s.owner {
+		if err := t.ceiling.Permits(m); err != nil {
+			return fmt.Errorf("%w: %w", ErrDenied, err)
+		}
+	}
+	return nil
+}
+
+// Exec runs a signed command.
+func (mg *Manager) Exec(ctx context.Context, signed []byte) ([]byte, error) {
+	mg.mu.Lock()
+	defer mg.mu.Unlock()
+	sc, err := trust.OpenCommand(signed)
+	if err != nil {
+		return nil, fmt.Errorf("%w: command: %w", ErrInvalid, err)
+	}
+	c := sc.Command
+	s := signer{owner: true}
+	if !mg.insecure {
+		var key ed25519.PublicKey
+		var ok bool
+		s, key, ok = mg.signerOf(sc.KeyID)
+		if !ok {
+			return nil, fmt.Errorf("%w: command signed by unknown key %s", ErrDenied, sc.KeyID)
+		}
+		if err := sc.Verify(key); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrDenied, err)
+		}
+	}
+	if err := mg.st.UseCounter("key/"+sc.KeyID, c.Counter); err != nil {
+		return nil, fmt.Errorf("%w: replayed or stale command: %w", ErrDenied, err)
+	}
+	switch c.Verb {
+	case VerbTenantAdd:
+		if !s.owner {
+			return nil, fmt.Errorf("%w: only the owner adds tenants", ErrDenied)
+		}
+		name, err := mg.addTenant(c.Body)
+		if err != nil {
+			return nil, err
+		}
+		if err := mg.st.PutTenant(store.Tenant{Name: name, Grant: c.Body}); err != nil {
+			return nil, fmt.Errorf("%w: store: %w", mgmt.ErrUnavailable, err)
+		}
+		return json.Marshal(map[string]string{"tenant": name, "key": mg.tenants[name].keyID})
+	case VerbStart, VerbStop, VerbRemove, VerbMetaApply:
+	default:
+		return nil, fmt.Errorf("%w: unknown verb %q", ErrInvalid, c.Verb)
+	}
+	cur, err := mg.dev.Container(c.Target)
+	if err != nil {
+		return nil, err
+	}
+	if !s.may(cur.Tenant) {
+		return nil, fmt.Errorf("%w: key %s may not manage %s (tenant %s)", ErrDenied, sc.KeyID, c.Target, cur.Tenant)
+	}
+	switch c.Verb {
+	case VerbStart:
+		err = mg.dev.Start(c.Target)
+	case VerbStop:
+		err = mg.dev.Stop(c.Target)
+	case VerbRemove:
+		if err = mg.dev.Remove(ctx, c.Target); err == nil {
+			err = mg.st.DeleteContainer(c.Target)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(map[string]string{"removed": c.Target})
+	case VerbMetaApply:
+		err = mg.metaApply(c.Target, c.Body, s)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if c.Verb != VerbMetaApply {
+		mg.persistState(c.Target, cur.State())
+	}
+	st, err := mg.dev.Status(c.Target)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(st)
+}
+
+// metaApply replaces the metadata of a live container (signed update).
+func (mg *Manager) metaApply(name string, manifestJSON []byte, s signer) error {
+	m, err := meta.Parse(manifestJSON)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if m.Name != name {
+		return fmt.Errorf("%w: metadata is for %q, not %q", ErrInvalid, m.Name, name)
+	}
+	if !s.may(m.Tenant) {
+		return fmt.Errorf("%w: signer may not act for tenant %q", ErrDenied, m.Tenant)
+	}
+	if t, ok := mg.tenants[m.Tenant]; ok && !s.owner {
+		if err := t.ceiling.Permits(m); err != nil {
+			return fmt.Errorf("%w: %w", ErrDenied, err)
+		}
+	} else if !ok && !s.owner && !mg.insecure {
+		return fmt.Errorf("%w: unknown tenant %q", ErrDenied, m.Tenant)
+	}
+	if err := mg.dev.UpdateManifest(m); err != nil {
+		return err
+	}
+	rec, err := mg.st.GetContainer(name)
+	if err != nil {
+		return fmt.Errorf("%w: store: %w", mgmt.ErrUnavailable, err)
+	}
+	rec.Manifest, rec.Version = mustJSON(m), m.Version
+	if err := mg.st.PutContainer(rec); err != nil {
+		return fmt.Errorf("%w: store: %w", mgmt.ErrUnavailable, err)
+	}
+	return nil
+}
+
+func (mg *Manager) persistState(name string, s container.State) {
+	rec, err := mg.st.GetContainer(name)
+	if err != nil {
+		return
+	}
+	rec.State = s.String()
+	if err := mg.st.PutContainer(rec); err != nil {
+		mg.dev.log.Warn("container state not persisted", "container", name, "err", err)
+	}
+}
+
+func mustJSON(m *meta.Manifest) []byte {
+	b, err := json.Marshal(m)
+	if err != nil {
+		panic(fmt.Sprintf("a validated manifest must marshal: %v", err))
+	}
+	return b
+}
+
+// List implements mgmt.Device.
+func (mg *Manager) List(context.Context) ([]mgmt.ContainerStatus, error) { return mg.dev.List(), nil }
+
+// Status implements mgmt.Device.
+func (mg *Manager) Status(_ context.Context, name string) (mgmt.ContainerStatus, error) {
+	return mg.dev.Status(name)
+}
+
+// Meta implements mgmt.Device.
+func (mg *Manager) Meta(_ context.Context, name string) ([]byte, error) {
+	c, err := mg.dev.Container(name)
+	if err != nil {
+		return nil, err
+	}
+	return mustJSON(c.Manifest()), nil
+}
+
+// Logs implements mgmt.Device.
+func (mg *Manager) Logs(_ context.Context, name string, after uint64, max int) ([]mgmt.LogLine, error) {
+	if name != "" {
+		if _, err := mg.dev.Container(name); err != nil {
+			return nil, err
+		}
+	}
+	return mg.dev.Logs(name, after, max), nil
+}
+
+// WatchLogs implements mgmt.Device.
+func (mg *Manager) WatchLogs(ctx context.Context, name string, after uint64) (<-chan mgmt.LogLine, error) {
+	if name != "" {
+		if _, err := mg.dev.Container(name); err != nil {
+			return nil, err
+		}
+	}
+	return mg.dev.WatchLogs(ctx, name, after), nil
+}
+
+// Audit implements mgmt.Device.
+func (mg *Manager) Audit(_ context.Context, limit int) ([]mgmt.AuditEntry, error) {
+	return mg.dev.Audit(limit), nil
+}
