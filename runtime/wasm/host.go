@@ -1,0 +1,139 @@
+package wasm
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/tinycontainer/tinycontainer/runtime"
+	"github.com/tinycontainer/tinycontainer/runtime/wasm/instrument"
+)
+
+const (
+	i32 = api.ValueTypeI32
+	i64 = api.ValueTypeI64
+)
+
+// hostFunc is one function the runtime offers to guests.
+type hostFunc struct {
+	module, name    string
+	params, results []api.ValueType
+	fn              api.GoModuleFunc
+}
+
+const wasiModule = "wasi_snapshot_preview1"
+
+// hostFuncs is the whole import surface: the guest ABI (SPEC section 2),
+// the WASI subset, and the instrumenter's checkpoint. Compile refuses
+// any other import.
+var hostFuncs = []hostFunc{
+	{"tc", "open", []api.ValueType{i32, i32}, []api.ValueType{i32}, tcOpen},
+	{"tc", "call", []api.ValueType{i32, i32, i32, i32, i32}, []api.ValueType{i32}, tcCall},
+	{"tc", "close", []api.ValueType{i32}, []api.ValueType{i32}, tcClose},
+	{instrument.CheckpointModule, instrument.CheckpointName, nil, nil, checkpoint},
+	{wasiModule, "fd_write", []api.ValueType{i32, i32, i32, i32}, []api.ValueType{i32}, wasiFdWrite},
+	{wasiModule, "clock_time_get", []api.ValueType{i32, i64, i32}, []api.ValueType{i32}, wasiClockTimeGet},
+	{wasiModule, "random_get", []api.ValueType{i32, i32}, []api.ValueType{i32}, wasiRandomGet},
+	{wasiModule, "proc_exit", []api.ValueType{i32}, nil, wasiProcExit},
+	{wasiModule, "args_sizes_get", []api.ValueType{i32, i32}, []api.ValueType{i32}, wasiSizesGet},
+	{wasiModule, "args_get", []api.ValueType{i32, i32}, []api.ValueType{i32}, wasiEmptyGet},
+	{wasiModule, "environ_sizes_get", []api.ValueType{i32, i32}, []api.ValueType{i32}, wasiSizesGet},
+	{wasiModule, "environ_get", []api.ValueType{i32, i32}, []api.ValueType{i32}, wasiEmptyGet},
+}
+
+// instantiateHost registers the host modules in rt.
+func instantiateHost(ctx context.Context, rt wazero.Runtime) error {
+	builders := map[string]wazero.HostModuleBuilder{}
+	var order []string
+	for _, h := range hostFuncs {
+		b, ok := builders[h.module]
+		if !ok {
+			b = rt.NewHostModuleBuilder(h.module)
+			builders[h.module] = b
+			order = append(order, h.module)
+		}
+		b.NewFunctionBuilder().WithGoModuleFunction(h.fn, h.params, h.results).Export(h.name)
+	}
+	for _, name := range order {
+		if _, err := builders[name].Instantiate(ctx); err != nil {
+			return fmt.Errorf("host module %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// checkImports refuses what the runtime does not offer, naming it.
+func checkImports(imports []instrument.Import) (usesExit bool, err error) {
+	for _, im := range imports {
+		if im.Kind != instrument.ExternFunc {
+			return false, fmt.Errorf("%w: import %s.%s: only functions can be imported", runtime.ErrInvalidCode, im.Module, im.Name)
+		}
+		var found *hostFunc
+		for i := range hostFuncs {
+			h := &hostFuncs[i]
+			if h.module == im.Module && h.name == im.Name && h.module != instrument.CheckpointModule {
+				found = h
+				break
+			}
+		}
+		if found == nil {
+			return false, fmt.Errorf("%w: import %s.%s is not offered (the ABI offers tc.open, tc.call, tc.close and a WASI subset)", runtime.ErrInvalidCode, im.Module, im.Name)
+		}
+		want := instrument.FuncType{Params: found.params, Results: found.results}
+		if im.Type.String() != want.String() {
+			return false, fmt.Errorf("%w: import %s.%s has type %v, want %v", runtime.ErrInvalidCode, im.Module, im.Name, im.Type, want)
+		}
+		if found.module == wasiModule && found.name == "proc_exit" {
+			usesExit = true
+		}
+	}
+	return usesExit, nil
+}
+
+// tcOpen is tc.open(name_ptr, name_len) -> handle.
+func tcOpen(ctx context.Context, mod api.Module, stack []uint64) {
+	a := ctx.(*activation)
+	stack[0] = api.EncodeI32(a.host.Open(a.memory(mod), api.DecodeU32(stack[0]), api.DecodeU32(stack[1])))
+}
+
+// tcCall is tc.call(handle, op, buf_ptr, in_len, buf_cap) -> n.
+func tcCall(ctx context.Context, mod api.Module, stack []uint64) {
+	a := ctx.(*activation)
+	stack[0] = api.EncodeI32(a.host.Call(a.memory(mod), api.DecodeU32(stack[0]), api.DecodeU32(stack[1]),
+		api.DecodeU32(stack[2]), api.DecodeU32(stack[3]), api.DecodeU32(stack[4])))
+}
+
+// tcClose is tc.close(handle) -> 0.
+func tcClose(ctx context.Context, _ api.Module, stack []uint64) {
+	a := ctx.(*activation)
+	stack[0] = api.EncodeI32(a.host.Close(api.DecodeU32(stack[0])))
+}
+
+// checkpoint is reached by instrumented code every few thousand ticks. It
+// ends the activation by panicking; wazero unwinds the guest and returns
+// the panic value wrapped as the call's error.
+func checkpoint(ctx context.Context, _ api.Module, _ []uint64) {
+	a := ctx.(*activation)
+	if a.budget.Expired() {
+		panic(runtime.ErrBudget)
+	}
+	if a.inst.closing.Load() {
+		panic(errClosing)
+	}
+	if a.done != nil {
+		select {
+		case <-a.done:
+			panic(a.Context.Err())
+		default:
+		}
+	}
+}
+
+// noMemory stands for the memory of a guest that has none.
+type noMemory struct{}
+
+func (noMemory) Read(uint32, uint32) ([]byte, bool) { return nil, false }
+
+var _ runtime.Memory = noMemory{}

@@ -1,0 +1,306 @@
+package instrument
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
+
+	"github.com/tinycontainer/tinycontainer/runtime"
+)
+
+func readGuest(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+var features = api.CoreFeaturesV2 | experimental.CoreFeaturesTailCall
+
+// bare is a plain wazero runtime with stand-ins for the imports the test
+// guests use: tc.open returns the sum of its arguments and the checkpoint
+// counts its calls (and panics once stopAfter calls were made, if set).
+type bare struct {
+	rt          wazero.Runtime
+	checkpoints atomic.Int64
+	stopAfter   int64
+}
+
+var errStopped = errors.New("stopped by the checkpoint")
+
+func newBare(t testing.TB, interp bool) *bare {
+	t.Helper()
+	ctx := context.Background()
+	cfg := wazero.NewRuntimeConfigCompiler()
+	if interp {
+		cfg = wazero.NewRuntimeConfigInterpreter()
+	}
+	b := &bare{rt: wazero.NewRuntimeWithConfig(ctx, cfg.WithCoreFeatures(features))}
+	t.Cleanup(func() { b.rt.Close(ctx) })
+	_, err := b.rt.NewHostModuleBuilder("tc").NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(func(_ context.Context, _ api.Module, s []uint64) {
+			s[0] = uint64(uint32(s[0]) + uint32(s[1]))
+		}), []api.ValueType{api.ValueTypeI32, api.ValueTypeI32}, []api.ValueType{api.ValueTypeI32}).
+		Export("open").Instantiate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.rt.NewHostModuleBuilder(CheckpointModule).NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(func(context.Context, api.Module, []uint64) {
+			if n := b.checkpoints.Add(1); b.stopAfter > 0 && n >= b.stopAfter {
+				panic(errStopped)
+			}
+		}), nil, nil).Export(CheckpointName).Instantiate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func (b *bare) instantiate(t testing.TB, code []byte) api.Module {
+	t.Helper()
+	mod, err := b.rt.InstantiateWithConfig(context.Background(), code, wazero.NewModuleConfig().WithName("").WithStartFunctions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mod
+}
+
+// call runs export name with args and renders the outcome.
+func call(mod api.Module, name string, args ...uint64) string {
+	res, err := mod.ExportedFunction(name).Call(context.Background(), args...)
+	if err != nil {
+		// The first line names the trap; the stack trace differs.
+		return "error: " + strings.SplitN(err.Error(), "\n", 2)[0]
+	}
+	return fmt.Sprint(res)
+}
+
+type callCase struct {
+	name string
+	args []uint64
+}
+
+func TestPreservesBehaviour(t *testing.T) {
+	guests := map[string][]callCase{
+		"behave.wasm": {
+			{"fib", []uint64{0}}, {"fib", []uint64{1}}, {"fib", []uint64{20}},
+			{"sum_to", []uint64{0}}, {"sum_to", []uint64{5000}},
+			{"nested", []uint64{0}}, {"nested", []uint64{1}}, {"nested", []uint64{30}}, {"nested", []uint64{300}},
+			{"indirect", []uint64{0, 10}}, {"indirect", []uint64{1, 10}}, {"indirect", []uint64{2, 10}},
+			{"indirect", []uint64{4, 9}}, {"indirect", []uint64{5, 9}}, {"indirect", []uint64{99, 9}},
+			{"indirect2", []uint64{0, 4}}, {"indirect2", []uint64{1, 4}}, {"indirect2", []uint64{3, 4}},
+			{"tinit", []uint64{6}}, {"globref", []uint64{21}}, {"reffunc", []uint64{12}},
+			{"multi", []uint64{0}}, {"multi", []uint64{7}}, {"counter", nil},
+			{"memsum", []uint64{0}}, {"memsum", []uint64{1000}}, {"memsum", []uint64{70000}},
+			{"simd", []uint64{3}}, {"misc", []uint64{0x80}}, {"misc", []uint64{0}},
+			{"opentest", []uint64{37}}, {"tc_main", nil},
+		},
+		"tailcall.wasm": {{"even", []uint64{0}}, {"even", []uint64{1}}, {"even", []uint64{100001}}},
+		"crc32.wasm":    {{"tc_main", nil}, {"tc_main", nil}},
+		"matmul.wasm":   {{"tc_main", nil}},
+		"coremark.wasm": {{"tc_main", nil}},
+		"fib.wasm":      {{"tc_main", nil}},
+	}
+	for _, interp := range []bool{false, true} {
+		for name, cases := range guests {
+			orig := readGuest(t, name)
+			for _, interval := range []uint32{1, 7, 4096} {
+				t.Run(fmt.Sprintf("%s/interp=%v/interval=%d", name, interp, interval), func(t *testing.T) {
+					res, err := Instrument(orig, Options{MemoryLimit: 1 << 20, Interval: interval})
+					if err != nil {
+						t.Fatal(err)
+					}
+					b := newBare(t, interp)
+					want := b.instantiate(t, orig)
+					got := b.instantiate(t, res.Code)
+					for _, c := range cases {
+						w, g := call(want, c.name, c.args...), call(got, c.name, c.args...)
+						if w != g {
+							t.Errorf("%s%v: original %s, instrumented %s", c.name, c.args, w, g)
+						}
+					}
+					if name != "tailcall.wasm" && b.checkpoints.Load() == 0 && interval == 1 {
+						t.Error("the checkpoint was never called")
+					}
+				})
+			}
+		}
+	}
+}
+
+// TestCheckpointAlwaysReached runs guests that never end and expects the
+// checkpoint to stop each of them.
+func TestCheckpointAlwaysReached(t *testing.T) {
+	type runaway struct {
+		guest, export string
+		args          []uint64
+	}
+	for _, r := range []runaway{
+		{"tailcall.wasm", "tc_main", nil}, // return_call_indirect forever
+		{"faults.wasm", "tc_main", nil},   // tc.open(0,0) = 0: returns 42, see below
+	} {
+		for _, interp := range []bool{false, true} {
+			b := newBare(t, interp)
+			b.stopAfter = 50
+			res, err := Instrument(readGuest(t, r.guest), Options{MemoryLimit: 1 << 20, Interval: 100})
+			if err != nil {
+				t.Fatal(err)
+			}
+			mod := b.instantiate(t, res.Code)
+			_, err = mod.ExportedFunction(r.export).Call(context.Background(), r.args...)
+			if r.guest == "faults.wasm" {
+				if err != nil {
+					t.Fatalf("faults.wasm mode 0: %v", err)
+				}
+				continue
+			}
+			if !errors.Is(err, errStopped) {
+				t.Fatalf("%s: got %v, want the checkpoint to stop it", r.guest, err)
+			}
+		}
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	wasm := func(sections ...[]byte) []byte {
+		b := []byte{0, 'a', 's', 'm', 1, 0, 0, 0}
+		for _, s := range sections {
+			b = append(b, s...)
+		}
+		return b
+	}
+	sec := func(id byte, payload ...byte) []byte { return appendSection(nil, id, payload) }
+	typeV := sec(secType, 1, 0x60, 0, 0)
+	funcs := sec(secFunction, 1, 0)
+	body := func(code ...byte) []byte {
+		b := append([]byte{0}, code...)
+		return sec(secCode, append([]byte{1, byte(len(b))}, b...)...)
+	}
+	cases := []struct {
+		name  string
+		code  []byte
+		opts  Options
+		class error
+		msg   string
+	}{
+		{"garbage", []byte("hello"), Options{}, runtime.ErrInvalidCode, "magic"},
+		{"atomics", wasm(typeV, funcs, body(0xFE, 0x03, 0x00, 0x0B)), Options{}, runtime.ErrInvalidCode, "threads"},
+		{"exceptions", wasm(typeV, funcs, body(0x06, 0x40, 0x0B, 0x0B)), Options{}, runtime.ErrInvalidCode, "exception"},
+		{"unknown opcode", wasm(typeV, funcs, body(0xC5, 0x0B)), Options{}, runtime.ErrInvalidCode, "function 0"},
+		{"relaxed simd", wasm(typeV, funcs, body(0xFD, 0x80, 0x02, 0x0B)), Options{}, runtime.ErrInvalidCode, "relaxed"},
+		{"truncated", wasm(typeV, funcs, body(0x41)), Options{}, runtime.ErrInvalidCode, "offset"},
+		{"trailing", wasm(typeV, funcs, body(0x0B, 0x01)), Options{}, runtime.ErrInvalidCode, "after the final end"},
+		{"two memories", wasm(sec(secMemory, 2, 0, 1, 0, 1)), Options{MemoryLimit: 1 << 20}, runtime.ErrInvalidCode, "multiple memories"},
+		{"shared memory", wasm(sec(secMemory, 1, 3, 1, 1)), Options{MemoryLimit: 1 << 20}, runtime.ErrInvalidCode, "shared"},
+		{"imported memory", wasm(sec(secImport, 1, 1, 'a', 1, 'b', 2, 0, 1)), Options{}, runtime.ErrInvalidCode, "imported memories"},
+		{"memory over limit", wasm(sec(secMemory, 1, 0, 5)), Options{MemoryLimit: 4 << 16}, runtime.ErrLimit, "320 KiB"},
+		{"limit below a page", wasm(sec(secMemory, 1, 0, 0)), Options{MemoryLimit: 1000}, runtime.ErrLimit, "below one 64 KiB page"},
+		{"table over limit", wasm(sec(secTable, 1, 0x70, 0, 0x81, 0x80, 0x04)), Options{}, runtime.ErrLimit, "tables"},
+		{"tag section", wasm(sec(secTag, 0)), Options{}, runtime.ErrInvalidCode, "exception"},
+		{"reserved export", wasm(typeV, funcs, sec(secExport, 1, 4, 't', 'c', '_', 'i', 0, 0), body(0x0B)), Options{}, nil, ""},
+		{"body count", wasm(typeV, funcs), Options{}, runtime.ErrInvalidCode, "bodies"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Instrument(c.code, c.opts)
+			if c.class == nil {
+				if err != nil {
+					t.Fatalf("unexpected error %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, c.class) || !strings.Contains(err.Error(), c.msg) {
+				t.Fatalf("got %v, want %v mentioning %q", err, c.class, c.msg)
+			}
+		})
+	}
+	// A guest export with the reserved prefix is refused.
+	code := wasm(typeV, funcs, sec(secExport, append(append([]byte{1, byte(len(FuelExport))}, FuelExport...), 0, 0)...), body(0x0B))
+	if _, err := Instrument(code, Options{}); !errors.Is(err, runtime.ErrInvalidCode) {
+		t.Fatalf("reserved export name: got %v", err)
+	}
+}
+
+func TestMemoryClamp(t *testing.T) {
+	for _, c := range []struct {
+		mem      []byte
+		limit    uint64
+		min, max uint32
+	}{
+		{[]byte{0, 1}, 4 << 16, 1, 4},         // no maximum: the limit
+		{[]byte{1, 1, 2}, 4 << 16, 1, 2},      // a lower maximum stays
+		{[]byte{1, 1, 100}, 3<<16 + 5, 1, 3},  // pages round down
+		{[]byte{0, 0}, 1 << 40, 0, maxPages},  // at most 4 GiB
+		{[]byte{1, 2, 0x80, 0x02}, 2 << 16, 2, 2},
+	} {
+		code := append([]byte{0, 'a', 's', 'm', 1, 0, 0, 0}, appendSection(nil, secMemory, append([]byte{1}, c.mem...))...)
+		res, err := Instrument(code, Options{MemoryLimit: c.limit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := decodeModule(res.Code)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.memory == nil || m.memory.min != c.min || !m.memory.hasMax || m.memory.max != c.max {
+			t.Errorf("memory %x under %d: got %+v, want min %d max %d", c.mem, c.limit, m.memory, c.min, c.max)
+		}
+	}
+}
+
+// TestImportsAndExports checks what Result reports.
+func TestImportsAndExports(t *testing.T) {
+	res, err := Instrument(readGuest(t, "behave.wasm"), Options{MemoryLimit: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Imports) != 1 || res.Imports[0].Module != "tc" || res.Imports[0].Name != "open" || res.Imports[0].Type.String() != "(i32,i32) -> (i32)" {
+		t.Errorf("imports: %+v", res.Imports)
+	}
+	found := false
+	for _, ex := range res.Exports {
+		if ex.Name == "multi" {
+			found = ex.Type.String() == "(i32) -> (i32,i32)"
+		}
+		if strings.HasPrefix(ex.Name, ExportPrefix) {
+			t.Errorf("internal export %q reported", ex.Name)
+		}
+	}
+	if !found {
+		t.Errorf("export multi missing or mistyped: %+v", res.Exports)
+	}
+	if !res.HasMemory || len(res.Globals) != 3 { // $counter, fuel, depth
+		t.Errorf("HasMemory %v, Globals %v", res.HasMemory, res.Globals)
+	}
+}
+
+// TestLeafFunctionsUntouched checks that a small leaf function keeps its
+// body: hot helpers pay nothing.
+func TestLeafFunctionsUntouched(t *testing.T) {
+	orig := readGuest(t, "behave.wasm")
+	res, err := Instrument(orig, Options{MemoryLimit: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := decodeModule(orig)
+	b, _ := decodeModule(res.Code)
+	// $double is defined function 1 (after $init).
+	if string(a.codes[1].b) != string(b.codes[1].b) {
+		t.Errorf("leaf body changed: %x -> %x", a.codes[1].b, b.codes[1].b)
+	}
+	if string(a.codes[4].b) == string(b.codes[4].b) {
+		t.Error("recursive $fib was not instrumented")
+	}
+}

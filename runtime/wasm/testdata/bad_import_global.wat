@@ -1,0 +1,4 @@
+;; Refused at Compile: an import the runtime does not offer.
+(module
+  (import "env" "g" (global i32))
+  (func (export "tc_main") (result i32) (i32.const 0)))
