@@ -31,8 +31,8 @@ var (
 const (
 	MaxArenaBytes  = 4 << 20  // activation arena per interpreter
 	MaxTensorBytes = 16 << 20 // any single tensor
-	MaxTensors     = 1 << 14
-	MaxOperators   = 1 << 12
+	MaxTensors     = 1 << 12
+	MaxOperators   = 1 << 11
 	MaxRank        = 6
 	// MaxMACs bounds the multiply-accumulates of one inference (~0.1-0.3 s).
 	MaxMACs = 1 << 28

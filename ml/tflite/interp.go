@@ -152,6 +152,11 @@ func (it *Interpreter) Invoke(model, input, output []byte) (int, error) {
 	if !it.m.Matches(model) {
 		return 0, ErrModelChanged
 	}
+	return it.run(model, input, output)
+}
+
+// run is Invoke for a model already known to match.
+func (it *Interpreter) run(model, input, output []byte) (int, error) {
 	if len(input) != it.in.n {
 		return 0, fmt.Errorf("%w: %d bytes, the model input needs %d", ErrInput, len(input), it.in.n)
 	}

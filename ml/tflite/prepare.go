@@ -27,6 +27,23 @@ func (it *Interpreter) quantParams(t int) (float32, int32, error) {
 
 func (it *Interpreter) shape(t int) []int { return it.m.tensors[t].Shape }
 
+// addWork adds the product of dims to the inference's work count,
+// saturating so that no product of hostile dimensions can wrap around.
+func (it *Interpreter) addWork(dims ...int) {
+	w := int64(1)
+	for _, d := range dims {
+		if d <= 0 {
+			return
+		}
+		if w > math.MaxInt64/int64(d) {
+			w = math.MaxInt64
+			break
+		}
+		w *= int64(d)
+	}
+	it.macs = min(it.macs+min(w, MaxMACs+1), math.MaxInt64/2)
+}
+
 // operands checks the operator's input and output counts; optional inputs
 // beyond nIn-nOpt may be absent (-1 or missing).
 func operands(op *operator, nIn, nOpt, nOut int) error {
@@ -268,7 +285,7 @@ func (it *Interpreter) prepareConv(op *operator, depthwise bool) (kernel, error)
 		if outD%g.inD != 0 || (op.opts.depthMultiplier > 0 && dm != op.opts.depthMultiplier) {
 			return nil, errf("depthwise output depth %d for input depth %d, multiplier %d", outD, g.inD, op.opts.depthMultiplier)
 		}
-		it.macs += int64(g.batches) * int64(g.outH*g.outW) * int64(outD*g.fH*g.fW)
+		it.addWork(g.batches, g.outH, g.outW, outD, g.fH, g.fW)
 		it.persist += 5 * outD
 		it.need32 = 2 * outD
 		return &dwConv{geom: g, depthMul: dm, bias: bias, mult: mult, shift: shift}, nil
@@ -282,7 +299,7 @@ func (it *Interpreter) prepareConv(op *operator, depthwise bool) (kernel, error)
 		return nil, errf("%d output channels for %d groups", outD, groups)
 	}
 	K := g.fH * g.fW * fD
-	it.macs += int64(g.batches) * int64(g.outH*g.outW) * int64(outD) * int64(K)
+	it.addWork(g.batches, g.outH, g.outW, outD, g.fH, g.fW, fD)
 	k := &conv{geom: g, fD: fD, groups: groups, bias: bias, mult: mult, shift: shift,
 		paired: groups == 1 && K <= maxPairK}
 	if k.paired {
@@ -343,7 +360,7 @@ func (it *Interpreter) prepareFC(op *operator) (kernel, error) {
 	} else {
 		k.mult, k.shift = multipliers(inScale, outScale, fscale, units)
 	}
-	it.macs += int64(batches) * int64(units) * int64(depth)
+	it.addWork(batches, units, depth)
 	it.persist += 5 * len(k.mult)
 	it.need32 = depth
 	return k, nil
@@ -369,7 +386,7 @@ func (it *Interpreter) preparePool(op *operator) (kernel, error) {
 	if is1 != os1 || izp != ozp {
 		return nil, fmt.Errorf("%w: pooling that rescales", ErrUnsupported)
 	}
-	it.macs += int64(g.batches) * int64(g.outH*g.outW) * int64(g.outD*g.fH*g.fW)
+	it.addWork(g.batches, g.outH, g.outW, g.outD, g.fH, g.fW)
 	return &pool{geom: g, max: op.code == opMaxPool2D}, nil
 }
 
@@ -405,7 +422,7 @@ func (it *Interpreter) prepareAdd(op *operator) (kernel, error) {
 	if err := k.broadcast(it.shape(a), it.shape(b), it.shape(out)); err != nil {
 		return nil, err
 	}
-	it.macs += int64(it.m.tensors[out].elems())
+	it.addWork(it.m.tensors[out].elems())
 	return k, nil
 }
 
@@ -418,7 +435,7 @@ func (it *Interpreter) prepareReshape(op *operator) (kernel, error) {
 	if ti.Type != to.Type || ti.Bytes != to.Bytes {
 		return nil, errf("reshape of %v %v to %v %v", ti.Type, ti.Shape, to.Type, to.Shape)
 	}
-	it.macs += int64(ti.Bytes)
+	it.addWork(ti.Bytes)
 	return &reshape{in: it.ref(in), out: it.ref(out)}, nil
 }
 
@@ -459,6 +476,6 @@ func (it *Interpreter) prepareSoftmax(op *operator) (kernel, error) {
 	// CalculateInputRadius: the largest |diff| whose rescaling fits.
 	maxIn := float64(int64(1)<<scaledDiffIntegerBits-1) * float64(int64(1)<<(31-scaledDiffIntegerBits)) / float64(int64(1)<<k.leftShift)
 	k.diffMin = -int32(math.Floor(maxIn))
-	it.macs += int64(it.m.tensors[in].elems()) * 16
+	it.addWork(it.m.tensors[in].elems(), 16)
 	return k, nil
 }

@@ -11,8 +11,11 @@ import (
 // quantizeMultiplier splits m into a Q31 significand and a power-of-two
 // exponent like tflite::QuantizeMultiplier (frexp, round half away).
 func quantizeMultiplier(m float64) (int32, int) {
-	if m == 0 {
-		return 0, 0
+	if !(m > 0) {
+		return 0, 0 // zero (scales are validated non-negative, not NaN)
+	}
+	if m >= 1<<31 {
+		return math.MaxInt32, 30 // includes +Inf from denormal scales
 	}
 	q, shift := math.Frexp(m)
 	qf := int64(math.Round(q * (1 << 31)))
@@ -171,3 +174,7 @@ func getReciprocal(x int32, intBits int) (int32, int) {
 	shifted := int32(uint32(x)<<headroom - 1<<31)
 	return oneOverOnePlusX(shifted), intBits - headroom
 }
+
+// QuantizeMultiplier is TFLite's QuantizeMultiplier: m ~ mult * 2^(shift-31).
+// Exported for code generators that emit kernel constants.
+func QuantizeMultiplier(m float64) (mult int32, shift int) { return quantizeMultiplier(m) }
