@@ -350,11 +350,7 @@ func (b *Bridge) session(first chan struct{}) (connected bool, err error) {
 	cli := paho.NewClient(paho.ClientConfig{
 		Conn:              c,
 		OnPublishReceived: []func(paho.PublishReceived) (bool, error){b.onPublish},
-		OnClientError:     func(err error) { b.setErr(err) },
-		OnServerDisconnect: func(d *paho.Disconnect) {
-			b.setErr(fmt.Errorf("mqtt: broker disconnected: reason %d", d.ReasonCode))
-		},
-		PacketTimeout: b.opts.ConnectTimeout,
+		PacketTimeout:     b.opts.ConnectTimeout,
 	})
 	recvMax := uint16(64) // sizes paho's inbound channel; we only receive QoS 0
 	maxPacket := uint32(b.opts.MaxPacketSize)
@@ -397,10 +393,11 @@ func (b *Bridge) session(first chan struct{}) (connected bool, err error) {
 	for {
 		select {
 		case <-cli.Done():
-			b.mu.Lock()
-			err := b.lastErr
-			b.mu.Unlock()
-			return true, fmt.Errorf("mqtt: connection lost: %w", err)
+			// paho's reader has exited, so reading c.rdErr does not race.
+			if c.rdErr == nil {
+				return true, errors.New("mqtt: the broker ended the session")
+			}
+			return true, fmt.Errorf("mqtt: connection lost: %w", c.rdErr)
 		case <-b.ctx.Done():
 			b.flush(cli)
 			_ = cli.Disconnect(&paho.Disconnect{ReasonCode: 0})

@@ -81,7 +81,9 @@ func newConn(c net.Conn, readLimit int) *conn {
 	}
 }
 
-// Read is called only by paho's single reader goroutine.
+// Read is called only by paho's single reader goroutine. The first error is
+// kept (the connection is finished after it) so the bridge can report why
+// the connection ended once paho's client is done.
 func (c *conn) Read(p []byte) (int, error) {
 	if c.rdErr != nil {
 		return 0, c.rdErr
@@ -91,6 +93,9 @@ func (c *conn) Read(p []byte) (int, error) {
 		c.rdErr = ferr
 		_ = c.Conn.Close()
 		return 0, ferr
+	}
+	if err != nil {
+		c.rdErr = err
 	}
 	return n, err
 }
