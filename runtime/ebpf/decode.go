@@ -188,7 +188,8 @@ const (
 	opAtomicCmpXchg32 // compares with r0, returns the old value in r0
 	opAtomicCmpXchg64
 
-	numOps
+	// opHalt follows the program: a run that must stop goes there.
+	opHalt
 )
 
 // insn is one pre-decoded instruction, 16 bytes.
@@ -292,6 +293,7 @@ func compile(code []byte) (*program, error) {
 	if err := p.checkFlow(tail); err != nil {
 		return nil, err
 	}
+	p.insns = append(p.insns, insn{op: opHalt})
 	return p, nil
 }
 

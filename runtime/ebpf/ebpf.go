@@ -168,9 +168,9 @@ func (in *Instance) Run(ctx context.Context, b *runtime.Budget) (int32, error) {
 		}
 	}
 	a := activations.Get().(*activation)
-	a.reset(in)
-	code, err := a.run(ctx, in.mod.insns, in.host, b)
-	a.mem = memory{}
+	a.reset(ctx, in, b)
+	code, err := a.run(in.mod.insns)
+	a.release()
 	activations.Put(a)
 	if err != nil {
 		in.state.Store(faulted)
@@ -207,6 +207,15 @@ type activation struct {
 	stack  [maxStack]byte
 	frames [maxCallDepth]frame
 	mem    memory
+	host   runtime.Host
+	ctx    context.Context
+	budget *runtime.Budget
+	depth  int // frames below the entry function's
+	fuel   int // instructions left before the next budget poll
+	seg    int // where the current straight run of code began
+	halt   int // index of the opHalt instruction ending the program
+	pc     int // the interpreter's pc while it calls the host
+	err    error
 }
 
 // frame is a suspended caller: where to return and its callee-saved
@@ -220,11 +229,18 @@ var activations = sync.Pool{New: func() any { return new(activation) }}
 
 // reset prepares a for a run of in: a zeroed stack (nothing leaks from
 // the previous user of this activation) and in's data.
-func (a *activation) reset(in *Instance) {
+func (a *activation) reset(ctx context.Context, in *Instance, b *runtime.Budget) {
 	n := in.mod.stackLen
 	s := a.stack[maxStack-n:]
 	clear(s)
 	a.mem = memory{stack: s, data: in.data, roLen: in.mod.roLen}
+	a.host, a.ctx, a.budget = in.host, ctx, b
+}
+
+// release drops a's references to the instance before a is pooled.
+func (a *activation) release() {
+	a.mem = memory{}
+	a.host, a.ctx, a.budget, a.err = nil, nil, nil, nil
 }
 
 // memory is the container's memory as the host sees it. The host may

@@ -1,7 +1,6 @@
 package ebpf
 
 import (
-	"context"
 	"encoding/binary"
 	"fmt"
 	"math/bits"
@@ -45,12 +44,45 @@ func (a *activation) ref(p, size uint64, store bool) []byte {
 	return a.dataRef(p, size, store)
 }
 
+// checkpoint ends a straight run of code at instruction end (exclusive)
+// and starts the next one at next. It polls the budget when the fuel is
+// out.
+func (a *activation) checkpoint(end, next int) error {
+	a.fuel -= end - a.seg
+	a.seg = next
+	if a.fuel < 0 {
+		return a.poll(next)
+	}
+	return nil
+}
+
+// branch is the pc after a jump to t taken by the instruction before pc.
+// It is small enough to inline; only backward jumps call out.
+func (a *activation) branch(pc, t int) int {
+	if t < pc {
+		return a.back(pc, t)
+	}
+	return t
+}
+
+// back is a backward jump, a checkpoint. When the budget is over it
+// records the fault and sends the run to the halt instruction after the
+// program, which keeps the error path out of the interpreter's jump cases.
+func (a *activation) back(pc, t int) int {
+	if err := a.checkpoint(pc, t); err != nil {
+		a.err = err
+		return a.halt
+	}
+	return t
+}
+
 // poll reports a budget fault if the activation must end now.
-func poll(ctx context.Context, b *runtime.Budget, pc int) error {
-	if b.Expired() {
+func (a *activation) poll(pc int) error {
+	a.fuel = checkpointFuel
+	if a.budget.Expired() {
 		return &runtime.Fault{Kind: runtime.FaultBudget, Err: fmt.Errorf("%w (instruction %d)", runtime.ErrBudget, pc)}
 	}
-	if err := ctx.Err(); err != nil {
+	if err := a.ctx.Err(); err != nil {
 		return &runtime.Fault{Kind: runtime.FaultBudget, Err: fmt.Errorf("%w: %w (instruction %d)", runtime.ErrBudget, err, pc)}
 	}
 	return nil
@@ -59,23 +91,18 @@ func poll(ctx context.Context, b *runtime.Budget, pc int) error {
 // run interprets prog from instruction 0 until the entry function exits.
 // The code was verified: every jump lands on an instruction of its own
 // function and every function ends in exit or ja, so pc never leaves prog.
-func (a *activation) run(ctx context.Context, prog []insn, host runtime.Host, budget *runtime.Budget) (int32, error) {
+//
+// The loop keeps few locals live (the rest is in a) so that the Go
+// compiler can hold them in registers.
+func (a *activation) run(prog []insn) (int32, error) {
 	var r [16]uint64 // r0-r10; indexing with &15 needs no bounds check
 	r[regFP] = StackTop
 
 	stack := a.mem.stack
 	stackLo := StackTop - uint64(len(stack))
-	// o <= stackMaxN  <=>  an N-byte access at stackLo+o fits the stack.
-	stackMax1 := uint64(len(stack)) - 1
-	stackMax2 := uint64(len(stack)) - 2
-	stackMax4 := uint64(len(stack)) - 4
-	stackMax8 := uint64(len(stack)) - 8
-	maxDepth := len(stack) / frameSize
-	mem := &a.mem
+	a.depth, a.fuel, a.seg = 0, checkpointFuel, 0
+	a.halt, a.err = len(prog)-1, nil
 
-	depth := 0
-	fuel := checkpointFuel
-	seg := 0 // where the current straight run of code began
 	pc := 0
 	var in *insn
 	for {
@@ -250,223 +277,221 @@ func (a *activation) run(ctx context.Context, prog []insn, host runtime.Host, bu
 			r[in.dst&15] = bits.ReverseBytes64(r[in.dst&15])
 
 		case opJA:
-			goto jump
+			pc = a.branch(pc, int(in.off))
 		case opJEq64X:
 			if r[in.dst&15] == r[in.src&15] {
-				goto jump
+				pc = a.branch(pc, int(in.off))
 			}
 		case opJEq64K:
 			if r[in.dst&15] == uint64(in.imm) {
-				goto jump
+				pc = a.branch(pc, int(in.off))
 			}
 		case opJGt64X:
 			if r[in.dst&15] > r[in.src&15] {
-				goto jump
+				pc = a.branch(pc, int(in.off))
 			}
 		case opJGt64K:
 			if r[in.dst&15] > uint64(in.imm) {
-				goto jump
+				pc = a.branch(pc, int(in.off))
 			}
 		case opJGe64X:
 			if r[in.dst&15] >= r[in.src&15] {
-				goto jump
+				pc = a.branch(pc, int(in.off))
 			}
 		case opJGe64K:
 			if r[in.dst&15] >= uint64(in.imm) {
-				goto jump
+				pc = a.branch(pc, int(in.off))
 			}
 		case opJSet64X:
 			if r[in.dst&15]&r[in.src&15] != 0 {
-				goto jump
+				pc = a.branch(pc, int(in.off))
 			}
 		case opJSet64K:
 			if r[in.dst&15]&uint64(in.imm) != 0 {
-				goto jump
+				pc = a.branch(pc, int(in.off))
 			}
 		case opJNe64X:
 			if r[in.dst&15] != r[in.src&15] {
-				goto jump
+				pc = a.branch(pc, int(in.off))
 			}
 		case opJNe64K:
 			if r[in.dst&15] != uint64(in.imm) {
-				goto jump
+				pc = a.branch(pc, int(in.off))
 			}
 		case opJSGt64X:
 			if int64(r[in.dst&15]) > int64(r[in.src&15]) {
-				goto jump
+				pc = a.branch(pc, int(in.off))
 			}
 		case opJSGt64K:
 			if int64(r[in.dst&15]) > in.imm {
-				goto jump
+				pc = a.branch(pc, int(in.off))
 			}
 		case opJSGe64X:
 			if int64(r[in.dst&15]) >= int64(r[in.src&15]) {
-				goto jump
+				pc = a.branch(pc, int(in.off))
 			}
 		case opJSGe64K:
 			if int64(r[in.dst&15]) >= in.imm {
-				goto jump
+				pc = a.branch(pc, int(in.off))
 			}
 		case opJLt64X:
 			if r[in.dst&15] < r[in.src&15] {
-				goto jump
+				pc = a.branch(pc, int(in.off))
 			}
 		case opJLt64K:
 			if r[in.dst&15] < uint64(in.imm) {
-				goto jump
+				pc = a.branch(pc, int(in.off))
 			}
 		case opJLe64X:
 			if r[in.dst&15] <= r[in.src&15] {
-				goto jump
+				pc = a.branch(pc, int(in.off))
 			}
 		case opJLe64K:
 			if r[in.dst&15] <= uint64(in.imm) {
-				goto jump
+				pc = a.branch(pc, int(in.off))
 			}
 		case opJSLt64X:
 			if int64(r[in.dst&15]) < int64(r[in.src&15]) {
-				goto jump
+				pc = a.branch(pc, int(in.off))
 			}
 		case opJSLt64K:
 			if int64(r[in.dst&15]) < in.imm {
-				goto jump
+				pc = a.branch(pc, int(in.off))
 			}
 		case opJSLe64X:
 			if int64(r[in.dst&15]) <= int64(r[in.src&15]) {
-				goto jump
+				pc = a.branch(pc, int(in.off))
 			}
 		case opJSLe64K:
 			if int64(r[in.dst&15]) <= in.imm {
-				goto jump
+				pc = a.branch(pc, int(in.off))
 			}
 		case opJEq32X:
 			if uint32(r[in.dst&15]) == uint32(r[in.src&15]) {
-				goto jump
+				pc = a.branch(pc, int(in.off))
 			}
 		case opJEq32K:
 			if uint32(r[in.dst&15]) == uint32(in.imm) {
-				goto jump
+				pc = a.branch(pc, int(in.off))
 			}
 		case opJGt32X:
 			if uint32(r[in.dst&15]) > uint32(r[in.src&15]) {
-				goto jump
+				pc = a.branch(pc, int(in.off))
 			}
 		case opJGt32K:
 			if uint32(r[in.dst&15]) > uint32(in.imm) {
-				goto jump
+				pc = a.branch(pc, int(in.off))
 			}
 		case opJGe32X:
 			if uint32(r[in.dst&15]) >= uint32(r[in.src&15]) {
-				goto jump
+				pc = a.branch(pc, int(in.off))
 			}
 		case opJGe32K:
 			if uint32(r[in.dst&15]) >= uint32(in.imm) {
-				goto jump
+				pc = a.branch(pc, int(in.off))
 			}
 		case opJSet32X:
 			if uint32(r[in.dst&15])&uint32(r[in.src&15]) != 0 {
-				goto jump
+				pc = a.branch(pc, int(in.off))
 			}
 		case opJSet32K:
 			if uint32(r[in.dst&15])&uint32(in.imm) != 0 {
-				goto jump
+				pc = a.branch(pc, int(in.off))
 			}
 		case opJNe32X:
 			if uint32(r[in.dst&15]) != uint32(r[in.src&15]) {
-				goto jump
+				pc = a.branch(pc, int(in.off))
 			}
 		case opJNe32K:
 			if uint32(r[in.dst&15]) != uint32(in.imm) {
-				goto jump
+				pc = a.branch(pc, int(in.off))
 			}
 		case opJSGt32X:
 			if int32(r[in.dst&15]) > int32(r[in.src&15]) {
-				goto jump
+				pc = a.branch(pc, int(in.off))
 			}
 		case opJSGt32K:
 			if int32(r[in.dst&15]) > int32(in.imm) {
-				goto jump
+				pc = a.branch(pc, int(in.off))
 			}
 		case opJSGe32X:
 			if int32(r[in.dst&15]) >= int32(r[in.src&15]) {
-				goto jump
+				pc = a.branch(pc, int(in.off))
 			}
 		case opJSGe32K:
 			if int32(r[in.dst&15]) >= int32(in.imm) {
-				goto jump
+				pc = a.branch(pc, int(in.off))
 			}
 		case opJLt32X:
 			if uint32(r[in.dst&15]) < uint32(r[in.src&15]) {
-				goto jump
+				pc = a.branch(pc, int(in.off))
 			}
 		case opJLt32K:
 			if uint32(r[in.dst&15]) < uint32(in.imm) {
-				goto jump
+				pc = a.branch(pc, int(in.off))
 			}
 		case opJLe32X:
 			if uint32(r[in.dst&15]) <= uint32(r[in.src&15]) {
-				goto jump
+				pc = a.branch(pc, int(in.off))
 			}
 		case opJLe32K:
 			if uint32(r[in.dst&15]) <= uint32(in.imm) {
-				goto jump
+				pc = a.branch(pc, int(in.off))
 			}
 		case opJSLt32X:
 			if int32(r[in.dst&15]) < int32(r[in.src&15]) {
-				goto jump
+				pc = a.branch(pc, int(in.off))
 			}
 		case opJSLt32K:
 			if int32(r[in.dst&15]) < int32(in.imm) {
-				goto jump
+				pc = a.branch(pc, int(in.off))
 			}
 		case opJSLe32X:
 			if int32(r[in.dst&15]) <= int32(r[in.src&15]) {
-				goto jump
+				pc = a.branch(pc, int(in.off))
 			}
 		case opJSLe32K:
 			if int32(r[in.dst&15]) <= int32(in.imm) {
-				goto jump
+				pc = a.branch(pc, int(in.off))
 			}
 
 		// Helpers: arguments truncated to u32, the i32 result
 		// sign-extended into r0 (SPEC section 2).
 		case opCallOpen:
-			r[0] = uint64(int64(host.Open(mem, uint32(r[1]), uint32(r[2]))))
+			// pc goes through memory so that no register value has to
+			// survive the call (which would cost a spill on every dispatch).
+			a.pc = pc
+			r[0] = uint64(int64(a.host.Open(&a.mem, uint32(r[1]), uint32(r[2]))))
+			pc = a.pc
 		case opCallCall:
-			r[0] = uint64(int64(host.Call(mem, uint32(r[1]), uint32(r[2]), uint32(r[3]), uint32(r[4]), uint32(r[5]))))
+			a.pc = pc
+			r[0] = uint64(int64(a.host.Call(&a.mem, uint32(r[1]), uint32(r[2]), uint32(r[3]), uint32(r[4]), uint32(r[5]))))
+			pc = a.pc
 		case opCallClose:
-			r[0] = uint64(int64(host.Close(uint32(r[1]))))
+			a.pc = pc
+			r[0] = uint64(int64(a.host.Close(uint32(r[1]))))
+			pc = a.pc
 
 		case opCallLocal:
-			if depth+1 >= maxDepth {
+			if a.depth+1 >= len(stack)/frameSize {
 				return 0, &runtime.Fault{Kind: runtime.FaultTrap,
-					Err: fmt.Errorf("%w: more than %d nested calls (instruction %d)", ErrCallDepth, maxDepth, pc-1)}
+					Err: fmt.Errorf("%w: more than %d nested calls (instruction %d)", ErrCallDepth, len(stack)/frameSize, pc-1)}
 			}
-			f := &a.frames[depth]
+			f := &a.frames[a.depth]
 			f.ret = pc
 			f.regs = [4]uint64{r[6], r[7], r[8], r[9]}
-			depth++
+			a.depth++
 			r[regFP] -= frameSize
-			fuel -= pc - seg
-			pc = int(in.off)
-			seg = pc
-			if fuel < 0 {
-				if err := poll(ctx, budget, pc); err != nil {
-					return 0, err
-				}
-				fuel = checkpointFuel
-			}
+			pc = a.back(pc, int(in.off)) // a checkpoint, like a backward jump
 		case opExit:
-			if depth == 0 {
+			if a.depth == 0 {
 				return int32(r[0]), nil
 			}
-			depth--
-			f := &a.frames[depth]
+			a.depth--
+			f := &a.frames[a.depth]
 			r[6], r[7], r[8], r[9] = f.regs[0], f.regs[1], f.regs[2], f.regs[3]
 			r[regFP] += frameSize
-			fuel -= pc - seg
-			pc = f.ret
-			seg = pc
+			pc = a.back(pc, f.ret)
 
 		case opLDDW:
 			r[in.dst&15] = uint64(in.imm)
@@ -474,7 +499,7 @@ func (a *activation) run(ctx context.Context, prog []insn, host runtime.Host, bu
 
 		case opLdxB:
 			p := r[in.src&15] + uint64(int64(in.off))
-			if o := p - stackLo; o <= stackMax1 {
+			if o := p - stackLo; o < uint64(len(stack)) {
 				r[in.dst&15] = uint64(stack[o])
 			} else if b := a.dataRef(p, 1, false); b != nil {
 				r[in.dst&15] = uint64(b[0])
@@ -483,7 +508,7 @@ func (a *activation) run(ctx context.Context, prog []insn, host runtime.Host, bu
 			}
 		case opLdxH:
 			p := r[in.src&15] + uint64(int64(in.off))
-			if o := p - stackLo; o <= stackMax2 {
+			if o := p - stackLo; o < uint64(len(stack))-1 {
 				r[in.dst&15] = uint64(le.Uint16(stack[o:]))
 			} else if b := a.dataRef(p, 2, false); b != nil {
 				r[in.dst&15] = uint64(le.Uint16(b))
@@ -492,7 +517,7 @@ func (a *activation) run(ctx context.Context, prog []insn, host runtime.Host, bu
 			}
 		case opLdxW:
 			p := r[in.src&15] + uint64(int64(in.off))
-			if o := p - stackLo; o <= stackMax4 {
+			if o := p - stackLo; o < uint64(len(stack))-3 {
 				r[in.dst&15] = uint64(le.Uint32(stack[o:]))
 			} else if b := a.dataRef(p, 4, false); b != nil {
 				r[in.dst&15] = uint64(le.Uint32(b))
@@ -501,81 +526,118 @@ func (a *activation) run(ctx context.Context, prog []insn, host runtime.Host, bu
 			}
 		case opLdxDW:
 			p := r[in.src&15] + uint64(int64(in.off))
-			if o := p - stackLo; o <= stackMax8 {
+			if o := p - stackLo; o < uint64(len(stack))-7 {
 				r[in.dst&15] = le.Uint64(stack[o:])
 			} else if b := a.dataRef(p, 8, false); b != nil {
 				r[in.dst&15] = le.Uint64(b)
 			} else {
 				return 0, memFault(pc-1, "load", 8, p)
 			}
+		// The rarer memory operations call out; pc goes through memory
+		// and nothing read from in is used after the call (see opCallOpen).
 		case opLdxSB:
-			p := r[in.src&15] + uint64(int64(in.off))
+			d, p := in.dst&15, r[in.src&15]+uint64(int64(in.off))
+			a.pc = pc
 			b := a.ref(p, 1, false)
 			if b == nil {
-				return 0, memFault(pc-1, "load", 1, p)
+				return 0, memFault(a.pc-1, "load", 1, p)
 			}
-			r[in.dst&15] = uint64(int64(int8(b[0])))
+			r[d] = uint64(int64(int8(b[0])))
+			pc = a.pc
 		case opLdxSH:
-			p := r[in.src&15] + uint64(int64(in.off))
+			d, p := in.dst&15, r[in.src&15]+uint64(int64(in.off))
+			a.pc = pc
 			b := a.ref(p, 2, false)
 			if b == nil {
-				return 0, memFault(pc-1, "load", 2, p)
+				return 0, memFault(a.pc-1, "load", 2, p)
 			}
-			r[in.dst&15] = uint64(int64(int16(le.Uint16(b))))
+			r[d] = uint64(int64(int16(le.Uint16(b))))
+			pc = a.pc
 		case opLdxSW:
-			p := r[in.src&15] + uint64(int64(in.off))
+			d, p := in.dst&15, r[in.src&15]+uint64(int64(in.off))
+			a.pc = pc
 			b := a.ref(p, 4, false)
 			if b == nil {
-				return 0, memFault(pc-1, "load", 4, p)
+				return 0, memFault(a.pc-1, "load", 4, p)
 			}
-			r[in.dst&15] = uint64(int64(int32(le.Uint32(b))))
+			r[d] = uint64(int64(int32(le.Uint32(b))))
+			pc = a.pc
 
-		case opStB, opStxB:
+		case opStB:
 			v := uint64(in.imm)
-			if in.op == opStxB {
-				v = r[in.src&15]
-			}
 			p := r[in.dst&15] + uint64(int64(in.off))
-			if o := p - stackLo; o <= stackMax1 {
+			if o := p - stackLo; o < uint64(len(stack)) {
 				stack[o] = byte(v)
 			} else if b := a.dataRef(p, 1, true); b != nil {
 				b[0] = byte(v)
 			} else {
 				return 0, memFault(pc-1, "store", 1, p)
 			}
-		case opStH, opStxH:
-			v := uint64(in.imm)
-			if in.op == opStxH {
-				v = r[in.src&15]
-			}
+		case opStxB:
+			v := r[in.src&15]
 			p := r[in.dst&15] + uint64(int64(in.off))
-			if o := p - stackLo; o <= stackMax2 {
+			if o := p - stackLo; o < uint64(len(stack)) {
+				stack[o] = byte(v)
+			} else if b := a.dataRef(p, 1, true); b != nil {
+				b[0] = byte(v)
+			} else {
+				return 0, memFault(pc-1, "store", 1, p)
+			}
+		case opStH:
+			v := uint64(in.imm)
+			p := r[in.dst&15] + uint64(int64(in.off))
+			if o := p - stackLo; o < uint64(len(stack))-1 {
 				le.PutUint16(stack[o:], uint16(v))
 			} else if b := a.dataRef(p, 2, true); b != nil {
 				le.PutUint16(b, uint16(v))
 			} else {
 				return 0, memFault(pc-1, "store", 2, p)
 			}
-		case opStW, opStxW:
-			v := uint64(in.imm)
-			if in.op == opStxW {
-				v = r[in.src&15]
-			}
+		case opStxH:
+			v := r[in.src&15]
 			p := r[in.dst&15] + uint64(int64(in.off))
-			if o := p - stackLo; o <= stackMax4 {
+			if o := p - stackLo; o < uint64(len(stack))-1 {
+				le.PutUint16(stack[o:], uint16(v))
+			} else if b := a.dataRef(p, 2, true); b != nil {
+				le.PutUint16(b, uint16(v))
+			} else {
+				return 0, memFault(pc-1, "store", 2, p)
+			}
+		case opStW:
+			v := uint64(in.imm)
+			p := r[in.dst&15] + uint64(int64(in.off))
+			if o := p - stackLo; o < uint64(len(stack))-3 {
 				le.PutUint32(stack[o:], uint32(v))
 			} else if b := a.dataRef(p, 4, true); b != nil {
 				le.PutUint32(b, uint32(v))
 			} else {
 				return 0, memFault(pc-1, "store", 4, p)
 			}
-		case opStDW, opStxDW:
-			v := uint64(in.imm)
-			if in.op == opStxDW {
-				v = r[in.src&15]
-			}
+		case opStxW:
+			v := r[in.src&15]
 			p := r[in.dst&15] + uint64(int64(in.off))
-			if o := p - stackLo; o <= stackMax8 {
+			if o := p - stackLo; o < uint64(len(stack))-3 {
+				le.PutUint32(stack[o:], uint32(v))
+			} else if b := a.dataRef(p, 4, true); b != nil {
+				le.PutUint32(b, uint32(v))
+			} else {
+				return 0, memFault(pc-1, "store", 4, p)
+			}
+		case opStDW:
+			v := uint64(in.imm)
+			p := r[in.dst&15] + uint64(int64(in.off))
+			if o := p - stackLo; o < uint64(len(stack))-7 {
+				le.PutUint64(stack[o:], v)
+			} else if b := a.dataRef(p, 8, true); b != nil {
+				le.PutUint64(b, v)
+			} else {
+				return 0, memFault(pc-1, "store", 8, p)
+			}
+
+		case opStxDW:
+			v := r[in.src&15]
+			p := r[in.dst&15] + uint64(int64(in.off))
+			if o := p - stackLo; o < uint64(len(stack))-7 {
 				le.PutUint64(stack[o:], v)
 			} else if b := a.dataRef(p, 8, true); b != nil {
 				le.PutUint64(b, v)
@@ -585,59 +647,59 @@ func (a *activation) run(ctx context.Context, prog []insn, host runtime.Host, bu
 
 		case opAtomicAdd32, opAtomicOr32, opAtomicAnd32, opAtomicXor32,
 			opAtomicFetchAdd32, opAtomicFetchOr32, opAtomicFetchAnd32, opAtomicFetchXor32,
-			opAtomicXchg32, opAtomicCmpXchg32:
-			p := r[in.dst&15] + uint64(int64(in.off))
-			b := a.ref(p, 4, true)
-			if b == nil {
-				return 0, memFault(pc-1, "atomic access", 4, p)
-			}
-			old, v := le.Uint32(b), uint32(r[in.src&15])
-			le.PutUint32(b, atomic32(in.op, old, v, uint32(r[0])))
-			switch in.op {
-			case opAtomicCmpXchg32:
-				r[0] = uint64(old)
-			case opAtomicFetchAdd32, opAtomicFetchOr32, opAtomicFetchAnd32, opAtomicFetchXor32, opAtomicXchg32:
-				r[in.src&15] = uint64(old)
-			}
-		case opAtomicAdd64, opAtomicOr64, opAtomicAnd64, opAtomicXor64,
+			opAtomicXchg32, opAtomicCmpXchg32,
+			opAtomicAdd64, opAtomicOr64, opAtomicAnd64, opAtomicXor64,
 			opAtomicFetchAdd64, opAtomicFetchOr64, opAtomicFetchAnd64, opAtomicFetchXor64,
 			opAtomicXchg64, opAtomicCmpXchg64:
 			p := r[in.dst&15] + uint64(int64(in.off))
-			b := a.ref(p, 8, true)
-			if b == nil {
-				return 0, memFault(pc-1, "atomic access", 8, p)
+			a.pc = pc
+			if size := a.atomic(in.op, p, &r[in.src&15], &r[0]); size != 0 {
+				return 0, memFault(a.pc-1, "atomic access", size, p)
 			}
-			old, v := le.Uint64(b), r[in.src&15]
-			le.PutUint64(b, atomic64(in.op, old, v, r[0]))
-			switch in.op {
-			case opAtomicCmpXchg64:
-				r[0] = old
-			case opAtomicFetchAdd64, opAtomicFetchOr64, opAtomicFetchAnd64, opAtomicFetchXor64, opAtomicXchg64:
-				r[in.src&15] = old
-			}
+			pc = a.pc
+
+		case opHalt: // where branch sends a run that must end
+			return 0, a.err
 
 		default: // opInvalid: the verifier lets no jump reach it
 			return 0, &runtime.Fault{Kind: runtime.FaultTrap, Err: fmt.Errorf("invalid instruction %d", pc-1)}
 		}
-		continue
 
-	jump:
-		// A taken jump. Going backwards ends a straight run of code: count
-		// it against the fuel and poll the budget when the fuel is out.
-		if t := int(in.off); t >= pc {
-			pc = t
-		} else {
-			fuel -= pc - seg
-			pc = t
-			seg = t
-			if fuel < 0 {
-				if err := poll(ctx, budget, pc); err != nil {
-					return 0, err
-				}
-				fuel = checkpointFuel
-			}
-		}
 	}
+}
+
+// atomic performs atomic operation o on the memory at p with operand
+// *src, returning the old value in *src or *r0 as o asks. It returns the
+// access size when p is outside the writable memory, else 0.
+func (a *activation) atomic(o op, p uint64, src, r0 *uint64) uint64 {
+	if (o-opAtomicAdd32)%2 == 0 {
+		b := a.ref(p, 4, true)
+		if b == nil {
+			return 4
+		}
+		old := le.Uint32(b)
+		le.PutUint32(b, atomic32(o, old, uint32(*src), uint32(*r0)))
+		switch o {
+		case opAtomicCmpXchg32:
+			*r0 = uint64(old)
+		case opAtomicFetchAdd32, opAtomicFetchOr32, opAtomicFetchAnd32, opAtomicFetchXor32, opAtomicXchg32:
+			*src = uint64(old)
+		}
+		return 0
+	}
+	b := a.ref(p, 8, true)
+	if b == nil {
+		return 8
+	}
+	old := le.Uint64(b)
+	le.PutUint64(b, atomic64(o, old, *src, *r0))
+	switch o {
+	case opAtomicCmpXchg64:
+		*r0 = old
+	case opAtomicFetchAdd64, opAtomicFetchOr64, opAtomicFetchAnd64, opAtomicFetchXor64, opAtomicXchg64:
+		*src = old
+	}
+	return 0
 }
 
 // atomic32 is the new value of a 32-bit atomic operation on old with
