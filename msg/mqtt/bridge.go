@@ -35,7 +35,7 @@ var (
 type Options struct {
 	ClientID       string        // ["tinycontainer-" + 8 random hex digits]
 	QueueLen       int           // outgoing messages held while disconnected or slow [256]
-	KeepAlive      time.Duration // MQTT keep-alive; a dead broker is noticed within 1.5x [30s]
+	KeepAlive      time.Duration // MQTT keep-alive; a silent broker is dropped after about 2x this [30s]
 	ConnectTimeout time.Duration // per attempt: TCP connect + CONNACK, and SUBACK waits [5s]
 	MinBackoff     time.Duration // first reconnect delay [100ms]
 	MaxBackoff     time.Duration // reconnect delay cap [10s]
