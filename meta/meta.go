@@ -377,9 +377,7 @@ func (m *Manifest) Clone() *Manifest {
 		return nil
 	}
 	c := *m
-	if m.Schedule.Topics != nil {
-		c.Schedule.Topics = slices.Clone(m.Schedule.Topics)
-	}
+	c.Schedule.Topics = slices.Clone(m.Schedule.Topics)
 	if m.Endpoints != nil {
 		c.Endpoints = make([]EndpointRule, len(m.Endpoints))
 		for i, r := range m.Endpoints {
