@@ -4,8 +4,11 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/tinycontainer/tinycontainer/container"
 	"github.com/tinycontainer/tinycontainer/meta"
@@ -48,6 +51,9 @@ type Manager struct {
 
 	mu      sync.Mutex // serializes state-changing requests
 	tenants map[string]*tenant
+	// recMu orders the writes of container records: persistState runs on
+	// the scheduler's goroutines, outside mu.
+	recMu sync.Mutex
 }
 
 type tenant struct {
@@ -120,20 +126,12 @@ func (mg *Manager) restore(ctx context.Context) error {
 		return fmt.Errorf("load containers: %w", err)
 	}
 	for _, rec := range cs {
-		img, err := trust.OpenImage(rec.Image)
+		m, code, st, err := loadRecord(rec)
 		if err != nil {
-			return fmt.Errorf("container %s: stored image: %w", rec.Name, err)
-		}
-		m, err := meta.Parse(rec.Manifest)
-		if err != nil {
-			return fmt.Errorf("container %s: stored metadata: %w", rec.Name, err)
-		}
-		if err := mg.dev.Install(ctx, m, img.Code); err != nil {
 			return err
 		}
-		st, err := container.ParseState(rec.State)
-		if err != nil {
-			return fmt.Errorf("container %s: %w", rec.Name, err)
+		if err := mg.dev.Install(ctx, m, code); err != nil {
+			return err
 		}
 		if err := mg.dev.Restore(rec.Name, st); err != nil {
 			return err
@@ -183,9 +181,11 @@ func (mg *Manager) signerOf(keyID string) (signer, ed25519.PublicKey, bool) {
 }
 
 // Deploy installs or upgrades a container from a signed image and starts it.
-func (mg *Manager) Deploy(ctx context.Context, image []byte) (mgmt.ContainerStatus, error) {
+func (mg *Manager) Deploy(ctx context.Context, image []byte) (st mgmt.ContainerStatus, err error) {
 	mg.mu.Lock()
 	defer mg.mu.Unlock()
+	var name, tenantName string
+	defer func() { mg.auditRefusal(err, "deploy", name, tenantName) }()
 	img, err := trust.OpenImage(image)
 	if err != nil {
 		return mgmt.ContainerStatus{}, fmt.Errorf("%w: image: %w", ErrInvalid, err)
@@ -194,28 +194,131 @@ func (mg *Manager) Deploy(ctx context.Context, image []byte) (mgmt.ContainerStat
 	if err != nil {
 		return mgmt.ContainerStatus{}, fmt.Errorf("%w: image metadata: %w", ErrInvalid, err)
 	}
+	name, tenantName = m.Name, m.Tenant
 	if err := mg.authorize(img.KeyID, m, img.Verify); err != nil {
-		return mgmt.ContainerStatus{}, err
-	}
-	if cur, err := mg.dev.Container(m.Name); err == nil && m.Version <= cur.Manifest().Version {
-		return mgmt.ContainerStatus{}, fmt.Errorf("%w: %s: version %d is not newer than the installed %d", ErrConflict, m.Name, m.Version, cur.Manifest().Version)
-	}
-	if err := mg.st.UseCounter("version/"+m.Name, m.Version); err != nil {
-		return mgmt.ContainerStatus{}, fmt.Errorf("%w: %s: version %d was already deployed here once (rollback refused): %w", ErrConflict, m.Name, m.Version, err)
-	}
-	if err := mg.dev.Replace(ctx, m, img.Code); err != nil {
 		return mgmt.ContainerStatus{}, err
 	}
 	rec := store.Container{Name: m.Name, Tenant: m.Tenant, Version: m.Version, Image: image,
 		Manifest: mustJSON(m), State: container.Running.String()}
-	if err := mg.st.PutContainer(rec); err != nil {
-		_ = mg.dev.Remove(ctx, m.Name)
-		return mgmt.ContainerStatus{}, fmt.Errorf("%w: store: %w", mgmt.ErrUnavailable, err)
+	if cur, err := mg.dev.Container(m.Name); err == nil {
+		if err := mg.upgrade(ctx, cur.Manifest().Version, rec, m, img.Code); err != nil {
+			return mgmt.ContainerStatus{}, err
+		}
+	} else if err := mg.install(ctx, rec, m, img.Code); err != nil {
+		return mgmt.ContainerStatus{}, err
 	}
 	if err := mg.dev.Start(m.Name); err != nil {
 		return mgmt.ContainerStatus{}, err
 	}
 	return mg.dev.Status(m.Name)
+}
+
+// install adds a container whose name is not installed. Its version must be
+// above the name's floor, which outlives removed containers (see Exec rm).
+// The floor is consumed only once the code has compiled, so a broken image
+// burns no version.
+func (mg *Manager) install(ctx context.Context, rec store.Container, m *meta.Manifest, code []byte) error {
+	if err := mg.dev.Install(ctx, m, code); err != nil {
+		return err
+	}
+	if err := mg.st.UseCounter(versionFloor(m.Name), m.Version); err != nil {
+		_ = mg.dev.Remove(ctx, m.Name)
+		if errors.Is(err, store.ErrReplay) {
+			return fmt.Errorf("%w: %s: version %d is not above a version installed here before (rollback refused): %w", ErrConflict, m.Name, m.Version, err)
+		}
+		return fmt.Errorf("%w: store: %w", mgmt.ErrUnavailable, err)
+	}
+	if err := mg.putRecord(rec); err != nil {
+		_ = mg.dev.Remove(ctx, m.Name)
+		return err
+	}
+	return nil
+}
+
+// upgrade replaces the installed container (version in force: cur) by a
+// newer one, keeping its kv data. When the new record cannot be stored the
+// stored version is put back, so the device runs what it would restart.
+func (mg *Manager) upgrade(ctx context.Context, cur uint64, rec store.Container, m *meta.Manifest, code []byte) error {
+	if m.Version <= cur {
+		return fmt.Errorf("%w: %s: version %d is not newer than the installed %d", ErrConflict, m.Name, m.Version, cur)
+	}
+	old, err := mg.st.GetContainer(m.Name)
+	if err != nil {
+		return fmt.Errorf("%w: store: %w", mgmt.ErrUnavailable, err)
+	}
+	if err := mg.dev.Replace(ctx, m, code); err != nil {
+		return err
+	}
+	if err := mg.putRecord(rec); err != nil {
+		if rerr := mg.reinstate(ctx, old); rerr != nil {
+			mg.dev.log.Error("previous version not reinstated", "container", m.Name, "err", rerr)
+		}
+		return err
+	}
+	return nil
+}
+
+// reinstate installs a stored container record in place of the running one.
+func (mg *Manager) reinstate(ctx context.Context, rec store.Container) error {
+	m, code, st, err := loadRecord(rec)
+	if err != nil {
+		return err
+	}
+	if err := mg.dev.Replace(ctx, m, code); err != nil {
+		return err
+	}
+	return mg.dev.Restore(rec.Name, st)
+}
+
+// loadRecord decodes what the store keeps of a container.
+func loadRecord(rec store.Container) (*meta.Manifest, []byte, container.State, error) {
+	img, err := trust.OpenImage(rec.Image)
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("container %s: stored image: %w", rec.Name, err)
+	}
+	m, err := meta.Parse(rec.Manifest)
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("container %s: stored metadata: %w", rec.Name, err)
+	}
+	st, err := container.ParseState(rec.State)
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("container %s: %w", rec.Name, err)
+	}
+	return m, img.Code, st, nil
+}
+
+// versionFloor names the store counter holding the highest version ever
+// installed under a container name.
+func versionFloor(name string) string { return "version/" + name }
+
+// putRecord stores a whole container record. recMu orders it with the
+// read-modify-writes of persistState and metaApply.
+func (mg *Manager) putRecord(rec store.Container) error {
+	mg.recMu.Lock()
+	defer mg.recMu.Unlock()
+	if err := mg.st.PutContainer(rec); err != nil {
+		return fmt.Errorf("%w: store: %w", mgmt.ErrUnavailable, err)
+	}
+	return nil
+}
+
+// maxAuditReason bounds the reason of a refused request in the audit log;
+// parts of it come from unauthenticated input.
+const maxAuditReason = 512
+
+// auditRefusal records a management request refused as not allowed (bad
+// signer, replay, beyond the ceiling, rollback) so the owner sees attempts;
+// malformed requests are not recorded, they say nothing about who tried.
+func (mg *Manager) auditRefusal(err error, op, name, tenantName string) {
+	if !errors.Is(err, ErrDenied) && !errors.Is(err, ErrConflict) {
+		return
+	}
+	reason := err.Error()
+	if len(reason) > maxAuditReason {
+		reason = reason[:maxAuditReason]
+	}
+	mg.dev.audit.add(mgmt.AuditEntry{Time: time.Now(), Container: name, Tenant: tenantName,
+		Endpoint: "mgmt", Op: op, Reason: strings.ToValidUTF8(reason, "?")})
 }
 
 // authorize checks that metadata m, signed by keyID, may be installed:
@@ -256,7 +359,7 @@ func (mg *Manager) authorize(keyID string, m *meta.Manifest, verify func(ed25519
 }
 
 // Exec runs a signed command.
-func (mg *Manager) Exec(ctx context.Context, signed []byte) ([]byte, error) {
+func (mg *Manager) Exec(ctx context.Context, signed []byte) (res []byte, err error) {
 	mg.mu.Lock()
 	defer mg.mu.Unlock()
 	sc, err := trust.OpenCommand(signed)
@@ -264,6 +367,8 @@ func (mg *Manager) Exec(ctx context.Context, signed []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: command: %w", ErrInvalid, err)
 	}
 	c := sc.Command
+	tenantName := ""
+	defer func() { mg.auditRefusal(err, c.Verb, c.Target, tenantName) }()
 	s := signer{owner: true}
 	if !mg.insecure {
 		var key ed25519.PublicKey
@@ -271,6 +376,9 @@ func (mg *Manager) Exec(ctx context.Context, signed []byte) ([]byte, error) {
 		s, key, ok = mg.signerOf(sc.KeyID)
 		if !ok {
 			return nil, fmt.Errorf("%w: command signed by unknown key %s", ErrDenied, sc.KeyID)
+		}
+		if s.tenant != nil {
+			tenantName = s.tenant.name
 		}
 		if err := sc.Verify(key); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrDenied, err)
@@ -300,6 +408,7 @@ func (mg *Manager) Exec(ctx context.Context, signed []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	tenantName = cur.Tenant
 	if !s.may(cur.Tenant) {
 		return nil, fmt.Errorf("%w: key %s may not manage %s (tenant %s)", ErrDenied, sc.KeyID, c.Target, cur.Tenant)
 	}
@@ -309,13 +418,7 @@ func (mg *Manager) Exec(ctx context.Context, signed []byte) ([]byte, error) {
 	case VerbStop:
 		err = mg.dev.Stop(c.Target)
 	case VerbRemove:
-		if err = mg.dev.Remove(ctx, c.Target); err == nil {
-			err = mg.st.DeleteContainer(c.Target)
-		}
-		if err != nil {
-			return nil, err
-		}
-		return json.Marshal(map[string]string{"removed": c.Target})
+		return mg.remove(ctx, c.Target, cur.Manifest().Version)
 	case VerbMetaApply:
 		err = mg.metaApply(c.Target, c.Body, s)
 	}
@@ -330,6 +433,25 @@ func (mg *Manager) Exec(ctx context.Context, signed []byte) ([]byte, error) {
 		return nil, err
 	}
 	return json.Marshal(st)
+}
+
+// remove deletes a container and its kv data. The version in force becomes
+// the floor of the name first, so the name cannot be installed again at or
+// below it (rollback after rm).
+func (mg *Manager) remove(ctx context.Context, name string, version uint64) ([]byte, error) {
+	if err := mg.st.UseCounter(versionFloor(name), version); err != nil && !errors.Is(err, store.ErrReplay) {
+		return nil, fmt.Errorf("%w: store: %w", mgmt.ErrUnavailable, err)
+	}
+	if err := mg.dev.Remove(ctx, name); err != nil {
+		return nil, err
+	}
+	mg.recMu.Lock()
+	err := mg.st.DeleteContainer(name)
+	mg.recMu.Unlock()
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%w: store: %w", mgmt.ErrUnavailable, err)
+	}
+	return json.Marshal(map[string]string{"removed": name})
 }
 
 // metaApply replaces the metadata of a live container (signed update).
@@ -354,6 +476,8 @@ func (mg *Manager) metaApply(name string, manifestJSON []byte, s signer) error {
 	if err := mg.dev.UpdateManifest(m); err != nil {
 		return err
 	}
+	mg.recMu.Lock()
+	defer mg.recMu.Unlock()
 	rec, err := mg.st.GetContainer(name)
 	if err != nil {
 		return fmt.Errorf("%w: store: %w", mgmt.ErrUnavailable, err)
@@ -366,6 +490,8 @@ func (mg *Manager) metaApply(name string, manifestJSON []byte, s signer) error {
 }
 
 func (mg *Manager) persistState(name string, s container.State) {
+	mg.recMu.Lock()
+	defer mg.recMu.Unlock()
 	rec, err := mg.st.GetContainer(name)
 	if err != nil {
 		return
