@@ -218,7 +218,7 @@ func Instrument(wasm []byte, opts Options) (*Result, error) {
 	}
 	var elements []byte
 	if m.elements != nil {
-		if elements, err = rewriteElements(m.elements, 0, record); err != nil {
+		if elements, err = rewriteElements(m.elements, m.elementsBase, record); err != nil {
 			return nil, err
 		}
 	}

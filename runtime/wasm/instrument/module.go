@@ -119,6 +119,7 @@ type module struct {
 	exports      []exportEntry
 	start        *uint32
 	elements     []byte // section payload, rewritten later
+	elementsBase int
 	dataCount    []byte // section payload
 	codes        []body
 	data         []byte // section payload
@@ -199,7 +200,10 @@ func decodeModule(code []byte) (*module, error) {
 			s, err = sr.u32()
 			m.start = &s
 		case secElement:
-			m.elements = payload
+			// Checked now, so that every length is known sound once the
+			// module decodes; rewritten once functions are renumbered.
+			m.elements, m.elementsBase = payload, start
+			_, err = rewriteElements(payload, start, func(f uint32) uint32 { return f })
 			sr.off = len(payload)
 		case secDataCount:
 			m.dataCount = payload
@@ -208,7 +212,7 @@ func decodeModule(code []byte) (*module, error) {
 			err = m.decodeCode(sr)
 		case secData:
 			m.data = payload
-			sr.off = len(payload)
+			err = checkData(sr)
 		}
 		if err != nil {
 			return nil, err
@@ -224,6 +228,49 @@ func decodeModule(code []byte) (*module, error) {
 		return nil, fmt.Errorf("%w: %d functions declared but %d bodies", runtime.ErrInvalidCode, nFuncs, len(m.codes))
 	}
 	return m, nil
+}
+
+// checkData checks the data section's structure; it is copied as is, but
+// every length in it must be sound before it reaches a decoder that
+// allocates what the lengths say.
+func checkData(r *reader) error {
+	n, err := count(r, 2)
+	if err != nil {
+		return err
+	}
+	for i := uint32(0); i < n; i++ {
+		flags, err := r.u32()
+		if err != nil {
+			return err
+		}
+		switch flags {
+		case 0:
+		case 1:
+		case 2:
+			mem, err := r.u32()
+			if err != nil {
+				return err
+			}
+			if mem != 0 {
+				return r.errorf("data segment %d: memory %d (multiple memories are not supported)", i, mem)
+			}
+		default:
+			return r.errorf("data segment %d: unknown flags %d", i, flags)
+		}
+		if flags != 1 {
+			if _, err := constExpr(r); err != nil {
+				return err
+			}
+		}
+		size, err := r.u32()
+		if err != nil {
+			return err
+		}
+		if _, err := r.bytes(size); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // count reads a vector length and checks it against the bytes left, each
@@ -619,13 +666,4 @@ func rewriteElements(payload []byte, base int, fn func(uint32) uint32) ([]byte, 
 		return nil, r.errorf("element section has %d trailing bytes", r.left())
 	}
 	return out, nil
-}
-
-// elementFuncs lists every function an element section names: these are
-// the possible targets of indirect calls.
-func elementFuncs(payload []byte, add func(uint32)) {
-	// The section was already validated by rewriteElements, so errors
-	// cannot happen; renumbering with a recording identity collects the
-	// indices.
-	_, _ = rewriteElements(payload, 0, func(f uint32) uint32 { add(f); return f })
 }

@@ -63,7 +63,10 @@ func (r *reader) u32() (uint32, error) {
 	return 0, r.errorf("u32 LEB128 too long")
 }
 
-// signed reads a signed LEB128 of at most bits bits and returns its value.
+// signed reads a signed LEB128 of at most bits bits and returns its
+// value. Like wazero, it ignores the padding bits of a last byte (which
+// decoders disagree on checking): the instruction's length is the same to
+// every decoder, and the bytes are copied as they are.
 func (r *reader) signed(bits int) (int64, error) {
 	var v int64
 	maxBytes := (bits + 6) / 7
@@ -74,20 +77,8 @@ func (r *reader) signed(bits int) (int64, error) {
 		}
 		shift := 7 * i
 		v |= int64(c&0x7f) << shift
-		if i == maxBytes-1 {
-			// The unused bits of the last byte must be a sign extension.
-			used := bits - shift
-			if used < 7 {
-				unused := c & 0x7f >> (used - 1)
-				if c&0x80 != 0 || (unused != 0 && unused != 0x7f>>(used-1)) {
-					return 0, r.errorf("s%d LEB128 overflows", bits)
-				}
-			} else if c&0x80 != 0 {
-				return 0, r.errorf("s%d LEB128 too long", bits)
-			}
-		}
 		if c&0x80 == 0 {
-			if shift+7 < 64 && c&0x40 != 0 {
+			if shift+7 < bits && c&0x40 != 0 {
 				v |= -1 << (shift + 7)
 			}
 			return v, nil
