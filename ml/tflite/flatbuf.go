@@ -225,6 +225,11 @@ func (t table) str(i int) (string, error) {
 	return string(t.r.b[v.start : v.start+v.n]), nil
 }
 
+// spanGap: spans closer than this are merged, gap included. Comparing a
+// few extra bytes (at worst weight bytes, whose change then costs a
+// re-parse) is cheaper than one more bytes.Equal call per small span.
+const spanGap = 32
+
 // mergedSpans sorts and coalesces the recorded spans.
 func (r *reader) mergedSpans() []span {
 	s := slices.Clone(r.spans)
@@ -234,7 +239,7 @@ func (r *reader) mergedSpans() []span {
 		if x.n == 0 {
 			continue
 		}
-		if k := len(out) - 1; k >= 0 && x.off <= out[k].off+out[k].n {
+		if k := len(out) - 1; k >= 0 && x.off <= out[k].off+out[k].n+spanGap {
 			if e := x.off + x.n; e > out[k].off+out[k].n {
 				out[k].n = e - out[k].off
 			}
