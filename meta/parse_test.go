@@ -591,3 +591,12 @@ func BenchmarkParse(b *testing.B) {
 		})
 	}
 }
+
+func TestParseSizeExported(t *testing.T) {
+	if v, err := ParseSize("64KiB"); err != nil || v != 64*KiB {
+		t.Fatalf("ParseSize(64KiB) = %d, %v", v, err)
+	}
+	if _, err := ParseSize("64 KiB"); err == nil || !strings.Contains(err.Error(), `"64 KiB" is not a size`) {
+		t.Fatalf("ParseSize(64 KiB): %v", err)
+	}
+}
