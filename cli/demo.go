@@ -32,6 +32,7 @@ func newDemoCmd() *cobra.Command {
 containers of two tenants (acme and globex), and prints what happens:
   - acme's thermo reads the temperature, keeps it in kv and publishes it;
     acme's listener is activated by each message and drives led1;
+    acme's vibration is an eBPF femto-container watching the accelerometer;
   - globex's blinker toggles led0; globex's snoop tries to read the
     temperature, is denied and audited, until the owner grants it live
     (new metadata, no restart, memory kept), and later revokes it again;
@@ -105,7 +106,7 @@ func runDemo(ctx context.Context, out io.Writer, df *deviceFlags, dur time.Durat
 	fmt.Fprintln(out, "TinyContainer demo: one simulated device, tenants acme and globex.")
 	fmt.Fprintln(out, "Every endpoint call is checked against the metadata in force; time runs from device start.")
 	fmt.Fprintln(out)
-	names := []string{"thermo", "listener", "blinker", "snoop", "runaway"}
+	names := []string{"thermo", "listener", "vibration", "blinker", "snoop", "runaway"}
 	snoop := (*meta.Manifest)(nil)
 	for _, n := range names {
 		m, code, err := loadExample(n)
@@ -121,8 +122,12 @@ func runDemo(ctx context.Context, out io.Writer, df *deviceFlags, dur time.Durat
 		if err := d.Start(n); err != nil {
 			return err
 		}
-		dm.say("DEVICE", "started %s (tenant %s, %s, %s every %v, budget %v)", n, m.Tenant, m.Runtime,
-			m.Schedule.Trigger, m.Schedule.Period, m.Schedule.Budget)
+		when := fmt.Sprintf("every %v", m.Schedule.Period)
+		if m.Schedule.Trigger == meta.Event {
+			when = fmt.Sprintf("on each message on %v", m.Schedule.Topics)
+		}
+		dm.say("DEVICE", "started %s (tenant %s, %s, %s, budget %v, priority %d)", n, m.Tenant, m.Runtime,
+			when, m.Schedule.Budget, m.Schedule.Priority)
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, dur)

@@ -20,9 +20,11 @@ import (
 	"github.com/tinycontainer/tinycontainer/endpoint/event"
 	"github.com/tinycontainer/tinycontainer/endpoint/kv"
 	eplog "github.com/tinycontainer/tinycontainer/endpoint/log"
+	epml "github.com/tinycontainer/tinycontainer/endpoint/ml"
 	epmsg "github.com/tinycontainer/tinycontainer/endpoint/msg"
 	"github.com/tinycontainer/tinycontainer/meta"
 	"github.com/tinycontainer/tinycontainer/mgmt"
+	"github.com/tinycontainer/tinycontainer/ml/tflite"
 	"github.com/tinycontainer/tinycontainer/msg"
 	"github.com/tinycontainer/tinycontainer/msg/mqtt"
 	"github.com/tinycontainer/tinycontainer/runtime"
@@ -69,6 +71,7 @@ type Device struct {
 	store    store.Store
 	sched    *sched.Scheduler
 	runtimes map[runtime.Kind]runtime.Runtime
+	models   *tflite.Cache // parsed models of the ml endpoint, per container
 	logs     *logBook
 	audit    *auditLog
 
@@ -137,6 +140,8 @@ func New(ctx context.Context, opts Options) (*Device, error) {
 	d.reg.Register("event", event.Endpoint{})
 	d.reg.Register("kv", &kv.Endpoint{Store: d.store})
 	d.reg.RegisterFamily("msg/", epmsg.Family(busPublisher{d.bus}))
+	d.models = tflite.NewCache(64)
+	d.reg.Register("ml", &epml.Endpoint{Cache: d.models})
 	b.Register(d.reg)
 
 	d.sched = sched.New(sched.Options{Workers: opts.Workers, OnHalt: d.onHalt, OnFault: opts.OnFault})
@@ -311,6 +316,7 @@ func (d *Device) Remove(ctx context.Context, name string) error {
 		in.sub.Close()
 	}
 	delete(d.containers, name)
+	d.models.Drop(name)
 	_ = d.store.DeleteAll(name)
 	return in.c.Close(ctx)
 }

@@ -7,5 +7,5 @@ import "embed"
 
 // FS holds every example's manifest and binary, as examples/<name>/<file>.
 //
-//go:embed */*.yaml */*.wasm
+//go:embed */*.yaml */*.wasm */*.bpf.o
 var FS embed.FS
