@@ -188,6 +188,18 @@ const (
 	opAtomicCmpXchg32 // compares with r0, returns the old value in r0
 	opAtomicCmpXchg64
 
+	// Fused pairs (see fuse): the first slot of a common sequence runs
+	// the whole sequence and skips the rest; the later slots keep their
+	// own instructions for jumps that land on them.
+	opMovAdd64K  // mov dst, src; add dst, imm
+	opMovAnd64K  // mov dst, src; and dst, imm
+	opMovLsh64K  // mov dst, src; lsh dst, imm
+	opMovRsh64K  // mov dst, src; rsh dst, imm
+	opMovArsh64K // mov dst, src; arsh dst, imm
+	opLdAdd64X   // lddw dst, imm; add dst, src (src != dst)
+	opZext32     // lsh dst, 32; rsh dst, 32
+	opSext32     // lsh dst, 32; arsh dst, 32
+
 	// opHalt follows the program: a run that must stop goes there.
 	opHalt
 )
@@ -250,12 +262,23 @@ var atomicOps = map[int32]op{
 	atomicXCHG: opAtomicXchg32, atomicCMPXCHG: opAtomicCmpXchg32,
 }
 
-// compile decodes and verifies raw little-endian eBPF code: every
+// compile verifies raw code and prepares it for the interpreter.
+func compile(code []byte) (*program, error) {
+	p, err := verify(code)
+	if err != nil {
+		return nil, err
+	}
+	fuse(p.insns)
+	p.insns = append(p.insns, insn{op: opHalt})
+	return p, nil
+}
+
+// verify decodes and verifies raw little-endian eBPF code: every
 // instruction known and well-formed, registers valid and r10 never
 // written, jumps and calls landing on instruction starts inside their own
 // subprogram, helpers limited to the guest ABI, and no subprogram falling
 // off its end. What it accepts cannot make the interpreter leave the code.
-func compile(code []byte) (*program, error) {
+func verify(code []byte) (*program, error) {
 	if len(code) == 0 {
 		return nil, fmt.Errorf("%w: empty program", runtime.ErrInvalidCode)
 	}
@@ -293,7 +316,6 @@ func compile(code []byte) (*program, error) {
 	if err := p.checkFlow(tail); err != nil {
 		return nil, err
 	}
-	p.insns = append(p.insns, insn{op: opHalt})
 	return p, nil
 }
 
@@ -610,6 +632,38 @@ func relTarget(i int, d int64) int32 {
 		return -1
 	}
 	return int32(t)
+}
+
+// movFused maps an ALU immediate op to its fused "mov dst, src; op" form.
+var movFused = map[op]op{
+	opAdd64K: opMovAdd64K, opAnd64K: opMovAnd64K, opLsh64K: opMovLsh64K,
+	opRsh64K: opMovRsh64K, opArsh64K: opMovArsh64K,
+}
+
+// fuse rewrites the first instruction of sequences that clang emits all
+// the time (BPF has two-operand ALU instructions, so it copies first; and
+// v1 code widens 32-bit values with shift pairs) into one operation. The
+// interpreter then dispatches once per pair. It only touches the first
+// slot, so a jump to a later slot still runs the original instruction;
+// the fused operation runs straight on, so the budget accounting (by
+// instruction distance) is unchanged. Verified code never ends a function
+// with these, so the later slots exist.
+func fuse(insns []insn) {
+	for i := 0; i+1 < len(insns); i++ {
+		a, b := insns[i], insns[i+1]
+		switch {
+		case a.op == opMov64X && b.dst == a.dst && movFused[b.op] != 0:
+			insns[i] = insn{op: movFused[b.op], dst: a.dst, src: a.src, imm: b.imm}
+		case a.op == opLsh64K && a.imm == 32 && b.dst == a.dst && b.imm == 32 && b.op == opRsh64K:
+			insns[i] = insn{op: opZext32, dst: a.dst}
+		case a.op == opLsh64K && a.imm == 32 && b.dst == a.dst && b.imm == 32 && b.op == opArsh64K:
+			insns[i] = insn{op: opSext32, dst: a.dst}
+		case a.op == opLDDW && i+2 < len(insns):
+			if c := insns[i+2]; c.op == opAdd64X && c.dst == a.dst && c.src != a.dst {
+				insns[i] = insn{op: opLdAdd64X, dst: a.dst, src: c.src, imm: a.imm}
+			}
+		}
+	}
 }
 
 func isJump(o op) bool   { return o >= opJA && o <= opJSLe32K }

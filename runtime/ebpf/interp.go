@@ -658,6 +658,31 @@ func (a *activation) run(prog []insn) (int32, error) {
 			}
 			pc = a.pc
 
+		case opMovAdd64K:
+			r[in.dst&15] = r[in.src&15] + uint64(in.imm)
+			pc++
+		case opMovAnd64K:
+			r[in.dst&15] = r[in.src&15] & uint64(in.imm)
+			pc++
+		case opMovLsh64K:
+			r[in.dst&15] = r[in.src&15] << uint64(in.imm)
+			pc++
+		case opMovRsh64K:
+			r[in.dst&15] = r[in.src&15] >> uint64(in.imm)
+			pc++
+		case opMovArsh64K:
+			r[in.dst&15] = uint64(int64(r[in.src&15]) >> uint64(in.imm))
+			pc++
+		case opLdAdd64X:
+			r[in.dst&15] = uint64(in.imm) + r[in.src&15]
+			pc += 2
+		case opZext32:
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]))
+			pc++
+		case opSext32:
+			r[in.dst&15] = uint64(int64(int32(r[in.dst&15])))
+			pc++
+
 		case opHalt: // where branch sends a run that must end
 			return 0, a.err
 

@@ -361,3 +361,70 @@ func TestCalls(t *testing.T) {
 		}
 	})
 }
+
+// runProgram runs verified code p once.
+func runProgram(t *testing.T, p *program) (int32, error) {
+	t.Helper()
+	in, err := newModule(p, &image{}).Instantiate(t.Context(), newFakeHost())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in.Run(t.Context(), nil)
+}
+
+// TestFusion checks each fused pair against the same code unfused,
+// entering both at the pair's first slot and, by a jump, at its second.
+func TestFusion(t *testing.T) {
+	// second is the instruction after the first of the pair; the loop
+	// runs the pair once whole and once from second with other inputs.
+	pair := func(first []asm.Instruction, second asm.Instruction) []asm.Instruction {
+		body := append([]asm.Instruction{
+			asm.Mov.Imm(asm.R6, 2), asm.Mov.Imm(asm.R0, 0), ld(asm.R1, 0xffff_ffff_8000_0007), asm.Mov.Imm(asm.R3, 10),
+		}, first...)
+		return append(body,
+			second.WithSymbol("second"),
+			asm.Add.Reg(asm.R0, asm.R2), asm.Mul.Imm(asm.R0, 3),
+			asm.Sub.Imm(asm.R6, 1), ld(asm.R1, 0x1234_5678_9abc_def0), asm.Mov.Imm(asm.R3, -3),
+			asm.JEq.Imm(asm.R6, 1, "second"),
+			asm.Mov.Reg(asm.R1, asm.R0), asm.RSh.Imm(asm.R1, 32), asm.Xor.Reg(asm.R0, asm.R1),
+			asm.Return())
+	}
+	cases := []struct {
+		name  string
+		insns []asm.Instruction
+		fused op
+	}{
+		{"mov add", pair([]asm.Instruction{asm.Mov.Reg(asm.R2, asm.R1)}, asm.Add.Imm(asm.R2, -5)), opMovAdd64K},
+		{"mov and", pair([]asm.Instruction{asm.Mov.Reg(asm.R2, asm.R1)}, asm.And.Imm(asm.R2, 0xff0)), opMovAnd64K},
+		{"mov lsh", pair([]asm.Instruction{asm.Mov.Reg(asm.R2, asm.R1)}, asm.LSh.Imm(asm.R2, 3)), opMovLsh64K},
+		{"mov rsh", pair([]asm.Instruction{asm.Mov.Reg(asm.R2, asm.R1)}, asm.RSh.Imm(asm.R2, 9)), opMovRsh64K},
+		{"mov arsh", pair([]asm.Instruction{asm.Mov.Reg(asm.R2, asm.R1)}, asm.ArSh.Imm(asm.R2, 9)), opMovArsh64K},
+		{"zero-extend", pair([]asm.Instruction{asm.Mov.Reg(asm.R2, asm.R1), asm.LSh.Imm(asm.R2, 32)}, asm.RSh.Imm(asm.R2, 32)), opZext32},
+		{"sign-extend", pair([]asm.Instruction{asm.Mov.Reg(asm.R2, asm.R1), asm.LSh.Imm(asm.R2, 32)}, asm.ArSh.Imm(asm.R2, 32)), opSext32},
+		{"lddw add", pair([]asm.Instruction{ld(asm.R2, 0x1_0000_0000)}, asm.Add.Reg(asm.R2, asm.R3)), opLdAdd64X},
+		{"lddw add self (not fused)", pair([]asm.Instruction{ld(asm.R2, 0x1_0000_0000)}, asm.Add.Reg(asm.R2, asm.R2)), opInvalid},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code := assemble(t, c.insns...)
+			fused, err := compile(code)
+			if err != nil {
+				t.Fatal(err)
+			}
+			plain, _ := verify(code)
+			plain.insns = append(plain.insns, insn{op: opHalt})
+			has := false
+			for _, in := range fused.insns {
+				has = has || in.op == c.fused
+			}
+			if !has && c.fused != opInvalid {
+				t.Errorf("no fused op %d in the program", c.fused)
+			}
+			got, err1 := runProgram(t, fused)
+			want, err2 := runProgram(t, plain)
+			if err1 != nil || err2 != nil || got != want {
+				t.Errorf("fused: %#x, %v; unfused: %#x, %v", got, err1, want, err2)
+			}
+		})
+	}
+}
