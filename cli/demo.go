@@ -33,6 +33,9 @@ containers of two tenants (acme and globex), and prints what happens:
   - acme's thermo reads the temperature, keeps it in kv and publishes it;
     acme's listener is activated by each message and drives led1;
     acme's vibration is an eBPF femto-container watching the accelerometer;
+    acme's mlcompare keeps a small int8 model in its own memory and runs it
+    both inside WebAssembly and through the ml endpoint (native, on the
+    host), checking that the results are equal;
   - globex's blinker toggles led0; globex's snoop tries to read the
     temperature, is denied and audited, until the owner grants it live
     (new metadata, no restart, memory kept), and later revokes it again;
@@ -106,7 +109,7 @@ func runDemo(ctx context.Context, out io.Writer, df *deviceFlags, dur time.Durat
 	fmt.Fprintln(out, "TinyContainer demo: one simulated device, tenants acme and globex.")
 	fmt.Fprintln(out, "Every endpoint call is checked against the metadata in force; time runs from device start.")
 	fmt.Fprintln(out)
-	names := []string{"thermo", "listener", "vibration", "blinker", "snoop", "runaway"}
+	names := []string{"thermo", "listener", "vibration", "mlcompare", "blinker", "snoop", "runaway"}
 	snoop := (*meta.Manifest)(nil)
 	for _, n := range names {
 		m, code, err := loadExample(n)
