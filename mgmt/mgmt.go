@@ -47,6 +47,10 @@ type ContainerStatus struct {
 	Trigger         string `json:"trigger"`
 	PeriodUS        uint64 `json:"period_us"`
 	BudgetUS        uint64 `json:"budget_us"`
+	// Event-triggered containers: messages queued for the container and
+	// messages dropped (oldest first) because its queue was full.
+	MessagesReceived uint64 `json:"messages_received"`
+	MessagesDropped  uint64 `json:"messages_dropped"`
 }
 
 // LogLine is one line a container wrote to its log. Seq increases by one per
