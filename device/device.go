@@ -386,33 +386,37 @@ func (d *Device) Container(name string) (*container.Container, error) {
 
 // Status reports one container (SPEC section 6 fields).
 func (d *Device) Status(name string) (mgmt.ContainerStatus, error) {
-	c, err := d.Container(name)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	in, err := d.get(name)
 	if err != nil {
 		return mgmt.ContainerStatus{}, err
 	}
-	return d.status(c), nil
+	return d.status(in), nil
 }
 
 // List reports every container, by name.
 func (d *Device) List() []mgmt.ContainerStatus {
 	d.mu.Lock()
-	cs := make([]*container.Container, 0, len(d.containers))
+	defer d.mu.Unlock()
+	out := make([]mgmt.ContainerStatus, 0, len(d.containers))
 	for _, in := range d.containers {
-		cs = append(cs, in.c)
+		out = append(out, d.status(in))
 	}
-	d.mu.Unlock()
-	sort.Slice(cs, func(i, j int) bool { return cs[i].Name < cs[j].Name })
-	out := make([]mgmt.ContainerStatus, len(cs))
-	for i, c := range cs {
-		out[i] = d.status(c)
-	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
 
-func (d *Device) status(c *container.Container) mgmt.ContainerStatus {
+// status reports in; d.mu held (in.sub may change under it).
+func (d *Device) status(in *installed) mgmt.ContainerStatus {
+	c := in.c
 	m := c.Manifest()
 	st := c.Stats()
 	usage, _ := d.store.Usage(c.Name)
+	var sub msg.SubStats
+	if in.sub != nil {
+		sub = in.sub.Stats()
+	}
 	return mgmt.ContainerStatus{
 		Name: c.Name, Tenant: c.Tenant, Runtime: string(c.Kind), State: c.State().String(),
 		Version: m.Version, Activations: st.Activations, Faults: st.Faults, LastFault: string(st.LastFault),
@@ -420,6 +424,7 @@ func (d *Device) status(c *container.Container) mgmt.ContainerStatus {
 		CPUTimeUS: st.CPUTimeNs / 1000, MemoryBytes: st.MemoryBytes, StorageBytes: usage, ExitCode: st.LastExit,
 		Priority: m.Schedule.Priority, Trigger: string(m.Schedule.Trigger),
 		PeriodUS: uint64(m.Schedule.Period.Microseconds()), BudgetUS: uint64(m.Schedule.Budget.Microseconds()),
+		MessagesReceived: sub.Received, MessagesDropped: sub.Dropped,
 	}
 }
 

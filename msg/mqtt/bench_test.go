@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"github.com/tinycontainer/tinycontainer/internal/testbroker"
 	"testing"
 	"time"
 
@@ -12,7 +13,7 @@ import (
 // keeping at most window messages in flight so neither mosquitto's per-client
 // queue nor ours drops any.
 func BenchmarkRoundTrip(b *testing.B) {
-	br := startBroker(b)
+	br := testbroker.Start(b)
 	const window = 64
 	bus := msg.NewBus(msg.Options{MaxQueueLen: 4 * window})
 	wake := make(chan struct{}, 1)

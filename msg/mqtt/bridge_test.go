@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/tinycontainer/tinycontainer/internal/testbroker"
 	"net"
 	"slices"
 	"strings"
@@ -13,11 +14,11 @@ import (
 	"github.com/tinycontainer/tinycontainer/msg"
 )
 
-func dial(t testing.TB, br *broker, bus *msg.Bus, opts Options) *Bridge {
+func dial(t testing.TB, br *testbroker.Broker, bus *msg.Bus, opts Options) *Bridge {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	b, err := Dial(ctx, br.url(), bus, opts)
+	b, err := Dial(ctx, br.URL(), bus, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +77,7 @@ func TestDialFailsWithinContext(t *testing.T) {
 }
 
 func TestBusToOutsideAndBack(t *testing.T) {
-	br := startBroker(t)
+	br := testbroker.Start(t)
 	bus := msg.NewBus(msg.Options{MaxPayload: 64})
 	wake := make(chan struct{}, 16)
 	sub, err := bus.Subscribe("thermo", []string{"acme/cmd/#"}, 4, func() { wake <- struct{}{} })
@@ -90,16 +91,16 @@ func TestBusToOutsideAndBack(t *testing.T) {
 	}
 
 	// Bus publish -> mosquitto_sub.
-	out := startOutsideSub(t, br, "acme/data/#")
+	out := br.Sub(t, "acme/data/#")
 	if err := bus.Publish("thermo", "acme/data/temp", []byte("21500")); err != nil {
 		t.Fatal(err)
 	}
-	if l := out.next(t); l != "acme/data/temp 21500" {
+	if l := out.Next(t); l != "acme/data/temp 21500" {
 		t.Errorf("mosquitto_sub got %q", l)
 	}
 
 	// mosquitto_pub -> bus subscription, exactly once.
-	outsidePub(t, br, "", "-t", "acme/cmd/led", "-m", "on")
+	br.Pub(t, "", "-t", "acme/cmd/led", "-m", "on")
 	<-wake
 	m, ok := sub.Next()
 	if !ok || m.Topic != "acme/cmd/led" || string(m.Payload) != "on" || m.From != "mqtt" {
@@ -116,8 +117,8 @@ func TestBusToOutsideAndBack(t *testing.T) {
 	}
 
 	// Oversized inbound payloads are dropped and counted.
-	outsidePub(t, br, "", "-t", "acme/cmd/big", "-m", strings.Repeat("x", 65))
-	outsidePub(t, br, "", "-t", "acme/cmd/end", "-m", "")
+	br.Pub(t, "", "-t", "acme/cmd/big", "-m", strings.Repeat("x", 65))
+	br.Pub(t, "", "-t", "acme/cmd/end", "-m", "")
 	<-wake
 	if m, _ := sub.Next(); m.Topic != "acme/cmd/end" {
 		t.Errorf("got %+v, want the message after the oversized one", m)
@@ -132,7 +133,7 @@ func TestBusToOutsideAndBack(t *testing.T) {
 }
 
 func TestOverlappingFiltersArriveOnce(t *testing.T) {
-	br := startBroker(t)
+	br := testbroker.Start(t)
 	bus := msg.NewBus(msg.Options{})
 	s1, _ := bus.Subscribe("a", []string{"x/+", "x/y/#"}, 0, nil)
 	s2, _ := bus.Subscribe("b", []string{"+/y", "z"}, 0, nil)
@@ -142,9 +143,9 @@ func TestOverlappingFiltersArriveOnce(t *testing.T) {
 	if got := b.Stats().Filters; !slices.Equal(got, []string{"+/+/#", "z"}) {
 		t.Errorf("broker filters = %q", got)
 	}
-	outsidePub(t, br, "", "-t", "x/y", "-m", "1")
-	outsidePub(t, br, "", "-t", "z", "-m", "end")
-	waitFor(t, "the end marker", func() bool { return s2.Len() == 2 })
+	br.Pub(t, "", "-t", "x/y", "-m", "1")
+	br.Pub(t, "", "-t", "z", "-m", "end")
+	testbroker.WaitFor(t, "the end marker", func() bool { return s2.Len() == 2 })
 	if s1.Len() != 1 {
 		t.Errorf("s1 has %d messages, want exactly 1", s1.Len())
 	}
@@ -166,14 +167,14 @@ func TestOverlappingFiltersArriveOnce(t *testing.T) {
 }
 
 func TestBrokerRestart(t *testing.T) {
-	br := startBroker(t)
+	br := testbroker.Start(t)
 	bus := msg.NewBus(msg.Options{})
 	sub, _ := bus.Subscribe("s", []string{"dev/#"}, 64, nil)
 	b := dial(t, br, bus, Options{QueueLen: 4, MinBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
 	syncSubs(t, b)
 
-	br.stop()
-	waitFor(t, "the bridge to notice the broker is gone", func() bool { return !b.Stats().Connected })
+	br.Stop()
+	testbroker.WaitFor(t, "the bridge to notice the broker is gone", func() bool { return !b.Stats().Connected })
 	for i := range 10 { // the queue keeps the newest 4
 		if err := bus.Publish("p", "dev/q", []byte{byte('0' + i)}); err != nil {
 			t.Fatal(err)
@@ -183,9 +184,9 @@ func TestBrokerRestart(t *testing.T) {
 		t.Errorf("while down: %+v", st)
 	}
 
-	waitFor(t, "a failed reconnect attempt", func() bool { return b.Stats().ConnectErrors > 0 })
-	br.start()
-	waitFor(t, "the queued messages to come back through the broker", func() bool { return sub.Len() == 4 })
+	testbroker.WaitFor(t, "a failed reconnect attempt", func() bool { return b.Stats().ConnectErrors > 0 })
+	br.Start()
+	testbroker.WaitFor(t, "the queued messages to come back through the broker", func() bool { return sub.Len() == 4 })
 	var got string
 	for range 4 {
 		m, _ := sub.Next()
@@ -200,25 +201,25 @@ func TestBrokerRestart(t *testing.T) {
 	}
 	syncSubs(t, b)
 
-	out := startOutsideSub(t, br, "dev/#")
-	outsidePub(t, br, "", "-t", "dev/in", "-m", "again")
-	waitFor(t, "the inbound message", func() bool { return sub.Len() == 1 })
+	out := br.Sub(t, "dev/#")
+	br.Pub(t, "", "-t", "dev/in", "-m", "again")
+	testbroker.WaitFor(t, "the inbound message", func() bool { return sub.Len() == 1 })
 	if m, _ := sub.Next(); string(m.Payload) != "again" {
 		t.Errorf("inbound after restart = %+v", m)
 	}
-	if l := out.next(t); l != "dev/in again" {
+	if l := out.Next(t); l != "dev/in again" {
 		t.Errorf("mosquitto_sub got %q", l)
 	}
 	if err := bus.Publish("p", "dev/out", []byte("x")); err != nil {
 		t.Fatal(err)
 	}
-	if l := out.next(t); l != "dev/out x" {
+	if l := out.Next(t); l != "dev/out x" {
 		t.Errorf("mosquitto_sub got %q", l)
 	}
 }
 
 func TestInboundFloodIsBounded(t *testing.T) {
-	br := startBroker(t)
+	br := testbroker.Start(t)
 	bus := msg.NewBus(msg.Options{})
 	flood, _ := bus.Subscribe("victim", []string{"flood/#"}, 8, nil)
 	end, _ := bus.Subscribe("end", []string{"end"}, 1, nil)
@@ -230,9 +231,9 @@ func TestInboundFloodIsBounded(t *testing.T) {
 	for i := range n {
 		fmt.Fprintf(&lines, "message %d\n", i)
 	}
-	outsidePub(t, br, lines.String(), "-t", "flood/x", "-l")
-	outsidePub(t, br, "", "-t", "end", "-m", "")
-	waitFor(t, "the end marker", func() bool { return end.Len() == 1 })
+	br.Pub(t, lines.String(), "-t", "flood/x", "-l")
+	br.Pub(t, "", "-t", "end", "-m", "")
+	testbroker.WaitFor(t, "the end marker", func() bool { return end.Len() == 1 })
 
 	st := b.Stats()
 	fs := flood.Stats()
@@ -255,18 +256,18 @@ func TestInboundFloodIsBounded(t *testing.T) {
 }
 
 func TestCloseDetachesAndStops(t *testing.T) {
-	br := startBroker(t)
+	br := testbroker.Start(t)
 	bus := msg.NewBus(msg.Options{})
 	sub, _ := bus.Subscribe("s", []string{"local"}, 0, nil)
 	b := dial(t, br, bus, Options{})
 	syncSubs(t, b)
-	out := startOutsideSub(t, br, "t")
+	out := br.Sub(t, "t")
 	for i := range 3 {
 		_ = bus.Publish("p", "t", []byte(fmt.Sprint(i)))
 	}
 	b.Close()
 	for i := range 3 { // queued messages are flushed before the disconnect
-		if l := out.next(t); l != fmt.Sprintf("t %d", i) {
+		if l := out.Next(t); l != fmt.Sprintf("t %d", i) {
 			t.Errorf("mosquitto_sub got %q", l)
 		}
 	}

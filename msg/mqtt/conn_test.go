@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"github.com/tinycontainer/tinycontainer/internal/testbroker"
 	"io"
 	"net"
 	"runtime"
@@ -139,7 +140,7 @@ func TestHostileBrokerHugePacket(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	waitFor(t, "the protocol violation to be reported", func() bool {
+	testbroker.WaitFor(t, "the protocol violation to be reported", func() bool {
 		st := b.Stats()
 		return st.Connects >= 2 && strings.Contains(st.LastError, "protocol violation")
 	})

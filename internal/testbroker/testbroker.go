@@ -1,4 +1,8 @@
-package mqtt
+// Package testbroker starts a real MQTT broker (Debian's mosquitto) on a
+// free loopback port for tests, with mosquitto_sub and mosquitto_pub as
+// outside clients. Tests skip when mosquitto is missing, or fail when
+// TC_REQUIRE_MOSQUITTO=1 (as in CI).
+package testbroker
 
 import (
 	"bufio"
@@ -32,8 +36,8 @@ func requireTool(t testing.TB, path string) string {
 	return ""
 }
 
-// broker is a real mosquitto on a free loopback port.
-type broker struct {
+// Broker is a real mosquitto on a free loopback port.
+type Broker struct {
 	t    testing.TB
 	bin  string
 	port int
@@ -43,7 +47,8 @@ type broker struct {
 	log  *os.File
 }
 
-func startBroker(t testing.TB) *broker {
+// Start starts a broker that stops when the test ends.
+func Start(t testing.TB) *Broker {
 	t.Helper()
 	bin := requireTool(t, mosquittoPath)
 	requireTool(t, "mosquitto_pub")
@@ -65,10 +70,10 @@ func startBroker(t testing.TB) *broker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	br := &broker{t: t, bin: bin, port: port, conf: conf, log: logf}
-	br.start()
+	br := &Broker{t: t, bin: bin, port: port, conf: conf, log: logf}
+	br.Start()
 	t.Cleanup(func() {
-		br.stop()
+		br.Stop()
 		if t.Failed() {
 			if b, err := os.ReadFile(logf.Name()); err == nil {
 				t.Logf("mosquitto log:\n%s", b)
@@ -79,9 +84,11 @@ func startBroker(t testing.TB) *broker {
 	return br
 }
 
-func (br *broker) url() string { return fmt.Sprintf("mqtt://127.0.0.1:%d", br.port) }
+// URL is the broker's address for the bridge.
+func (br *Broker) URL() string { return fmt.Sprintf("mqtt://127.0.0.1:%d", br.port) }
 
-func (br *broker) start() {
+// Start (re)starts a stopped broker on the same port.
+func (br *Broker) Start() {
 	br.t.Helper()
 	cmd := exec.Command(br.bin, "-c", br.conf)
 	cmd.Stdout, cmd.Stderr = br.log, br.log
@@ -90,7 +97,7 @@ func (br *broker) start() {
 	}
 	br.cmd, br.exit = cmd, make(chan struct{})
 	go func() { _ = cmd.Wait(); close(br.exit) }()
-	waitFor(br.t, "mosquitto to listen", func() bool {
+	WaitFor(br.t, "mosquitto to listen", func() bool {
 		select {
 		case <-br.exit:
 			br.t.Fatalf("mosquitto exited at start")
@@ -104,7 +111,8 @@ func (br *broker) start() {
 	})
 }
 
-func (br *broker) stop() {
+// Stop stops the broker.
+func (br *Broker) Stop() {
 	if br.cmd == nil {
 		return
 	}
@@ -113,8 +121,8 @@ func (br *broker) stop() {
 	br.cmd = nil
 }
 
-// waitFor polls cond until it holds, failing the test after 15 s.
-func waitFor(t testing.TB, what string, cond func() bool) {
+// WaitFor polls cond until it holds, failing the test after 15 s.
+func WaitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	tick := time.NewTicker(2 * time.Millisecond)
@@ -127,14 +135,15 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
-// outsideSub is a mosquitto_sub process, ready once the broker acknowledged
+// Sub is a mosquitto_sub process, ready once the broker acknowledged
 // its subscription.
-type outsideSub struct {
+type Sub struct {
 	lines chan string
 	cmd   *exec.Cmd
 }
 
-func startOutsideSub(t testing.TB, br *broker, topic string) *outsideSub {
+// Sub starts mosquitto_sub on topic.
+func (br *Broker) Sub(t testing.TB, topic string) *Sub {
 	t.Helper()
 	// stdbuf: mosquitto_sub's stdout is block-buffered on a pipe.
 	cmd := exec.Command("stdbuf", "-oL", "mosquitto_sub", "-d", "-V", "5", "-h", "127.0.0.1", "-p", fmt.Sprint(br.port), "-t", topic, "-v")
@@ -146,7 +155,7 @@ func startOutsideSub(t testing.TB, br *broker, topic string) *outsideSub {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	s := &outsideSub{lines: make(chan string, 1024), cmd: cmd}
+	s := &Sub{lines: make(chan string, 1024), cmd: cmd}
 	ready := make(chan struct{})
 	go func() {
 		defer close(s.lines)
@@ -171,8 +180,8 @@ func startOutsideSub(t testing.TB, br *broker, topic string) *outsideSub {
 	return s
 }
 
-// next returns the next "topic payload" line mosquitto_sub printed.
-func (s *outsideSub) next(t testing.TB) string {
+// Next returns the next "topic payload" line mosquitto_sub printed.
+func (s *Sub) Next(t testing.TB) string {
 	t.Helper()
 	select {
 	case l, ok := <-s.lines:
@@ -186,8 +195,8 @@ func (s *outsideSub) next(t testing.TB) string {
 	return ""
 }
 
-// outsidePub runs mosquitto_pub with args, feeding stdin.
-func outsidePub(t testing.TB, br *broker, stdin string, args ...string) {
+// Pub runs mosquitto_pub with args, feeding stdin.
+func (br *Broker) Pub(t testing.TB, stdin string, args ...string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

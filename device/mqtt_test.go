@@ -1,0 +1,105 @@
+package device_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tinycontainer/tinycontainer/device"
+	"github.com/tinycontainer/tinycontainer/internal/testbroker"
+	"github.com/tinycontainer/tinycontainer/meta"
+	"github.com/tinycontainer/tinycontainer/mgmt"
+)
+
+func runDevice(t *testing.T, opts device.Options, ms ...*meta.Manifest) *device.Device {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	d, err := device.New(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { d.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done; d.Close(context.Background()) })
+	return d
+}
+
+func install(t *testing.T, d *device.Device, m *meta.Manifest, code []byte) {
+	t.Helper()
+	if err := d.Install(context.Background(), m, code); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(m.Name); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// With --mqtt, a container's msg/<topic> publishes reach the broker as
+// <topic>, and broker messages on a container's topics activate it.
+func TestMQTTBridgeEndToEnd(t *testing.T) {
+	br := testbroker.Start(t)
+	lines := make(chan mgmt.LogLine, 256)
+	d := runDevice(t, device.Options{MQTT: br.URL(), OnLog: func(l mgmt.LogLine) {
+		select {
+		case lines <- l:
+		default:
+		}
+	}})
+	out := br.Sub(t, "acme/#")
+	tm, tc := example(t, "thermo")
+	install(t, d, tm, tc)
+	if l := out.Next(t); !strings.HasPrefix(l, "acme/telemetry ") {
+		t.Fatalf("mosquitto_sub saw %q", l)
+	}
+	lm, lc := example(t, "listener")
+	lm.Schedule.Topics = []string{"acme/cmd"} // only outside messages, not thermo's
+	install(t, d, lm, lc)
+	testbroker.WaitFor(t, "the subscription", func() bool {
+		br.Pub(t, "\x10\x5e\x00\x00", "-t", "acme/cmd", "-s") // 24080 mC, little-endian, from stdin
+		select {
+		case l := <-lines:
+			return l.Container == "listener" && strings.Contains(l.Text, "24080 mC: led1 on")
+		case <-time.After(200 * time.Millisecond):
+			return false
+		}
+	})
+	if v := d.Board().Actuator("led1").Value(); v != 1 {
+		t.Fatalf("led1 = %d after a hot reading from the broker", v)
+	}
+}
+
+// A flood of messages to a slow, low-priority event container is bounded by
+// its queue (drops counted) and does not make a higher-priority periodic
+// container miss its period.
+func TestMessageFloodDoesNotDelayOthers(t *testing.T) {
+	d := runDevice(t, device.Options{})
+	lm, lc := example(t, "listener")
+	lm.Schedule.Priority = 0
+	install(t, d, lm, lc)
+	bm, bc := example(t, "blinker")
+	bm.Schedule.Period = 20 * time.Millisecond
+	bm.Schedule.Priority = 9
+	install(t, d, bm, bc)
+	start := time.Now()
+	for i := range 5000 {
+		if err := d.Bus().Publish("tester", "acme/telemetry", []byte(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testbroker.WaitFor(t, "blinker activations", func() bool {
+		st, _ := d.Status("blinker")
+		return st.Activations >= 20
+	})
+	st, _ := d.Status("blinker")
+	ls, _ := d.Status("listener")
+	elapsed := time.Since(start)
+	if st.MissedDeadlines > st.Activations/10 {
+		t.Fatalf("blinker missed %d of %d periods during the flood", st.MissedDeadlines, st.Activations)
+	}
+	if ls.MessagesDropped == 0 || ls.MessagesReceived != 5000 {
+		t.Fatalf("listener received %d, dropped %d: the queue is not bounded", ls.MessagesReceived, ls.MessagesDropped)
+	}
+	t.Logf("in %v: blinker %d activations, %d missed; listener %d activations, %d dropped", elapsed, st.Activations, st.MissedDeadlines, ls.Activations, ls.MessagesDropped)
+}
