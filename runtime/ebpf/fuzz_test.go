@@ -80,9 +80,108 @@ func checkRun(t *testing.T, in runtime.Instance) (int32, error) {
 	return code, err
 }
 
-// FuzzProgram takes bytes as raw instructions, wrapped in an ELF object:
-// compiling refuses them with ErrInvalidCode or the program runs to an
-// exit or a fault within its budget, and fused and unfused code agree.
+// shapedOpcodes are the opcodes shape picks from: every class, operation
+// and size of the ISA.
+var shapedOpcodes = func() []byte {
+	var ops []byte
+	for _, class := range []byte{classALU, classALU64} {
+		for _, op := range []byte{aluADD, aluSUB, aluMUL, aluDIV, aluOR, aluAND, aluLSH, aluRSH, aluMOD, aluXOR, aluMOV, aluARSH} {
+			ops = append(ops, class|op|srcK, class|op|srcX)
+		}
+		ops = append(ops, class|aluNEG)
+	}
+	ops = append(ops, classALU|aluEND|srcK, classALU|aluEND|srcX, classALU64|aluEND|srcK)
+	for _, class := range []byte{classJMP, classJMP32} {
+		for _, op := range []byte{jmpJEQ, jmpJGT, jmpJGE, jmpJSET, jmpJNE, jmpJSGT, jmpJSGE, jmpJLT, jmpJLE, jmpJSLT, jmpJSLE} {
+			ops = append(ops, class|op|srcK, class|op|srcX)
+		}
+	}
+	ops = append(ops, classJMP|jmpJA, classJMP|jmpCALL, classJMP|jmpEXIT, rawLDDW)
+	for _, size := range []byte{sizeB, sizeH, sizeW, sizeDW} {
+		ops = append(ops, classLDX|modeMEM|size, classST|modeMEM|size, classSTX|modeMEM|size)
+		if size != sizeDW {
+			ops = append(ops, classLDX|modeMEMSX|size)
+		}
+	}
+	return append(ops, classSTX|modeATOMIC|sizeW, classSTX|modeATOMIC|sizeDW)
+}()
+
+// shape turns fuzz bytes into mostly valid code, so that the fuzzer
+// spends its time in the interpreter rather than in the verifier: each 8
+// bytes become an instruction of a real opcode with registers, jump
+// targets, helper ids and special fields in range, and the program ends
+// in exit. Memory offsets stay raw half of the time, to aim outside.
+func shape(data []byte) []byte {
+	n := len(data)/insnSize + 1
+	code := make([]byte, 0, n*insnSize)
+	atomics := []int32{atomicADD, atomicOR, atomicAND, atomicXOR, atomicADD | atomicFETCH, atomicOR | atomicFETCH,
+		atomicAND | atomicFETCH, atomicXOR | atomicFETCH, atomicXCHG, atomicCMPXCHG}
+	for i := 0; i+insnSize <= len(data); i += insnSize {
+		d := data[i : i+insnSize]
+		opc := shapedOpcodes[int(d[0])%len(shapedOpcodes)]
+		dst, src := d[1]&0x0f%numRegs, d[1]>>4%numRegs
+		off := int16(binary.LittleEndian.Uint16(d[2:]))
+		imm := int32(binary.LittleEndian.Uint32(d[4:]))
+		class, aluOp := opc&0x07, opc&0xf0
+		switch {
+		case class == classALU || class == classALU64:
+			dst %= regFP
+			off = 0
+			if opc&srcX == 0 {
+				src = 0
+			} else if aluOp != aluEND {
+				imm = 0
+			}
+			switch {
+			case aluOp == aluEND:
+				src, imm = 0, 16<<(uint32(imm)%3)
+			case aluOp == aluNEG:
+				src, imm = 0, 0
+			case (aluOp == aluDIV || aluOp == aluMOD) && d[2]&1 == 1:
+				off = 1
+			case aluOp == aluMOV && opc&srcX != 0 && d[2]&1 == 1:
+				off = 8 << (uint16(d[3]) % 2)
+			}
+		case opc == classJMP|jmpCALL:
+			dst, src, off, imm = 0, 0, 0, int32(uint32(imm)%3+1)
+		case opc == classJMP|jmpEXIT:
+			dst, src, off, imm = 0, 0, 0, 0
+		case class == classJMP || class == classJMP32:
+			if opc&0xf0 == jmpJA {
+				dst, src, imm = 0, 0, 0
+			} else if opc&srcX == 0 {
+				src = 0
+			} else {
+				imm = 0
+			}
+			off = int16(int(uint16(off))%n - i/insnSize - 1)
+		case opc == rawLDDW:
+			dst %= regFP
+			code = append(code, ri(opc, dst, 0, 0, imm)...)
+			code = append(code, ri(0, 0, 0, 0, int32(off))...)
+			continue
+		case class == classLDX:
+			dst %= regFP
+			imm = 0
+		case class == classST:
+			src = 0
+		case opc&0xe0 == modeATOMIC:
+			imm = atomics[uint32(imm)%uint32(len(atomics))]
+		default: // classSTX
+			imm = 0
+		}
+		if (class == classLDX || class == classST || class == classSTX) && d[2]&0x80 == 0 {
+			off = -int16(d[3]) // near the frame pointer
+		}
+		code = append(code, ri(opc, dst, src, off, imm)...)
+	}
+	return append(code, exit...)
+}
+
+// FuzzProgram takes bytes as raw instructions (raw) or shapes them into
+// mostly valid code first, and wraps them in an ELF object: compiling
+// refuses them with ErrInvalidCode or the program runs to an exit or a
+// fault within its budget, and fused and unfused code agree.
 func FuzzProgram(f *testing.F) {
 	seeds := [][]asm.Instruction{
 		{asm.Mov.Imm(asm.R0, 1), asm.Return()},
@@ -99,8 +198,9 @@ func FuzzProgram(f *testing.F) {
 		{asm.Ja.Label("x").WithSymbol("x")},
 	}
 	for _, s := range seeds {
-		f.Add(assemble(f, s...))
+		f.Add(true, assemble(f, s...))
 	}
+	f.Add(false, []byte("\x00\x21\x00\x00\x05\x00\x00\x00\x2e\x10\x00\x00\x00\x00\x00\x00"))
 	objs, _ := filepath.Glob("testdata/*.bpf.o")
 	for _, o := range objs {
 		obj, err := os.ReadFile(o)
@@ -108,10 +208,13 @@ func FuzzProgram(f *testing.F) {
 			f.Fatal(err)
 		}
 		if img, err := loadELF(obj, 1<<20); err == nil {
-			f.Add(img.code)
+			f.Add(true, img.code)
 		}
 	}
-	f.Fuzz(func(t *testing.T, code []byte) {
+	f.Fuzz(func(t *testing.T, raw bool, code []byte) {
+		if !raw {
+			code = shape(code)
+		}
 		m, err := New().Compile(context.Background(), wrapELF(code), runtime.Config{MemoryLimit: 64 << 10})
 		if err != nil {
 			if !errors.Is(err, runtime.ErrInvalidCode) && !errors.Is(err, runtime.ErrLimit) {
