@@ -49,7 +49,7 @@ Management is CoAP on --listen, loopback only unless --allow-remote.`,
 		Example: `  tinycontainer keygen --out owner
   tinycontainer device --data ./state --owner owner.pub
   tinycontainer device --data /tmp/dev --insecure --listen 127.0.0.1:5699`,
-		Args: cobra.NoArgs,
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			level := slog.LevelInfo
 			if verbose {
@@ -115,7 +115,7 @@ func newKeygenCmd() *cobra.Command {
 		Use:     "keygen --out NAME",
 		Short:   "Write a new Ed25519 key pair as NAME.key and NAME.pub",
 		Example: "  tinycontainer keygen --out owner\n  tinycontainer keygen --out acme",
-		Args:    cobra.NoArgs,
+		Args:    usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if out == "" {
 				return usagef("--out NAME is required")
@@ -153,7 +153,7 @@ every live update.`,
 		Example: `  tinycontainer tenant grant --owner-key owner.key --tenant acme --pub acme.pub \
     --allow 'sensor/+:read' --allow 'msg/acme/#:publish' --allow 'log:write' \
     --max-memory 128KiB --max-storage 4KiB --max-budget 10ms --min-period 50ms -o acme.grant`,
-		Args: cobra.NoArgs,
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if ownerKey == "" || tenant == "" || pub == "" || out == "" {
 				return usagef("--owner-key, --tenant, --pub and -o are required")
@@ -210,7 +210,7 @@ every live update.`,
 		Use:     "add GRANT --key OWNERKEY",
 		Short:   "Install a tenant grant on a device (signed by the owner)",
 		Example: "  tinycontainer tenant add acme.grant --key owner.key",
-		Args:    cobra.ExactArgs(1),
+		Args:    usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			g, err := os.ReadFile(args[0])
 			if err != nil {
@@ -230,7 +230,7 @@ func newPackCmd() *cobra.Command {
 		Use:     "pack --manifest F --key F -o F",
 		Short:   "Build a signed image from a manifest and its code",
 		Example: "  tinycontainer pack --manifest examples/thermo/thermo.yaml --key acme.key -o thermo.img",
-		Args:    cobra.NoArgs,
+		Args:    usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if manifest == "" || key == "" || out == "" {
 				return usagef("--manifest, --key and -o are required")
@@ -271,7 +271,7 @@ func newInspectCmd() *cobra.Command {
 		Use:     "inspect IMAGE",
 		Short:   "Show what is in a signed image (without trusting it)",
 		Example: "  tinycontainer inspect thermo.img\n  tinycontainer inspect --json thermo.img",
-		Args:    cobra.ExactArgs(1),
+		Args:    usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			b, err := os.ReadFile(args[0])
 			if err != nil {
@@ -356,6 +356,16 @@ func (f *mgmtFlags) exec(cmd *cobra.Command, verb, target string, body []byte) e
 	return err
 }
 
+// usageArgs makes a wrong count of arguments a usage error (exit code 2).
+func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := check(cmd, args); err != nil {
+			return usageError{err}
+		}
+		return nil
+	}
+}
+
 func writeJSON(w io.Writer, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
@@ -371,7 +381,7 @@ func newDeployCmd() *cobra.Command {
 		Use:     "deploy IMAGE",
 		Short:   "Install or upgrade a container from a signed image, and start it",
 		Example: "  tinycontainer deploy thermo.img\n  tinycontainer deploy --device 10.0.0.7:5683 thermo.img",
-		Args:    cobra.ExactArgs(1),
+		Args:    usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			img, err := os.ReadFile(args[0])
 			if err != nil {
@@ -404,7 +414,7 @@ func newPsCmd() *cobra.Command {
 		Use:     "ps",
 		Short:   "List the containers of a device",
 		Example: "  tinycontainer ps\n  tinycontainer ps --json",
-		Args:    cobra.NoArgs,
+		Args:    usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := mf.dial(cmd.Context())
 			if err != nil {
@@ -440,7 +450,7 @@ func newStatusCmd() *cobra.Command {
 		Use:     "status NAME",
 		Short:   "Show one container",
 		Example: "  tinycontainer status thermo --json",
-		Args:    cobra.ExactArgs(1),
+		Args:    usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := mf.dial(cmd.Context())
 			if err != nil {
@@ -469,7 +479,7 @@ func newLifecycleCmd(verb, short string) *cobra.Command {
 		Use:     verb + " NAME --key F",
 		Short:   short,
 		Example: fmt.Sprintf("  tinycontainer %s thermo --key acme.key", verb),
-		Args:    cobra.ExactArgs(1),
+		Args:    usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return mf.exec(cmd, verb, args[0], nil)
 		},
@@ -485,7 +495,7 @@ func newMetaCmd() *cobra.Command {
 		Use:     "get NAME",
 		Short:   "Print the metadata in force (YAML, or JSON with --json)",
 		Example: "  tinycontainer meta get thermo",
-		Args:    cobra.ExactArgs(1),
+		Args:    usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := gf.dial(cmd.Context())
 			if err != nil {
@@ -524,7 +534,7 @@ func newMetaCmd() *cobra.Command {
 permissions take effect at its next endpoint call, schedule changes at its
 next activation, and it keeps its memory.`,
 		Example: "  tinycontainer meta apply thermo --manifest thermo-v2.yaml --key acme.key",
-		Args:    cobra.ExactArgs(1),
+		Args:    usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if manifest == "" {
 				return usagef("--manifest is required")
@@ -550,6 +560,13 @@ next activation, and it keeps its memory.`,
 	return cmd
 }
 
+// Log lines per request (the protocol allows 1..1000), and requests per
+// `logs` run: more pages than the device's ring of 4096 lines holds.
+const (
+	logPage     = 1000
+	maxLogPages = 8
+)
+
 func newLogsCmd() *cobra.Command {
 	var (
 		mf     mgmtFlags
@@ -559,7 +576,7 @@ func newLogsCmd() *cobra.Command {
 		Use:     "logs NAME [-f]",
 		Short:   "Print a container's log lines; -f follows new ones (CoAP Observe)",
 		Example: "  tinycontainer logs thermo\n  tinycontainer logs -f thermo",
-		Args:    cobra.ExactArgs(1),
+		Args:    usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			c, err := mf.dial(ctx)
@@ -568,14 +585,21 @@ func newLogsCmd() *cobra.Command {
 			}
 			defer c.Close()
 			out := cmd.OutOrStdout()
-			lines, err := c.Logs(ctx, args[0], 0, 0)
-			if err != nil {
-				return err
-			}
+			// Page through what the device keeps; the page bound stops a
+			// container that logs faster than we read from holding us here.
 			var last uint64
-			for _, l := range lines {
-				fmt.Fprintf(out, "%s %s: %s\n", l.Time.Format(time.RFC3339Nano), l.Container, l.Text)
-				last = l.Seq
+			for range maxLogPages {
+				lines, err := c.Logs(ctx, args[0], last, logPage)
+				if err != nil {
+					return err
+				}
+				for _, l := range lines {
+					fmt.Fprintf(out, "%s %s: %s\n", l.Time.Format(time.RFC3339Nano), l.Container, l.Text)
+					last = l.Seq
+				}
+				if len(lines) < logPage {
+					break
+				}
 			}
 			if !follow {
 				return nil
@@ -606,7 +630,7 @@ func newStatsCmd() *cobra.Command {
 		Use:     "stats [NAME]",
 		Short:   "Show container stats (all, or one)",
 		Example: "  tinycontainer stats --json\n  tinycontainer stats thermo",
-		Args:    cobra.MaximumNArgs(1),
+		Args:    usageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := mf.dial(cmd.Context())
 			if err != nil {
@@ -635,6 +659,9 @@ func newStatsCmd() *cobra.Command {
 	return cmd
 }
 
+// maxAuditLimit is the most entries one audit request may ask for.
+const maxAuditLimit = 1000
+
 func newAuditCmd() *cobra.Command {
 	var (
 		mf    mgmtFlags
@@ -644,8 +671,11 @@ func newAuditCmd() *cobra.Command {
 		Use:     "audit",
 		Short:   "Show the device's audit log (denied calls, refused requests)",
 		Example: "  tinycontainer audit --json",
-		Args:    cobra.NoArgs,
+		Args:    usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if limit < 1 || limit > maxAuditLimit {
+				return usagef("--limit must be 1..%d", maxAuditLimit)
+			}
 			c, err := mf.dial(cmd.Context())
 			if err != nil {
 				return err
