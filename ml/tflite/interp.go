@@ -24,7 +24,7 @@ type Interpreter struct {
 	macs      int64
 	tensorOff []int // arena offset per tensor, -1 if not in the arena
 	// scratch elements the kernels prepared so far need
-	need32, need64 int
+	need16, need32, need64 int
 }
 
 // tensorRef locates a tensor: in the arena, or (constant) in the model.
@@ -40,7 +40,7 @@ func (r tensorRef) get(a []int8, w []byte) []int8 {
 	return a[r.off : r.off+r.n]
 }
 
-// int64s and int32s view 8-aligned arena scratch as wider integers.
+// int64s, int32s and int16s view 8-aligned arena scratch as wider integers.
 func int64s(b []int8) []int64 {
 	if len(b) == 0 {
 		return nil
@@ -53,6 +53,13 @@ func int32s(b []int8) []int32 {
 		return nil
 	}
 	return unsafe.Slice((*int32)(unsafe.Pointer(&b[0])), len(b)/4)
+}
+
+func int16s(b []int8) []int16 {
+	if len(b) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*int16)(unsafe.Pointer(&b[0])), len(b)/2)
 }
 
 // int8s views bytes as int8 without copying (same size and alignment).
@@ -73,7 +80,7 @@ func NewInterpreter(m *Model) (*Interpreter, error) {
 	// Pass 1 validates the operators and learns their scratch needs; the
 	// plan places tensors and scratch; pass 2 binds the final offsets.
 	needs := make([]int, len(m.ops))
-	if err := it.prepareAll(func(k int) { needs[k] = 8*it.need64 + 4*it.need32 }); err != nil {
+	if err := it.prepareAll(func(k int) { needs[k] = 8*it.need64 + 4*it.need32 + 2*it.need16 }); err != nil {
 		return nil, err
 	}
 	scratchOff, err := it.plan(needs)
@@ -87,9 +94,12 @@ func NewInterpreter(m *Model) (*Interpreter, error) {
 			it.scr = append(it.scr, scratch{})
 			return
 		}
+		o32 := off + 8*it.need64
+		o16 := o32 + 4*it.need32
 		it.scr = append(it.scr, scratch{
-			i64: int64s(it.arena[off : off+8*it.need64]),
-			i32: int32s(it.arena[off+8*it.need64 : off+8*it.need64+4*it.need32]),
+			i64: int64s(it.arena[off:o32]),
+			i32: int32s(it.arena[o32:o16]),
+			i16: int16s(it.arena[o16 : o16+2*it.need16]),
 		})
 	})
 	if err != nil {
@@ -110,7 +120,7 @@ func (it *Interpreter) prepareAll(done func(k int)) error {
 	it.kernels, it.macs = it.kernels[:0], 0
 	for k := range it.m.ops {
 		op := &it.m.ops[k]
-		it.need32, it.need64 = 0, 0
+		it.need16, it.need32, it.need64 = 0, 0, 0
 		kn, err := it.prepare(op)
 		if err != nil {
 			return fmt.Errorf("operator %d (%s): %w", k, opName(op.code), err)

@@ -39,19 +39,29 @@ type conv struct {
 	mult       []int32
 	shift      []int8
 	paired     bool // patch path usable (one group, K <= maxPairK)
+	vec        bool // vector path (useSIMD, one group)
 }
 
 // scratch is the per-invocation working memory shared by all kernels (one
 // kernel runs at a time), sized at prepare for the most demanding one.
 type scratch struct {
+	i16 []int16
 	i32 []int32
 	i64 []int64
 }
+
+// ext is a constant tensor's data extended to the end of the model bytes,
+// for vector kernels that read whole blocks past a filter's last row.
+func ext(r tensorRef, w []byte) []int8 { return int8s(w[r.off:]) }
 
 func (k *conv) run(a []int8, w []byte, s *scratch) {
 	in, out, filter := k.inRef.get(a, w), k.outRef.get(a, w), k.filterRef.get(a, w)
 	biasv := s.i32[:k.outD]
 	loadBias(biasv, k.bias, w)
+	if k.vec {
+		k.runVec(in, out, ext(k.filterRef, w), biasv, s)
+		return
+	}
 	if !k.paired {
 		for b := range k.batches {
 			for oy := range k.outH {
@@ -240,6 +250,7 @@ type dwConv struct {
 	bias     tensorRef
 	mult     []int32
 	shift    []int8
+	vec      bool // vector path (useSIMD, depth multiplier 1)
 }
 
 func (k *dwConv) run(a []int8, w []byte, s *scratch) {
@@ -247,6 +258,10 @@ func (k *dwConv) run(a []int8, w []byte, s *scratch) {
 	D := k.outD
 	biasv, acc := s.i32[:D], s.i32[D:2*D]
 	loadBias(biasv, k.bias, w)
+	if k.vec {
+		k.runVec(in, out, filter, biasv, acc)
+		return
+	}
 	for b := range k.batches {
 		for oy := range k.outH {
 			iy0 := oy*k.strideH - k.padH
@@ -300,6 +315,7 @@ type fullyConnected struct {
 	bias                     tensorRef
 	mult                     []int32
 	shift                    []int8
+	vec                      bool // vector path (useSIMD)
 }
 
 func (k *fullyConnected) run(a []int8, w []byte, s *scratch) {
@@ -308,23 +324,31 @@ func (k *fullyConnected) run(a []int8, w []byte, s *scratch) {
 	if k.bias.off >= 0 {
 		bias = w[k.bias.off : k.bias.off+4*k.units]
 	}
+	if k.vec {
+		k.runVec(in, out, ext(k.filterRef, w), bias, s)
+		return
+	}
 	xs := s.i32[:k.depth] // the input row plus its offset
 	for b := range k.batches {
 		for i, v := range in[b*k.depth : (b+1)*k.depth] {
 			xs[i] = int32(v) + k.inOffset
 		}
 		for c := range k.units {
-			acc := dot32(filter[c*k.depth:(c+1)*k.depth], xs)
-			if bias != nil {
-				acc += int32(binary.LittleEndian.Uint32(bias[4*c:]))
-			}
-			m, sh := k.mult[0], k.shift[0]
-			if len(k.mult) > 1 {
-				m, sh = k.mult[c], k.shift[c]
-			}
-			out[b*k.units+c] = requant(acc, m, int(sh), k.outOffset, k.actMin, k.actMax)
+			out[b*k.units+c] = k.finish(dot32(filter[c*k.depth:(c+1)*k.depth], xs), bias, c)
 		}
 	}
+}
+
+// finish adds unit c's bias (if any) to acc and requantizes.
+func (k *fullyConnected) finish(acc int32, bias []byte, c int) int8 {
+	if bias != nil {
+		acc += int32(binary.LittleEndian.Uint32(bias[4*c:]))
+	}
+	m, sh := k.mult[0], k.shift[0]
+	if len(k.mult) > 1 {
+		m, sh = k.mult[c], k.shift[c]
+	}
+	return requant(acc, m, int(sh), k.outOffset, k.actMin, k.actMax)
 }
 
 // pool is AVERAGE_POOL_2D and MAX_POOL_2D (reference_integer_ops pooling).

@@ -288,7 +288,7 @@ func (it *Interpreter) prepareConv(op *operator, depthwise bool) (kernel, error)
 		it.addWork(g.batches, g.outH, g.outW, outD, g.fH, g.fW)
 		it.persist += 5 * outD
 		it.need32 = 2 * outD
-		return &dwConv{geom: g, depthMul: dm, bias: bias, mult: mult, shift: shift}, nil
+		return &dwConv{geom: g, depthMul: dm, bias: bias, mult: mult, shift: shift, vec: useSIMD && dm == 1}, nil
 	}
 	fD := fs[3]
 	if fD == 0 || g.inD%fD != 0 {
@@ -301,12 +301,19 @@ func (it *Interpreter) prepareConv(op *operator, depthwise bool) (kernel, error)
 	K := g.fH * g.fW * fD
 	it.addWork(g.batches, g.outH, g.outW, outD, g.fH, g.fW, fD)
 	k := &conv{geom: g, fD: fD, groups: groups, bias: bias, mult: mult, shift: shift,
-		paired: groups == 1 && K <= maxPairK}
-	if k.paired {
-		it.need64 = K
-	}
+		vec: useSIMD && groups == 1, paired: !useSIMD && groups == 1 && K <= maxPairK}
 	it.persist += 5 * outD
-	it.need32 = 2 * outD
+	switch {
+	case k.vec:
+		// bias, two rowBlock accumulators and two int16 patches
+		it.need32 = outD + 2*rowBlock
+		it.need16 = 2 * patchLen(K)
+	case k.paired:
+		it.need64 = K
+		it.need32 = 2 * outD
+	default:
+		it.need32 = outD
+	}
 	return k, nil
 }
 
@@ -362,7 +369,12 @@ func (it *Interpreter) prepareFC(op *operator) (kernel, error) {
 	}
 	it.addWork(batches, units, depth)
 	it.persist += 5 * len(k.mult)
-	it.need32 = depth
+	if k.vec = useSIMD; k.vec {
+		it.need32 = min(rowBlock, units)
+		it.need16 = patchLen(depth)
+	} else {
+		it.need32 = depth
+	}
 	return k, nil
 }
 

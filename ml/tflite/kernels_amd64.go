@@ -1,0 +1,57 @@
+//go:build amd64 && !purego
+
+package tflite
+
+import "golang.org/x/sys/cpu"
+
+// useSIMD selects the AVX2 kernels when a kernel is prepared (HasAVX2 also
+// requires the OS to save the YMM registers). Tests turn it off to run the
+// pure-Go kernels.
+var useSIMD = cpu.X86.HasAVX2
+
+//go:noescape
+func dot1x4AVX2(p *int16, f *int8, fstride, kb, rows int, acc *int32)
+
+//go:noescape
+func dot2x4AVX2(p0, p1 *int16, f *int8, fstride, kb, rows int, acc0, acc1 *int32)
+
+//go:noescape
+func dwAVX2(x *int8, xrow, xcol, ny, nx int, f *int8, frow, fcol, nb int, off int32, acc *int32)
+
+// dotRowsVec computes the leading rows of dotRows with AVX2 and returns how
+// many it did (a multiple of 4). The assembly reads whole 16-element
+// blocks: kp = len(p0) elements of each patch, and kp bytes from each row
+// start r*K, so row r is only given to it when r*K+kp <= len(f). Past K
+// the patches hold zeros, so the extra filter bytes read (the next row, or
+// other model bytes) add nothing.
+func dotRowsVec(acc0, acc1 []int32, p0, p1 []int16, f []int8, K int) int {
+	kp := len(p0)
+	rows := len(acc0)
+	if K <= 0 || kp < K || kp%16 != 0 || (p1 != nil && (len(p1) != kp || len(acc1) < rows)) {
+		panic("tflite: dotRowsVec called outside its bounds")
+	}
+	if len(f) < kp {
+		return 0
+	}
+	n := min(rows, (len(f)-kp)/K+1) &^ 3
+	if n == 0 {
+		return 0
+	}
+	if p1 == nil {
+		dot1x4AVX2(&p0[0], &f[0], K, kp/16, n, &acc0[0])
+	} else {
+		dot2x4AVX2(&p0[0], &p1[0], &f[0], K, kp/16, n, &acc0[0], &acc1[0])
+	}
+	return n
+}
+
+// dwVec accumulates the depthwise taps of the first 8*nb channels into
+// acc. x and f must end exactly after the last tap's channels, which is
+// checked here so the assembly only reads inside them.
+func dwVec(x []int8, xrow, xcol, ny, nx int, f []int8, frow, fcol, nb int, off int32, acc []int32) {
+	if ny < 1 || nx < 1 || nb < 1 || xrow < 0 || xcol < 0 || frow < 0 || fcol < 0 ||
+		(ny-1)*xrow+(nx-1)*xcol+8*nb > len(x) || (ny-1)*frow+(nx-1)*fcol+8*nb > len(f) || 8*nb > len(acc) {
+		panic("tflite: dwVec called outside its bounds")
+	}
+	dwAVX2(&x[0], xrow, xcol, ny, nx, &f[0], frow, fcol, nb, off, &acc[0])
+}

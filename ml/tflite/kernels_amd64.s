@@ -1,0 +1,212 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+
+// The Go wrappers in kernels_amd64.go establish every bound these
+// functions rely on; see their comments.
+
+// func dot1x4AVX2(p *int16, f *int8, fstride, kb, rows int, acc *int32)
+//
+// acc[r] = sum over i < 16*kb of p[i] * f[r*fstride+i], for r < rows
+// (rows a multiple of 4): four filter rows share each patch load.
+TEXT ·dot1x4AVX2(SB), NOSPLIT, $0-48
+	MOVQ p+0(FP), SI
+	MOVQ f+8(FP), DX
+	MOVQ fstride+16(FP), R8
+	MOVQ kb+24(FP), R9
+	MOVQ rows+32(FP), R10
+	MOVQ acc+40(FP), R11
+	LEAQ (R8)(R8*2), R13
+	SHRQ $2, R10
+	JZ   done1
+
+rows1:
+	VPXOR Y0, Y0, Y0
+	VPXOR Y1, Y1, Y1
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+	MOVQ  DX, BX
+	MOVQ  SI, CX
+	MOVQ  R9, R14
+	TESTQ R14, R14
+	JZ    red1
+
+k1:
+	VMOVDQU   (CX), Y8
+	VPMOVSXBW (BX), Y9
+	VPMOVSXBW (BX)(R8*1), Y10
+	VPMOVSXBW (BX)(R8*2), Y11
+	VPMOVSXBW (BX)(R13*1), Y12
+	VPMADDWD  Y8, Y9, Y9
+	VPMADDWD  Y8, Y10, Y10
+	VPMADDWD  Y8, Y11, Y11
+	VPMADDWD  Y8, Y12, Y12
+	VPADDD    Y9, Y0, Y0
+	VPADDD    Y10, Y1, Y1
+	VPADDD    Y11, Y2, Y2
+	VPADDD    Y12, Y3, Y3
+	ADDQ      $16, BX
+	ADDQ      $32, CX
+	DECQ      R14
+	JNZ       k1
+
+red1:
+	// Horizontal sums of Y0..Y3 into the four lanes of X0.
+	VPHADDD      Y1, Y0, Y0
+	VPHADDD      Y3, Y2, Y2
+	VPHADDD      Y2, Y0, Y0
+	VEXTRACTI128 $1, Y0, X1
+	VPADDD       X1, X0, X0
+	VMOVDQU      X0, (R11)
+	ADDQ         $16, R11
+	LEAQ         (DX)(R8*4), DX
+	DECQ         R10
+	JNZ          rows1
+
+done1:
+	VZEROUPPER
+	RET
+
+// func dot2x4AVX2(p0, p1 *int16, f *int8, fstride, kb, rows int, acc0, acc1 *int32)
+//
+// dot1x4AVX2 for two patches at once: each filter load serves both.
+TEXT ·dot2x4AVX2(SB), NOSPLIT, $0-64
+	MOVQ p0+0(FP), SI
+	MOVQ p1+8(FP), DI
+	MOVQ f+16(FP), DX
+	MOVQ fstride+24(FP), R8
+	MOVQ kb+32(FP), R9
+	MOVQ rows+40(FP), R10
+	MOVQ acc0+48(FP), R11
+	MOVQ acc1+56(FP), R12
+	LEAQ (R8)(R8*2), R13
+	SHRQ $2, R10
+	JZ   done2
+
+rows2:
+	VPXOR Y0, Y0, Y0
+	VPXOR Y1, Y1, Y1
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+	VPXOR Y4, Y4, Y4
+	VPXOR Y5, Y5, Y5
+	VPXOR Y6, Y6, Y6
+	VPXOR Y7, Y7, Y7
+	MOVQ  DX, BX
+	XORQ  CX, CX
+	MOVQ  R9, R14
+	TESTQ R14, R14
+	JZ    red2
+
+k2:
+	VMOVDQU   (SI)(CX*1), Y8
+	VMOVDQU   (DI)(CX*1), Y9
+	VPMOVSXBW (BX), Y10
+	VPMOVSXBW (BX)(R8*1), Y11
+	VPMADDWD  Y8, Y10, Y12
+	VPMADDWD  Y9, Y10, Y13
+	VPADDD    Y12, Y0, Y0
+	VPADDD    Y13, Y4, Y4
+	VPMADDWD  Y8, Y11, Y14
+	VPMADDWD  Y9, Y11, Y15
+	VPADDD    Y14, Y1, Y1
+	VPADDD    Y15, Y5, Y5
+	VPMOVSXBW (BX)(R8*2), Y10
+	VPMOVSXBW (BX)(R13*1), Y11
+	VPMADDWD  Y8, Y10, Y12
+	VPMADDWD  Y9, Y10, Y13
+	VPADDD    Y12, Y2, Y2
+	VPADDD    Y13, Y6, Y6
+	VPMADDWD  Y8, Y11, Y14
+	VPMADDWD  Y9, Y11, Y15
+	VPADDD    Y14, Y3, Y3
+	VPADDD    Y15, Y7, Y7
+	ADDQ      $16, BX
+	ADDQ      $32, CX
+	DECQ      R14
+	JNZ       k2
+
+red2:
+	VPHADDD      Y1, Y0, Y0
+	VPHADDD      Y3, Y2, Y2
+	VPHADDD      Y2, Y0, Y0
+	VEXTRACTI128 $1, Y0, X1
+	VPADDD       X1, X0, X0
+	VMOVDQU      X0, (R11)
+	VPHADDD      Y5, Y4, Y4
+	VPHADDD      Y7, Y6, Y6
+	VPHADDD      Y6, Y4, Y4
+	VEXTRACTI128 $1, Y4, X5
+	VPADDD       X5, X4, X4
+	VMOVDQU      X4, (R12)
+	ADDQ         $16, R11
+	ADDQ         $16, R12
+	LEAQ         (DX)(R8*4), DX
+	DECQ         R10
+	JNZ          rows2
+
+done2:
+	VZEROUPPER
+	RET
+
+// func dwAVX2(x *int8, xrow, xcol, ny, nx int, f *int8, frow, fcol, nb int, off int32, acc *int32)
+//
+// For each block of 8 channels c < 8*nb: acc[c] += sum over the ny x nx
+// taps (x advancing by xrow/xcol bytes, f by frow/fcol) of
+// f[c] * (x[c] + off), in int32 lanes (products of 9-bit by 8-bit values
+// are exact in VPMULLD).
+TEXT ·dwAVX2(SB), NOSPLIT, $0-88
+	MOVQ         x+0(FP), SI
+	MOVQ         xrow+8(FP), R8
+	MOVQ         xcol+16(FP), R9
+	MOVQ         f+40(FP), DI
+	MOVQ         frow+48(FP), R10
+	MOVQ         fcol+56(FP), R11
+	MOVQ         nb+64(FP), R12
+	MOVL         off+72(FP), AX
+	VMOVD        AX, X15
+	VPBROADCASTD X15, Y15
+	MOVQ         acc+80(FP), DX
+	CMPQ         ny+24(FP), $0
+	JLE          dwdone
+	CMPQ         nx+32(FP), $0
+	JLE          dwdone
+	TESTQ        R12, R12
+	JLE          dwdone
+
+blk:
+	VMOVDQU (DX), Y0
+	MOVQ    SI, AX
+	MOVQ    DI, BX
+	MOVQ    ny+24(FP), R13
+
+tapRow:
+	MOVQ AX, CX
+	MOVQ BX, R14
+	MOVQ nx+32(FP), R15
+
+tap:
+	VPMOVSXBD (CX), Y1
+	VPMOVSXBD (R14), Y2
+	VPADDD    Y15, Y1, Y1
+	VPMULLD   Y2, Y1, Y1
+	VPADDD    Y1, Y0, Y0
+	ADDQ      R9, CX
+	ADDQ      R11, R14
+	DECQ      R15
+	JNZ       tap
+	ADDQ      R8, AX
+	ADDQ      R10, BX
+	DECQ      R13
+	JNZ       tapRow
+
+	VMOVDQU Y0, (DX)
+	ADDQ    $32, DX
+	ADDQ    $8, SI
+	ADDQ    $8, DI
+	DECQ    R12
+	JNZ     blk
+
+dwdone:
+	VZEROUPPER
+	RET

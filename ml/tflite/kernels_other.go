@@ -1,0 +1,14 @@
+//go:build !amd64 || purego
+
+package tflite
+
+// useSIMD is false without assembly kernels: the pure-Go kernels run.
+var useSIMD = false
+
+// dotRowsVec does no rows: dotRows finishes them in Go.
+func dotRowsVec(_, _ []int32, _, _ []int16, _ []int8, _ int) int { return 0 }
+
+// dwVec is dwTaps over 8*nb channels.
+func dwVec(x []int8, xrow, xcol, ny, nx int, f []int8, frow, fcol, nb int, off int32, acc []int32) {
+	dwTaps(x, xrow, xcol, ny, nx, f, frow, fcol, 8*nb, off, acc)
+}
