@@ -2,6 +2,7 @@ package coap
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"reflect"
 	"strings"
@@ -161,6 +162,36 @@ func FuzzParseLinks(f *testing.F) {
 		}
 		if len(again) != len(links) || (len(links) > 0 && !reflect.DeepEqual(again, links)) {
 			t.Fatalf("round trip changed %+v into %+v", links, again)
+		}
+	})
+}
+
+func FuzzPackLines(f *testing.F) {
+	f.Add("short", uint16(3), uint16(1024))
+	f.Add(strings.Repeat("é\x00\"<", 500), uint16(2), uint16(1024))
+	f.Add(strings.Repeat("x", 5000), uint16(1), uint16(200))
+	f.Fuzz(func(t *testing.T, text string, count, budget uint16) {
+		budget = max(budget, 200) // room for one line's fields
+		lines := make([]mgmt.LogLine, count%20)
+		for i := range lines {
+			lines[i] = mgmt.LogLine{Seq: uint64(i + 1), Time: time.Unix(int64(i), 0).UTC(), Container: "c", Text: text}
+		}
+		for len(lines) > 0 {
+			body, rest := packLines(lines, int(budget))
+			var got []mgmt.LogLine
+			if err := json.Unmarshal(body, &got); err != nil {
+				t.Fatalf("packLines made bad JSON %q: %v", body, err)
+			}
+			if len(body) > int(budget) || len(got) == 0 || len(got)+len(rest) != len(lines) {
+				t.Fatalf("packLines(%d lines, %d) = %d bytes, %d lines, %d left", len(lines), budget, len(body), len(got), len(rest))
+			}
+			for i, l := range got {
+				w := lines[i]
+				if l.Seq != w.Seq || (l.Text != w.Text && (len(got) != 1 || !strings.HasSuffix(l.Text, "…"))) {
+					t.Fatalf("line %d = %+v, want %+v", i, l, w)
+				}
+			}
+			lines = rest
 		}
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
@@ -117,13 +118,17 @@ func (s *Server) observe(w *responsewriter.ResponseWriter[*client.Conn], r *pool
 	for _, l := range lines {
 		last = max(last, l.Seq)
 	}
+	first, rest := packLines(lines, notifyBudget)
 	seq := uint32(2)
-	s.reply(w, codes.Content, lines, message.Option{ID: message.Observe, Value: encodeUint(seq)})
+	if err := w.SetResponse(codes.Content, jsonFormat, bytes.NewReader(first),
+		message.Option{ID: message.Observe, Value: encodeUint(seq)}); err != nil {
+		s.opts.Errors(fmt.Errorf("coap: respond: %w", err))
+	}
 	token := append(message.Token(nil), r.Token()...)
 	start := func() {
 		if !s.goNotify(func() {
 			defer s.obs.remove(key, o)
-			s.notify(ctx, cc, o, token, req.name, ch, last, seq)
+			s.notify(ctx, cc, o, token, req.name, ch, rest, last, seq)
 		}) {
 			s.obs.remove(key, o)
 		}
@@ -142,57 +147,56 @@ func encodeUint(v uint32) []byte {
 	return buf[:n]
 }
 
-// notify sends new log lines to one observer until the observation ends:
+// notify sends log lines to one observer until the observation ends:
 // ctx cancelled (deregistration, reset, server closing), the peer's
 // connection gone, a notification not acknowledged, or the log stream
 // closed by the device, which ends the observation with a final 4.04.
-func (s *Server) notify(ctx context.Context, cc *client.Conn, o *observation, token message.Token, name string, ch <-chan mgmt.LogLine, last uint64, seq uint32) {
+// pending holds backlog lines that did not fit the registration response.
+func (s *Server) notify(ctx context.Context, cc *client.Conn, o *observation, token message.Token, name string, ch <-chan mgmt.LogLine, pending []mgmt.LogLine, last uint64, seq uint32) {
+	closed := false
+	take := func(l mgmt.LogLine) {
+		if l.Seq > last { // the device may repeat lines the backlog had
+			pending = append(pending, l)
+			last = l.Seq
+		}
+	}
 	for {
-		var batch []mgmt.LogLine
-		closed := false
-		select {
-		case <-ctx.Done():
-			return
-		case <-cc.Done():
-			return
-		case l, ok := <-ch:
-			if !ok {
-				closed = true
-				break
+		if len(pending) == 0 && !closed {
+			select {
+			case <-ctx.Done():
+				return
+			case <-cc.Done():
+				return
+			case l, ok := <-ch:
+				if !ok {
+					closed = true
+				} else {
+					take(l)
+				}
 			}
-			batch = append(batch, l)
 		}
 	drain:
-		for !closed && len(batch) < maxNotifyBatch {
+		for !closed && len(pending) < maxPending {
 			select {
 			case l, ok := <-ch:
 				if !ok {
 					closed = true
 					break drain
 				}
-				batch = append(batch, l)
+				take(l)
 			default:
 				break drain
 			}
 		}
-		fresh := batch[:0]
-		for _, l := range batch {
-			if l.Seq > last {
-				fresh = append(fresh, l)
-				last = l.Seq
-			}
-		}
-		if len(fresh) > 0 {
+		if len(pending) > 0 {
+			var body []byte
+			body, pending = packLines(pending, notifyBudget)
 			seq = (seq + 1) & 0xffffff // Observe values are 24 bits
-			b, err := json.Marshal(fresh)
-			if err != nil {
-				s.opts.Errors(fmt.Errorf("coap: encode notification: %w", err))
-				return
-			}
-			if err := s.sendNotification(ctx, cc, o, token, codes.Content, jsonFormat, b, &seq); err != nil {
+			if err := s.sendNotification(ctx, cc, o, token, codes.Content, jsonFormat, body, &seq); err != nil {
 				s.opts.Errors(fmt.Errorf("coap: notify %v: %w", cc.RemoteAddr(), err))
 				return
 			}
+			continue
 		}
 		if closed {
 			msg := fmt.Sprintf("%v: log stream of %s ended", mgmt.ErrNotFound, name)
@@ -202,6 +206,64 @@ func (s *Server) notify(ctx context.Context, cc *client.Conn, o *observation, to
 			return
 		}
 	}
+}
+
+// packLines encodes as many leading lines as fit in budget bytes of JSON
+// and returns the encoding and the lines left over. A line too long to fit
+// alone has its text shortened, ending in "…", so that every notification
+// is a single block: go-coap can mix up the blocks of successive
+// block-wise notifications on one token (seen in TestObserveLarge).
+// GET /c/{name}/logs returns lines whole.
+func packLines(lines []mgmt.LogLine, budget int) ([]byte, []mgmt.LogLine) {
+	var buf bytes.Buffer
+	buf.WriteByte('[')
+	n := 0
+	for ; n < len(lines); n++ {
+		b, err := json.Marshal(lines[n])
+		if err != nil {
+			break // cannot happen: LogLine has only plain fields
+		}
+		if buf.Len()+len(b)+2 > budget {
+			if n > 0 {
+				break
+			}
+			b = shortened(lines[0], budget-2)
+		}
+		if n > 0 {
+			buf.WriteByte(',')
+		}
+		buf.Write(b)
+	}
+	n = max(n, min(1, len(lines)))
+	buf.WriteByte(']')
+	return buf.Bytes(), lines[n:]
+}
+
+// shortened encodes l with its text cut, at a UTF-8 boundary, so that the
+// encoding fits in budget bytes.
+func shortened(l mgmt.LogLine, budget int) []byte {
+	text := l.Text
+	lo, hi := 0, len(text) // the longest prefix that fits is in [lo, hi)
+	var best []byte
+	for lo <= hi {
+		mid := (lo + hi) / 2
+		cut := mid
+		for cut < len(text) && cut > 0 && !utf8.RuneStart(text[cut]) {
+			cut--
+		}
+		l.Text = text[:cut] + "…"
+		b, _ := json.Marshal(l)
+		if len(b) <= budget {
+			best, lo = b, mid+1
+		} else {
+			hi = mid - 1
+		}
+	}
+	if best == nil { // even an empty text does not fit: only if budget is tiny
+		l.Text = "…"
+		best, _ = json.Marshal(l)
+	}
+	return best
 }
 
 // sendNotification sends one confirmable notification and waits for its

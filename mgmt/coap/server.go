@@ -38,8 +38,12 @@ const (
 	// maxErrorText bounds the diagnostic payload of an error response so
 	// that it always fits in one datagram.
 	maxErrorText = 512
-	// maxNotifyBatch bounds the log lines of one notification.
-	maxNotifyBatch = 64
+	// notifyBudget is the most JSON in one notification: one block.
+	notifyBudget = 1024
+	// maxPending bounds the log lines an observation holds while its
+	// notifications wait for acknowledgements; the device's channel
+	// holds more, and drops beyond that.
+	maxPending = 256
 )
 
 // ServerOptions configures Serve. Zero values take the defaults given.

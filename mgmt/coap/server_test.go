@@ -570,3 +570,59 @@ func TestResponseCap(t *testing.T) {
 		t.Fatalf("List beyond MaxResponse = %v, want too large", err)
 	}
 }
+
+// TestObserveLarge observes with a backlog and a burst that each exceed
+// one block, so the registration response and notifications go block-wise.
+func TestObserveLarge(t *testing.T) {
+	s, dev := startServer(t, ServerOptions{})
+	c := dialServer(t, s)
+	var want []mgmt.LogLine
+	for i := range 40 {
+		want = append(want, dev.addLog("thermo", fmt.Sprintf("backlog %02d %s", i, strings.Repeat("b", 60))))
+	}
+	ctx, cancel := context.WithCancel(ctxT(t))
+	defer cancel()
+	ch, err := c.WatchLogs(ctx, "thermo", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 12 { // the fake's watch channel holds 16
+		want = append(want, dev.addLog("thermo", fmt.Sprintf("burst %02d %s", i, strings.Repeat("n", 200))))
+	}
+	for i, w := range want {
+		select {
+		case l := <-ch:
+			if l != w {
+				t.Fatalf("line %d = %+v, want %+v", i, l, w)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("line %d never came", i)
+		}
+	}
+}
+
+// TestObserveLongLine: a line longer than a block arrives shortened in the
+// notification and whole through GET.
+func TestObserveLongLine(t *testing.T) {
+	s, dev := startServer(t, ServerOptions{})
+	c := dialServer(t, s)
+	ctx, cancel := context.WithCancel(ctxT(t))
+	defer cancel()
+	ch, err := c.WatchLogs(ctx, "thermo", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := dev.addLog("thermo", strings.Repeat("ü", 3000))
+	select {
+	case l := <-ch:
+		if l.Seq != long.Seq || !strings.HasSuffix(l.Text, "…") || !strings.HasPrefix(long.Text, strings.TrimSuffix(l.Text, "…")) || len(l.Text) > 1024 {
+			t.Fatalf("notified %d bytes of text, want a shortened prefix", len(l.Text))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no notification")
+	}
+	got, err := c.Logs(ctx, "thermo", 0, 1)
+	if err != nil || len(got) != 1 || got[0] != long {
+		t.Fatalf("GET logs did not return the line whole: %v", err)
+	}
+}
