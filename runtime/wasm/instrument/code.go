@@ -41,7 +41,11 @@ type costs struct {
 
 // analyze decodes a body completely, checking its structure, and collects
 // the facts that classify it.
-func analyze(b body, nImports, funcIdx uint32, c costs, fi *fnInfo) error {
+//
+// Indices of locals and globals are checked here because the instrumented
+// module has more of both: a reference past the guest's own, invalid in
+// the original, would reach the fuel counter in the output.
+func analyze(b body, nImports, funcIdx uint32, nParams int, nGlobals uint32, c costs, fi *fnInfo) error {
 	r := &reader{b: b.b, base: b.base}
 	n, err := count(r, 2)
 	if err != nil {
@@ -111,6 +115,14 @@ func analyze(b body, nImports, funcIdx uint32, c costs, fi *fnInfo) error {
 			fi.refFuncs = append(fi.refFuncs, in.idx)
 		case kBulk:
 			fi.regions[cur].base += c.bulk
+		case kLocal:
+			if uint64(in.idx) >= uint64(nParams)+fi.nLocals {
+				return r.errorf("function %d: local %d out of range", funcIdx, in.idx)
+			}
+		case kGlobal:
+			if in.idx >= nGlobals {
+				return r.errorf("function %d: global %d out of range", funcIdx, in.idx)
+			}
 		}
 	}
 }

@@ -16,6 +16,8 @@ const (
 	kReturnCallIndirect // return_call_indirect
 	kRefFunc            // ref.func f
 	kBulk               // cost proportional to a length operand
+	kLocal              // local.get, local.set, local.tee
+	kGlobal             // global.get, global.set
 )
 
 // inst is one decoded instruction: its bytes are body[start:end] and, for
@@ -134,6 +136,10 @@ func decodeInst(r *reader) (inst, error) {
 		in.kind = kRefFunc
 	case 0x40:
 		in.kind = kBulk // memory.grow copies the memory
+	case 0x20, 0x21, 0x22:
+		in.kind = kLocal
+	case 0x23, 0x24:
+		in.kind = kGlobal
 	case 0xFC:
 		err = decodeMisc(r, &in)
 		in.end = r.off

@@ -189,7 +189,7 @@ func Instrument(wasm []byte, opts Options) (*Result, error) {
 	}
 	for i := range m.codes {
 		fi := &infos[i]
-		if err := analyze(m.codes[i], nImports, nImports+uint32(i), c, fi); err != nil {
+		if err := analyze(m.codes[i], nImports, nImports+uint32(i), len(m.types[m.funcTypes[i]].Params), m.nGlobals(), c, fi); err != nil {
 			return nil, err
 		}
 		for _, d := range fi.callees {
@@ -218,7 +218,7 @@ func Instrument(wasm []byte, opts Options) (*Result, error) {
 	}
 	var elements []byte
 	if m.elements != nil {
-		if elements, err = rewriteElements(m.elements, m.elementsBase, record); err != nil {
+		if elements, err = rewriteElements(m.elements, m.elementsBase, m.nGlobals(), record); err != nil {
 			return nil, err
 		}
 	}

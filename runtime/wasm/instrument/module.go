@@ -125,6 +125,9 @@ type module struct {
 	data         []byte // section payload
 }
 
+// nGlobals is the number of globals the guest has, imported or defined.
+func (m *module) nGlobals() uint32 { return m.nImportGlobs + uint32(len(m.globals)) }
+
 // body is one function body: its raw bytes and the absolute offset of
 // its first byte.
 type body struct {
@@ -203,7 +206,7 @@ func decodeModule(code []byte) (*module, error) {
 			// Checked now, so that every length is known sound once the
 			// module decodes; rewritten once functions are renumbered.
 			m.elements, m.elementsBase = payload, start
-			_, err = rewriteElements(payload, start, func(f uint32) uint32 { return f })
+			_, err = rewriteElements(payload, start, m.nGlobals(), func(f uint32) uint32 { return f })
 			sr.off = len(payload)
 		case secDataCount:
 			m.dataCount = payload
@@ -212,7 +215,7 @@ func decodeModule(code []byte) (*module, error) {
 			err = m.decodeCode(sr)
 		case secData:
 			m.data = payload
-			err = checkData(sr)
+			err = checkData(sr, m.nGlobals())
 		}
 		if err != nil {
 			return nil, err
@@ -233,7 +236,7 @@ func decodeModule(code []byte) (*module, error) {
 // checkData checks the data section's structure; it is copied as is, but
 // every length in it must be sound before it reaches a decoder that
 // allocates what the lengths say.
-func checkData(r *reader) error {
+func checkData(r *reader, nGlobals uint32) error {
 	n, err := count(r, 2)
 	if err != nil {
 		return err
@@ -258,7 +261,7 @@ func checkData(r *reader) error {
 			return r.errorf("data segment %d: unknown flags %d", i, flags)
 		}
 		if flags != 1 {
-			if _, err := constExpr(r); err != nil {
+			if _, err := constExpr(r, nGlobals); err != nil {
 				return err
 			}
 		}
@@ -483,8 +486,10 @@ func (m *module) decodeMemories(r *reader) error {
 	return nil
 }
 
-// constExpr reads a constant expression up to and including its end.
-func constExpr(r *reader) ([]byte, error) {
+// constExpr reads a constant expression up to and including its end;
+// global.get may only name one of the first nGlobals globals (those of the
+// guest, not the ones instrumentation adds).
+func constExpr(r *reader, nGlobals uint32) ([]byte, error) {
 	start := r.off
 	for {
 		in, err := decodeInst(r)
@@ -492,6 +497,10 @@ func constExpr(r *reader) ([]byte, error) {
 			return nil, err
 		}
 		switch in.kind {
+		case kGlobal:
+			if in.idx >= nGlobals {
+				return nil, r.errorf("constant expression: global %d out of range", in.idx)
+			}
 		case kEnd:
 			return r.b[start:r.off], nil
 		case kBlock, kLoop, kElse:
@@ -522,7 +531,7 @@ func (m *module) decodeGlobals(r *reader) error {
 			return r.errorf("global %d: bad mutability %#02x", i, mut)
 		}
 		g.mutable = mut == 1
-		if g.init, err = constExpr(r); err != nil {
+		if g.init, err = constExpr(r, m.nImportGlobs+i); err != nil {
 			return err
 		}
 		m.globals = append(m.globals, g)
@@ -596,7 +605,7 @@ func rewriteExpr(dst, expr []byte, fn func(uint32) uint32) ([]byte, error) {
 
 // rewriteElements re-encodes the element section with every function
 // index renumbered, in all eight segment forms.
-func rewriteElements(payload []byte, base int, fn func(uint32) uint32) ([]byte, error) {
+func rewriteElements(payload []byte, base int, nGlobals uint32, fn func(uint32) uint32) ([]byte, error) {
 	r := &reader{b: payload, base: base}
 	n, err := count(r, 2)
 	if err != nil {
@@ -620,7 +629,7 @@ func rewriteElements(payload []byte, base int, fn func(uint32) uint32) ([]byte, 
 			out = appendU32(out, t)
 		}
 		if flags&1 == 0 { // active: offset expression
-			e, err := constExpr(r)
+			e, err := constExpr(r, nGlobals)
 			if err != nil {
 				return nil, err
 			}
@@ -653,7 +662,7 @@ func rewriteElements(payload []byte, base int, fn func(uint32) uint32) ([]byte, 
 				out = appendU32(out, fn(f))
 				continue
 			}
-			e, err := constExpr(r)
+			e, err := constExpr(r, nGlobals)
 			if err != nil {
 				return nil, err
 			}
