@@ -14,6 +14,7 @@ package wasm
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"sync"
@@ -94,7 +95,10 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 		rt:     wazero.NewRuntimeWithConfig(ctx, cfg),
 		cache:  cache,
 		opts:   opts,
-		modCfg: wazero.NewModuleConfig().WithName("").WithStartFunctions(),
+		// An explicit random source: the default seeds a math/rand source
+		// per instance, a third of the instantiation time. Guests never
+		// see it (the WASI subset is ours).
+		modCfg: wazero.NewModuleConfig().WithName("").WithStartFunctions().WithRandSource(rand.Reader),
 	}
 	if err := instantiateHost(ctx, r.rt); err != nil {
 		_ = r.Close(ctx)

@@ -239,10 +239,10 @@ func TestMemoryClamp(t *testing.T) {
 		limit    uint64
 		min, max uint32
 	}{
-		{[]byte{0, 1}, 4 << 16, 1, 4},         // no maximum: the limit
-		{[]byte{1, 1, 2}, 4 << 16, 1, 2},      // a lower maximum stays
-		{[]byte{1, 1, 100}, 3<<16 + 5, 1, 3},  // pages round down
-		{[]byte{0, 0}, 1 << 40, 0, maxPages},  // at most 4 GiB
+		{[]byte{0, 1}, 4 << 16, 1, 4},        // no maximum: the limit
+		{[]byte{1, 1, 2}, 4 << 16, 1, 2},     // a lower maximum stays
+		{[]byte{1, 1, 100}, 3<<16 + 5, 1, 3}, // pages round down
+		{[]byte{0, 0}, 1 << 40, 0, maxPages}, // at most 4 GiB
 		{[]byte{1, 2, 0x80, 0x02}, 2 << 16, 2, 2},
 	} {
 		code := append([]byte{0, 'a', 's', 'm', 1, 0, 0, 0}, appendSection(nil, secMemory, append([]byte{1}, c.mem...))...)
