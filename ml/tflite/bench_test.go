@@ -20,6 +20,10 @@ var benchModels = []struct {
 }
 
 func TestArenaWithinTFLM(t *testing.T) {
+	kernelSets(t, testArenaWithinTFLM)
+}
+
+func testArenaWithinTFLM(t *testing.T) {
 	dir := tinymlDir(t)
 	for _, bm := range benchModels {
 		_, it := loadModel(t, filepath.Join(dir, bm.model))
@@ -31,7 +35,13 @@ func TestArenaWithinTFLM(t *testing.T) {
 	}
 }
 
-func BenchmarkInvoke(b *testing.B) {
+func BenchmarkInvoke(b *testing.B) { benchInvoke(b) }
+
+// BenchmarkPureGo is BenchmarkInvoke with the pure-Go kernels (what CPUs
+// without AVX2 run).
+func BenchmarkPureGo(b *testing.B) { withSIMD(b, false, func() { benchInvoke(b) }) }
+
+func benchInvoke(b *testing.B) {
 	dir := tinymlDir(b)
 	for _, bm := range benchModels {
 		b.Run(bm.name, func(b *testing.B) {

@@ -96,7 +96,23 @@ func loadModel(t testing.TB, path string) ([]byte, *Interpreter) {
 	return b, it
 }
 
+// kernelSets runs fn once per kernel set this machine has (vector and
+// pure Go), as subtests.
+func kernelSets(t *testing.T, fn func(t *testing.T)) {
+	for _, simd := range simdModes() {
+		name := "go"
+		if simd {
+			name = "simd"
+		}
+		t.Run(name, func(t *testing.T) { withSIMD(t, simd, func() { fn(t) }) })
+	}
+}
+
 func TestConformanceGolden(t *testing.T) {
+	kernelSets(t, testConformanceGolden)
+}
+
+func testConformanceGolden(t *testing.T) {
 	dir := tinymlDir(t)
 	for _, rel := range conformanceModels {
 		t.Run(filepath.Base(rel), func(t *testing.T) {
@@ -118,6 +134,10 @@ func TestConformanceGolden(t *testing.T) {
 var layerFile = regexp.MustCompile(`^op(\d+)_([A-Z0-9_]+)_t(\d+)\.bin$`)
 
 func TestConformanceLayers(t *testing.T) {
+	kernelSets(t, testConformanceLayers)
+}
+
+func testConformanceLayers(t *testing.T) {
 	dir := tinymlDir(t)
 	for _, rel := range conformanceModels {
 		t.Run(filepath.Base(rel), func(t *testing.T) {
