@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf/asm"
+
 	"github.com/tinycontainer/tinycontainer/runtime"
 )
 
@@ -218,5 +220,36 @@ func TestLifecycle(t *testing.T) {
 	r.Close(t.Context())
 	if _, err := r.Compile(t.Context(), obj, runtime.Config{}); !errors.Is(err, runtime.ErrClosed) {
 		t.Errorf("Compile after Close: %v", err)
+	}
+}
+
+// countHost counts Close calls.
+type countHost struct {
+	nopHost
+	closes int
+}
+
+func (h *countHost) Close(uint32) int32 { h.closes++; return 0 }
+
+// TestBudgetPolledBetweenHelperCalls: straight-line code (no back-edge,
+// no call) that calls the host over and over still reaches a budget poll.
+func TestBudgetPolledBetweenHelperCalls(t *testing.T) {
+	var insns []asm.Instruction
+	for range 1000 {
+		insns = append(insns, asm.BuiltinFunc(helperClose).Call())
+	}
+	m, err := rawModule(assemble(t, append(insns, asm.Return())...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &countHost{}
+	in, _ := m.Instantiate(t.Context(), h)
+	var b runtime.Budget
+	b.Stop()
+	if _, err := in.Run(t.Context(), &b); faultKind(err) != runtime.FaultBudget {
+		t.Fatalf("got %v, want a budget fault", err)
+	}
+	if want := checkpointFuel/helperFuel + 1; h.closes != want {
+		t.Errorf("host called %d times, want %d", h.closes, want)
 	}
 }

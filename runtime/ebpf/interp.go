@@ -19,6 +19,10 @@ var le = binary.LittleEndian
 // deadline.
 const checkpointFuel = 1 << 15
 
+// helperFuel is what one helper call costs: a budget poll at least every
+// 32 host calls.
+const helperFuel = checkpointFuel / 32
+
 func memFault(pc int, what string, size, addr uint64) error {
 	return &runtime.Fault{Kind: runtime.FaultMemory,
 		Err: fmt.Errorf("%w: %d-byte %s at %#x (instruction %d)", ErrMemoryAccess, size, what, addr, pc)}
@@ -74,6 +78,21 @@ func (a *activation) back(pc, t int) int {
 		return a.halt
 	}
 	return t
+}
+
+// helped charges a helper call against the fuel and returns the pc to
+// go on at (the halt instruction when the budget is over). A host call
+// can take far longer than an instruction, so a loop of them must reach
+// a poll soon whatever the loop's length.
+func (a *activation) helped() int {
+	a.fuel -= helperFuel
+	if a.fuel < 0 {
+		if err := a.poll(a.pc); err != nil {
+			a.err = err
+			return a.halt
+		}
+	}
+	return a.pc
 }
 
 // poll reports a budget fault if the activation must end now.
@@ -462,15 +481,15 @@ func (a *activation) run(prog []insn) (int32, error) {
 			// survive the call (which would cost a spill on every dispatch).
 			a.pc = pc
 			r[0] = uint64(int64(a.host.Open(&a.mem, uint32(r[1]), uint32(r[2]))))
-			pc = a.pc
+			pc = a.helped()
 		case opCallCall:
 			a.pc = pc
 			r[0] = uint64(int64(a.host.Call(&a.mem, uint32(r[1]), uint32(r[2]), uint32(r[3]), uint32(r[4]), uint32(r[5]))))
-			pc = a.pc
+			pc = a.helped()
 		case opCallClose:
 			a.pc = pc
 			r[0] = uint64(int64(a.host.Close(uint32(r[1]))))
-			pc = a.pc
+			pc = a.helped()
 
 		case opCallLocal:
 			if a.depth+1 >= len(stack)/frameSize {
