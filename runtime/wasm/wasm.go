@@ -92,9 +92,9 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 		WithCloseOnContextDone(false).
 		WithDebugInfoEnabled(false)
 	r := &Runtime{
-		rt:     wazero.NewRuntimeWithConfig(ctx, cfg),
-		cache:  cache,
-		opts:   opts,
+		rt:    wazero.NewRuntimeWithConfig(ctx, cfg),
+		cache: cache,
+		opts:  opts,
 		// An explicit random source: the default seeds a math/rand source
 		// per instance, a third of the instantiation time. Guests never
 		// see it (the WASI subset is ours).
