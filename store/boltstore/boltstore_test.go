@@ -43,7 +43,7 @@ func TestConformance(t *testing.T) {
 func TestHammer(t *testing.T) {
 	s := openFast(t)
 	defer s.Close()
-	storetest.Hammer(t, s, 8, 300)
+	storetest.Hammer(t, s, 4, 150)
 }
 
 func TestPersistsAcrossReopen(t *testing.T) {

@@ -14,5 +14,5 @@ func TestConformance(t *testing.T) {
 func TestHammer(t *testing.T) {
 	s := New()
 	defer s.Close()
-	storetest.Hammer(t, s, 8, 400)
+	storetest.Hammer(t, s, 6, 300)
 }
