@@ -55,3 +55,43 @@ func dwVec(x []int8, xrow, xcol, ny, nx int, f []int8, frow, fcol, nb int, off i
 	}
 	dwAVX2(&x[0], xrow, xcol, ny, nx, &f[0], frow, fcol, nb, off, &acc[0])
 }
+
+//go:noescape
+func requantAVX2(out *int8, acc, bias, mult *int32, shift *int8, n8, mstep int, q *[3]int32)
+
+//go:noescape
+func widenAVX2(dst *int16, src *int8, n16 int, off int16)
+
+// requantVec requantizes the leading multiple of 8 of out (see
+// requantRows) and returns how many it did. mult and shift have one
+// element (per tensor) or one per output.
+func requantVec(out []int8, acc, bias, mult []int32, shift []int8, q *[3]int32) int {
+	n := len(out) &^ 7
+	mstep := 1
+	if len(mult) == 1 && len(shift) == 1 {
+		mstep = 0
+	} else if len(mult) < n || len(shift) < n {
+		panic("tflite: requantVec called outside its bounds")
+	}
+	if len(acc) < n || len(bias) < n {
+		panic("tflite: requantVec called outside its bounds")
+	}
+	if n == 0 {
+		return 0
+	}
+	requantAVX2(&out[0], &acc[0], &bias[0], &mult[0], &shift[0], n/8, mstep, q)
+	return n
+}
+
+// widenVec does the leading multiple of 16 of widen and returns how many.
+func widenVec(dst []int16, src []int8, off int16) int {
+	n := len(src) &^ 15
+	if len(dst) < n {
+		panic("tflite: widenVec called outside its bounds")
+	}
+	if n == 0 {
+		return 0
+	}
+	widenAVX2(&dst[0], &src[0], n/16, off)
+	return n
+}

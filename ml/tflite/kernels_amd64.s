@@ -210,3 +210,140 @@ tap:
 dwdone:
 	VZEROUPPER
 	RET
+
+// REQUANT turns the int32 lanes of Y0 (accumulator plus bias) into the
+// int8 lanes at (DI), like requant: TFLite's double-rounding
+// MultiplyByQuantizedMultiplier, output offset, activation clamp.
+// Parameters: Y1 multipliers, Y2 multipliers >> 32, Y3 left shifts,
+// Y4 right shifts, Y5 (1 << right) - 1, Y9 its half; constants Y10
+// 2^30 (qwords), Y13 max, Y14 min, Y15 output offset. Temporaries Y6-Y8.
+//
+// SaturatingRoundingDoublingHighMul: multipliers are never MinInt32, so
+// the high half never saturates and is floor((x*m + 2^30) / 2^31), the
+// low 32 bits of which are bits 31..62 of the sum: a logical shift works.
+// RoundingDivideByPOT: (h >> right) + (rem > half + (h < 0)).
+#define REQUANT \
+	VPSLLVD   Y3, Y0, Y0 \
+	VPMULDQ   Y1, Y0, Y6 \
+	VPADDQ    Y10, Y6, Y6 \
+	VPSRLQ    $31, Y6, Y6 \
+	VPSRLQ    $32, Y0, Y7 \
+	VPMULDQ   Y2, Y7, Y7 \
+	VPADDQ    Y10, Y7, Y7 \
+	VPSLLQ    $1, Y7, Y7 \
+	VPBLENDD  $0xaa, Y7, Y6, Y6 \
+	VPAND     Y5, Y6, Y7 \
+	VPSRAD    $31, Y6, Y8 \
+	VPSUBD    Y8, Y9, Y8 \
+	VPCMPGTD  Y8, Y7, Y7 \
+	VPSRAVD   Y4, Y6, Y6 \
+	VPSUBD    Y7, Y6, Y6 \
+	VPADDD    Y15, Y6, Y6 \
+	VPMAXSD   Y14, Y6, Y6 \
+	VPMINSD   Y13, Y6, Y6 \
+	VEXTRACTI128 $1, Y6, X7 \
+	VPACKSSDW X7, X6, X6 \
+	VPACKSSWB X6, X6, X6 \
+	VMOVQ     X6, (DI)
+
+// SHIFTS derives Y3-Y5 and Y9 from the shift exponents in Y4 (Y11 ones,
+// Y12 zero): left = max(s, 0), right = left - s.
+#define SHIFTS \
+	VPMAXSD Y12, Y4, Y3 \
+	VPSUBD  Y4, Y3, Y4 \
+	VPSLLVD Y4, Y11, Y5 \
+	VPSUBD  Y11, Y5, Y5 \
+	VPSRLD  $1, Y5, Y9
+
+// func requantAVX2(out *int8, acc, bias, mult *int32, shift *int8, n8, mstep int, q *[3]int32)
+//
+// out[i] = requant(acc[i]+bias[i], mult[i*mstep], shift[i*mstep], q...)
+// for i < 8*n8; mstep is 1 (per channel) or 0 (one multiplier);
+// q is the output offset, minimum and maximum.
+TEXT ·requantAVX2(SB), NOSPLIT, $0-64
+	MOVQ         out+0(FP), DI
+	MOVQ         acc+8(FP), SI
+	MOVQ         bias+16(FP), DX
+	MOVQ         mult+24(FP), R8
+	MOVQ         shift+32(FP), R9
+	MOVQ         n8+40(FP), CX
+	MOVQ         q+56(FP), R10
+	VPBROADCASTD (R10), Y15
+	VPBROADCASTD 4(R10), Y14
+	VPBROADCASTD 8(R10), Y13
+	VPXOR        Y12, Y12, Y12
+	MOVL         $1, AX
+	VMOVD        AX, X11
+	VPBROADCASTD X11, Y11
+	MOVQ         $0x40000000, AX
+	VMOVQ        AX, X10
+	VPBROADCASTQ X10, Y10
+	TESTQ        CX, CX
+	JLE          rqdone
+	CMPQ         mstep+48(FP), $0
+	JNE          rqchan
+
+	// One multiplier for all lanes.
+	VPBROADCASTD (R8), Y1
+	VMOVDQA      Y1, Y2
+	MOVBQSX      (R9), AX
+	VMOVD        AX, X4
+	VPBROADCASTD X4, Y4
+	SHIFTS
+
+rqtensor:
+	VMOVDQU (SI), Y0
+	VPADDD  (DX), Y0, Y0
+	REQUANT
+	ADDQ    $32, SI
+	ADDQ    $32, DX
+	ADDQ    $8, DI
+	DECQ    CX
+	JNZ     rqtensor
+	JMP     rqdone
+
+rqchan:
+	VMOVDQU   (R8), Y1
+	VPSRLQ    $32, Y1, Y2
+	VPMOVSXBD (R9), Y4
+	SHIFTS
+	VMOVDQU   (SI), Y0
+	VPADDD    (DX), Y0, Y0
+	REQUANT
+	ADDQ      $32, R8
+	ADDQ      $8, R9
+	ADDQ      $32, SI
+	ADDQ      $32, DX
+	ADDQ      $8, DI
+	DECQ      CX
+	JNZ       rqchan
+
+rqdone:
+	VZEROUPPER
+	RET
+
+// func widenAVX2(dst *int16, src *int8, n16 int, off int16)
+//
+// dst[i] = src[i] + off for i < 16*n16.
+TEXT ·widenAVX2(SB), NOSPLIT, $0-26
+	MOVQ         dst+0(FP), DI
+	MOVQ         src+8(FP), SI
+	MOVQ         n16+16(FP), CX
+	MOVWQSX      off+24(FP), AX
+	VMOVD        AX, X1
+	VPBROADCASTW X1, Y1
+	TESTQ        CX, CX
+	JLE          wdone
+
+wloop:
+	VPMOVSXBW (SI), Y0
+	VPADDW    Y1, Y0, Y0
+	VMOVDQU   Y0, (DI)
+	ADDQ      $16, SI
+	ADDQ      $32, DI
+	DECQ      CX
+	JNZ       wloop
+
+wdone:
+	VZEROUPPER
+	RET

@@ -1,5 +1,7 @@
 package tflite
 
+import "encoding/binary"
+
 // The vector kernels (useSIMD) work on int16 patches that already hold
 // x + inputOffset (a 9-bit value; taps outside the image are 0, exactly
 // the reference kernel's skipped taps), so no filter sums are needed and
@@ -96,23 +98,38 @@ func (k *conv) runVec(in, out, fext []int8, biasv []int32, s *scratch) {
 		for c0 := 0; c0 < D; c0 += rowBlock {
 			n := min(rowBlock, D-c0)
 			f := fext[c0*K:]
+			b, m, sh := biasv[c0:], k.mult[c0:], k.shift[c0:]
 			if two {
 				dotRows(acc0[:n], acc1[:n], p0, p1, f, K)
-				k.requantRows(out[(px+1)*D+c0:][:n], acc1, biasv, c0)
+				requantRows(out[(px+1)*D+c0:][:n], acc1, b, m, sh, k.outOffset, k.actMin, k.actMax)
 			} else {
 				dotRows(acc0[:n], nil, p0, nil, f, K)
 			}
-			k.requantRows(o0[c0:c0+n], acc0, biasv, c0)
+			requantRows(o0[c0:c0+n], acc0, b, m, sh, k.outOffset, k.actMin, k.actMax)
 		}
 	}
 }
 
-func (k *conv) requantRows(o []int8, acc, biasv []int32, c0 int) {
-	acc = acc[:len(o)]
-	biasv = biasv[c0:][:len(o)]
-	mult, shift := k.mult[c0:][:len(o)], k.shift[c0:][:len(o)]
-	for i, a := range acc {
-		o[i] = requant(a+biasv[i], mult[i], int(shift[i]), k.outOffset, k.actMin, k.actMax)
+// requantRows sets out[i] to requant(acc[i]+bias[i]) with multiplier and
+// shift i, or the only ones when mult has one element (per tensor).
+func requantRows(out []int8, acc, bias, mult []int32, shift []int8, outOffset, lo, hi int32) {
+	q := [3]int32{outOffset, lo, hi}
+	i := requantVec(out, acc, bias, mult, shift, &q)
+	acc, bias = acc[:len(out)], bias[:len(out)]
+	for ; i < len(out); i++ {
+		m, sh := mult[0], shift[0]
+		if len(mult) > 1 {
+			m, sh = mult[i], shift[i]
+		}
+		out[i] = requant(acc[i]+bias[i], m, int(sh), outOffset, lo, hi)
+	}
+}
+
+// widen sets dst[i] = src[i] + off.
+func widen(dst []int16, src []int8, off int16) {
+	dst = dst[:len(src)]
+	for i := widenVec(dst, src, off); i < len(src); i++ {
+		dst[i] = int16(src[i]) + off
 	}
 }
 
@@ -136,19 +153,11 @@ func (k *conv) im2col(p []int16, in []int8, b, pix int) {
 		row := (b*k.inH + iy) * k.inW
 		if k.dilW == 1 {
 			// Valid taps of a row are contiguous in the input.
-			src := in[(row+ix0+fx0)*k.inD:][:(fx1-fx0)*k.fD]
-			d := dst[fx0*k.fD:][:len(src)]
-			for i, v := range src {
-				d[i] = int16(v) + off
-			}
+			widen(dst[fx0*k.fD:], in[(row+ix0+fx0)*k.inD:][:(fx1-fx0)*k.fD], off)
 			continue
 		}
 		for fx := fx0; fx < fx1; fx++ {
-			src := in[(row+ix0+fx*k.dilW)*k.inD:][:k.fD]
-			d := dst[fx*k.fD:][:len(src)]
-			for i, v := range src {
-				d[i] = int16(v) + off
-			}
+			widen(dst[fx*k.fD:], in[(row+ix0+fx*k.dilW)*k.inD:][:k.fD], off)
 		}
 	}
 }
@@ -165,7 +174,7 @@ func (k *dwConv) runVec(in, out, filter []int8, biasv, acc []int32) {
 			for ox := range k.outW {
 				ix0 := ox*k.strideW - k.padW
 				fx0, fx1 := tapRange(ix0, k.fW, k.dilW, k.inW)
-				copy(acc, biasv)
+				clear(acc)
 				if ny, nx := fy1-fy0, fx1-fx0; ny > 0 && nx > 0 {
 					base := ((b*k.inH+iy0+fy0*k.dilH)*k.inW + ix0 + fx0*k.dilW) * D
 					xrow, xcol := k.dilH*k.inW*D, k.dilW*D
@@ -181,9 +190,7 @@ func (k *dwConv) runVec(in, out, filter []int8, biasv, acc []int32) {
 					}
 				}
 				o := out[((b*k.outH+oy)*k.outW+ox)*D:][:D]
-				for c := range o {
-					o[c] = requant(acc[c], k.mult[c], int(k.shift[c]), k.outOffset, k.actMin, k.actMax)
-				}
+				requantRows(o, acc, biasv, k.mult, k.shift, k.outOffset, k.actMin, k.actMax)
 			}
 		}
 	}
@@ -195,18 +202,25 @@ func (k *fullyConnected) runVec(in, out, fext []int8, bias []byte, s *scratch) {
 	kp := patchLen(k.depth)
 	xs := s.i16[:kp]
 	clear(xs[k.depth:])
-	acc := s.i32[:min(rowBlock, k.units)]
-	off := int16(k.inOffset)
+	nb := min(rowBlock, k.units)
+	acc, bb := s.i32[:nb], s.i32[nb:2*nb]
 	for b := range k.batches {
-		for i, v := range in[b*k.depth : (b+1)*k.depth] {
-			xs[i] = int16(v) + off
-		}
+		widen(xs, in[b*k.depth:(b+1)*k.depth], int16(k.inOffset))
 		for c0 := 0; c0 < k.units; c0 += rowBlock {
 			n := min(rowBlock, k.units-c0)
 			dotRows(acc[:n], nil, xs, nil, fext[c0*k.depth:], k.depth)
-			for i, a := range acc[:n] {
-				out[b*k.units+c0+i] = k.finish(a, bias, c0+i)
+			if bias != nil {
+				for i := range n {
+					bb[i] = int32(binary.LittleEndian.Uint32(bias[4*(c0+i):]))
+				}
+			} else {
+				clear(bb[:n])
 			}
+			m, sh := k.mult, k.shift
+			if len(m) > 1 {
+				m, sh = m[c0:], sh[c0:]
+			}
+			requantRows(out[b*k.units+c0:][:n], acc, bb, m, sh, k.outOffset, k.actMin, k.actMax)
 		}
 	}
 }

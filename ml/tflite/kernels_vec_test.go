@@ -281,7 +281,7 @@ func TestFullyConnectedVecMatchesGo(t *testing.T) {
 			}
 			vec := k
 			vec.vec = true
-			runKernels(t, kc, k.outRef, max(depth, rowBlock, patchLen(depth)), fmt.Sprintf("fully connected %d x %d -> %d", batches, depth, units), &k, &vec)
+			runKernels(t, kc, k.outRef, max(depth, 2*rowBlock, patchLen(depth)), fmt.Sprintf("fully connected %d x %d -> %d", batches, depth, units), &k, &vec)
 		}
 	}
 }
@@ -306,6 +306,84 @@ func TestTapRange(t *testing.T) {
 						t.Fatalf("tapRange(%d, %d, %d, %d) = [%d, %d), want %v", i0, n, dil, size, lo, hi, want)
 					}
 				}
+			}
+		}
+	}
+}
+
+// TestRequantRows compares the vector requantization with requant on
+// extreme accumulators, every shift quantizeMultiplier can produce and
+// multipliers at their bounds, per channel and per tensor.
+func TestRequantRows(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	accs := []int32{0, 1, -1, 1 << 30, -1 << 30, 1<<31 - 1, -1 << 31, 12345, -12345}
+	mults := []int32{0, 1 << 30, 1<<31 - 1, 1<<30 + 1}
+	for _, n := range []int{0, 1, 7, 8, 9, 15, 16, 17, 31, 33, 64} {
+		for range 60 {
+			acc, bias, mult := make([]int32, n), make([]int32, n), make([]int32, n)
+			shift := make([]int8, n)
+			for i := range n {
+				acc[i] = r.Int32() - 1<<30
+				if r.IntN(3) == 0 {
+					acc[i] = accs[r.IntN(len(accs))]
+				}
+				bias[i] = int32(r.IntN(1<<16) - 1<<15)
+				if r.IntN(4) == 0 {
+					bias[i] = accs[r.IntN(len(accs))]
+				}
+				m, s := quantizeMultiplier(r.Float64() * float64(int64(1)<<r.IntN(40)) / (1 << 32))
+				if r.IntN(4) == 0 {
+					m, s = mults[r.IntN(len(mults))], r.IntN(62)-31
+				}
+				mult[i], shift[i] = m, int8(s)
+			}
+			outOffset := int32(r.IntN(256) - 128)
+			lo, hi := int32(-128), int32(127)
+			if r.IntN(2) == 0 {
+				lo, hi = outOffset, min(127, outOffset+int32(r.IntN(128)))
+			}
+			for _, perTensor := range []bool{false, true} {
+				m, s := mult, shift
+				if perTensor {
+					if n == 0 {
+						continue
+					}
+					m, s = mult[:1], shift[:1]
+				}
+				got := make([]int8, n)
+				requantRows(got, acc, bias, m, s, outOffset, lo, hi)
+				for i := range n {
+					j := i
+					if perTensor {
+						j = 0
+					}
+					if want := requant(acc[i]+bias[i], m[j], int(s[j]), outOffset, lo, hi); got[i] != want {
+						t.Fatalf("n=%d i=%d acc=%d bias=%d mult=%d shift=%d: %d, want %d", n, i, acc[i], bias[i], m[j], s[j], got[i], want)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestWiden checks the int8 -> int16 + offset conversion on edge lengths,
+// the source ending right before a guard page.
+func TestWiden(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 14))
+	for _, n := range append([]int{0}, edgeLens...) {
+		for _, off := range []int16{-127, 0, 128} {
+			src := guarded(t, n)
+			randInt8s(r, src)
+			dst := make([]int16, n+1)
+			dst[n] = 77
+			widen(dst, src, off)
+			for i, v := range src {
+				if dst[i] != int16(v)+off {
+					t.Fatalf("n=%d off=%d: dst[%d] = %d, want %d", n, off, i, dst[i], int16(v)+off)
+				}
+			}
+			if dst[n] != 77 {
+				t.Fatalf("n=%d: wrote past the source length", n)
 			}
 		}
 	}

@@ -370,7 +370,7 @@ func (it *Interpreter) prepareFC(op *operator) (kernel, error) {
 	it.addWork(batches, units, depth)
 	it.persist += 5 * len(k.mult)
 	if k.vec = useSIMD; k.vec {
-		it.need32 = min(rowBlock, units)
+		it.need32 = 2 * min(rowBlock, units) // accumulators, biases
 		it.need16 = patchLen(depth)
 	} else {
 		it.need32 = depth
