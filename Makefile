@@ -9,7 +9,7 @@ WASM_CFLAGS := --target=wasm32 -O2 -nostdlib -ffreestanding -fno-builtin -I$(SDK
 	-Wl,--no-entry -Wl,--strip-all -Wl,-z,stack-size=8192 -Wl,--initial-memory=65536
 BPF_CFLAGS := -target bpf -O2 -ffreestanding -I$(SDK)
 
-GUEST_DIRS := $(shell find . -type d \( -name testdata -o -name examples \) -not -path './.git/*')
+GUEST_DIRS := $(shell find . -type d \( -name testdata -o -name examples -o -path ./bench/kernels \) -not -path './.git/*')
 BPF_SRC := $(shell find $(GUEST_DIRS) -name '*.bpf.c' 2>/dev/null)
 C_SRC := $(filter-out $(BPF_SRC),$(shell find $(GUEST_DIRS) -name '*.c' 2>/dev/null))
 WAT_SRC := $(shell find $(GUEST_DIRS) -name '*.wat' 2>/dev/null)
