@@ -415,6 +415,7 @@ type add struct {
 	dims                     [4]int
 	stride1, stride2         [4]int
 	elementwise              bool
+	vec                      bool // vector path (useSIMD) when elementwise
 }
 
 // broadcast prepares the 4-D broadcast strides (NumPy rules).
@@ -462,8 +463,12 @@ func (k *add) run(a []int8, w []byte, _ *scratch) {
 	if k.elementwise {
 		x2 = x2[:len(x1)]
 		out = out[:len(x1)]
-		for i, v := range x1 {
-			out[i] = k.one(v, x2[i])
+		i := 0
+		if k.vec {
+			i = addVec(k, out, x1, x2)
+		}
+		for ; i < len(x1); i++ {
+			out[i] = k.one(x1[i], x2[i])
 		}
 		return
 	}

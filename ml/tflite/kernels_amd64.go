@@ -95,3 +95,51 @@ func widenVec(dst []int16, src []int8, off int16) int {
 	widenAVX2(&dst[0], &src[0], n/16, off)
 	return n
 }
+
+// addParams is the number of 8-lane rows addAVX2 reads: input offsets
+// (2), multiplier/right shift/mask/half for input 1, input 2 and the
+// output (12), output offset, minimum, maximum, the rounding constant 2^30
+// as 4 qwords, and the left shift.
+const addParams = 19
+
+//go:noescape
+func addAVX2(out, x1, x2 *int8, n8 int, p *[addParams][8]int32)
+
+// addVec does the leading multiple of 8 of an elementwise ADD (k's right
+// shifts are validated >= 0 at prepare) and returns how many it did.
+func addVec(k *add, out, x1, x2 []int8) int {
+	n := len(out) &^ 7
+	if len(x1) < n || len(x2) < n {
+		panic("tflite: addVec called outside its bounds")
+	}
+	if n == 0 {
+		return 0
+	}
+	var p [addParams][8]int32
+	set := func(row int, v int32) {
+		for i := range p[row] {
+			p[row][i] = v
+		}
+	}
+	set(0, k.off1)
+	set(1, k.off2)
+	for i, q := range [3]struct {
+		m     int32
+		shift int
+	}{{k.mult1, k.shift1}, {k.mult2, k.shift2}, {k.multOut, k.shiftOut}} {
+		mask := int32(1)<<-q.shift - 1
+		set(2+4*i, q.m)
+		set(3+4*i, int32(-q.shift))
+		set(4+4*i, mask)
+		set(5+4*i, mask>>1)
+	}
+	set(14, k.outOffset)
+	set(15, k.actMin)
+	set(16, k.actMax)
+	for i := 0; i < 8; i += 2 {
+		p[17][i] = 1 << 30 // little-endian qwords of 2^30
+	}
+	set(18, int32(k.leftShift))
+	addAVX2(&out[0], &x1[0], &x2[0], n/8, &p)
+	return n
+}

@@ -347,3 +347,66 @@ wloop:
 wdone:
 	VZEROUPPER
 	RET
+
+// MBQ is MultiplyByQuantizedMultiplier for shifts <= 0 on the lanes of x
+// (result in x), with the multiplier, right shift, (1 << right) - 1 and
+// its half read from memory (8 equal lanes each). Y10 holds 2^30 qwords;
+// Y6-Y8 are temporaries. The rounding test rem > half + (h < 0) is
+// written rem + (h >> 31) > half.
+#define MBQ(x, m, rt, mask, half) \
+	VPMULDQ  m, x, Y6 \
+	VPADDQ   Y10, Y6, Y6 \
+	VPSRLQ   $31, Y6, Y6 \
+	VPSRLQ   $32, x, Y7 \
+	VPMULDQ  m, Y7, Y7 \
+	VPADDQ   Y10, Y7, Y7 \
+	VPSLLQ   $1, Y7, Y7 \
+	VPBLENDD $0xaa, Y7, Y6, Y6 \
+	VPAND    mask, Y6, Y7 \
+	VPSRAD   $31, Y6, Y8 \
+	VPADDD   Y8, Y7, Y8 \
+	VPCMPGTD half, Y8, Y8 \
+	VPSRAVD  rt, Y6, Y6 \
+	VPSUBD   Y8, Y6, x
+
+// func addAVX2(out, x1, x2 *int8, n8 int, p *[addParams][8]int32)
+//
+// Elementwise int8 ADD of 8*n8 elements (reference_integer_ops::Add);
+// p's rows are listed with addParams in kernels_amd64.go.
+TEXT ·addAVX2(SB), NOSPLIT, $0-40
+	MOVQ    out+0(FP), DI
+	MOVQ    x1+8(FP), SI
+	MOVQ    x2+16(FP), DX
+	MOVQ    n8+24(FP), CX
+	MOVQ    p+32(FP), R8
+	VMOVDQU 544(R8), Y10
+	TESTQ   CX, CX
+	JLE     adddone
+
+addloop:
+	VPMOVSXBD (SI), Y0
+	VPADDD    0(R8), Y0, Y0
+	VPSLLVD   576(R8), Y0, Y0
+	MBQ(Y0, 64(R8), 96(R8), 128(R8), 160(R8))
+	VPMOVSXBD (DX), Y1
+	VPADDD    32(R8), Y1, Y1
+	VPSLLVD   576(R8), Y1, Y1
+	MBQ(Y1, 192(R8), 224(R8), 256(R8), 288(R8))
+	VPADDD    Y1, Y0, Y0
+	MBQ(Y0, 320(R8), 352(R8), 384(R8), 416(R8))
+	VPADDD    448(R8), Y0, Y0
+	VPMAXSD   480(R8), Y0, Y0
+	VPMINSD   512(R8), Y0, Y0
+	VEXTRACTI128 $1, Y0, X1
+	VPACKSSDW X1, X0, X0
+	VPACKSSWB X0, X0, X0
+	VMOVQ     X0, (DI)
+	ADDQ      $8, SI
+	ADDQ      $8, DX
+	ADDQ      $8, DI
+	DECQ      CX
+	JNZ       addloop
+
+adddone:
+	VZEROUPPER
+	RET

@@ -139,6 +139,11 @@ func (k *conv) im2col(p []int16, in []int8, b, pix int) {
 	oy, ox := pix/k.outW, pix%k.outW
 	iy0, ix0 := oy*k.strideH-k.padH, ox*k.strideW-k.padW
 	off := int16(k.inOffset)
+	if k.fH == 1 && k.fW == 1 {
+		// Pointwise: never padded (outSize/padding give pad 0 for 1x1).
+		widen(p, in[((b*k.inH+iy0)*k.inW+ix0)*k.inD:][:k.fD], off)
+		return
+	}
 	fx0, fx1 := tapRange(ix0, k.fW, k.dilW, k.inW)
 	rowLen := k.fW * k.fD
 	for fy := range k.fH {

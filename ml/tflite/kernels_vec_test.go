@@ -388,3 +388,28 @@ func TestWiden(t *testing.T) {
 		}
 	}
 }
+
+// TestAddVecMatchesGo compares the vector elementwise ADD with the Go loop
+// for edge lengths and random scales (as prepareAdd quantizes them).
+func TestAddVecMatchesGo(t *testing.T) {
+	r := rand.New(rand.NewPCG(15, 16))
+	for _, n := range append([]int{0}, edgeLens...) {
+		for range 20 {
+			kc := &kernelCase{}
+			s1, s2, so := 0.001+r.Float64(), 0.001+r.Float64(), 0.001+r.Float64()
+			k := add{in1: kc.arena(r, n), in2: kc.arena(r, n), outRef: kc.arena(r, n),
+				off1: int32(r.IntN(256) - 127), off2: int32(r.IntN(256) - 127), outOffset: int32(r.IntN(256) - 128),
+				leftShift: 20, actMin: -128, actMax: 127, elementwise: true}
+			if r.IntN(2) == 0 {
+				k.actMin = k.outOffset
+			}
+			twiceMax := 2 * max(s1, s2)
+			k.mult1, k.shift1 = quantizeMultiplier(s1 / twiceMax)
+			k.mult2, k.shift2 = quantizeMultiplier(s2 / twiceMax)
+			k.multOut, k.shiftOut = quantizeMultiplier(twiceMax / (float64(int(1)<<k.leftShift) * so))
+			vec := k
+			vec.vec = true
+			runKernels(t, kc, k.outRef, 1, fmt.Sprintf("add of %d: %+v", n, k), &k, &vec)
+		}
+	}
+}

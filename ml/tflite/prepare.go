@@ -434,6 +434,7 @@ func (it *Interpreter) prepareAdd(op *operator) (kernel, error) {
 	if err := k.broadcast(it.shape(a), it.shape(b), it.shape(out)); err != nil {
 		return nil, err
 	}
+	k.vec = useSIMD && k.elementwise
 	it.addWork(it.m.tensors[out].elems())
 	return k, nil
 }
