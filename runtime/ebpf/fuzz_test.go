@@ -64,7 +64,7 @@ func outcome(code int32, err error, h *fakeHost) string {
 // checkRun runs in under a short budget and checks that it ends in time
 // with an exit code or a *runtime.Fault.
 func checkRun(t *testing.T, in runtime.Instance) (int32, error) {
-	const budget = 2 * time.Millisecond
+	const budget = 500 * time.Microsecond
 	var b runtime.Budget
 	b.Arm(budget)
 	start := time.Now()
