@@ -3,6 +3,7 @@ package ebpf
 import (
 	"context"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"os"
 	"slices"
@@ -251,5 +252,38 @@ func TestBudgetPolledBetweenHelperCalls(t *testing.T) {
 	}
 	if want := checkpointFuel/helperFuel + 1; h.closes != want {
 		t.Errorf("host called %d times, want %d", h.closes, want)
+	}
+}
+
+// TestConcurrentInstances runs instances of one module on many goroutines;
+// each keeps its own data (run with -race).
+func TestConcurrentInstances(t *testing.T) {
+	m := loadGuest(t, "globals", 4096)
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			in, err := m.Instantiate(context.Background(), newFakeHost())
+			if err != nil {
+				errs <- err
+				return
+			}
+			for n := range 20 {
+				code, err := in.Run(context.Background(), nil)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if got := code / 1000000; got != int32(n) {
+					errs <- fmt.Errorf("activation %d saw count %d", n, got)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
 	}
 }
