@@ -172,7 +172,10 @@ func FuzzPackLines(f *testing.F) {
 	f.Add(strings.Repeat("x", 5000), uint16(1), uint16(200))
 	f.Fuzz(func(t *testing.T, text string, count, budget uint16) {
 		budget = max(budget, 200) // room for one line's fields
-		lines := make([]mgmt.LogLine, count%20)
+		if len(text) > 16<<10 {
+			text = text[:16<<10] // longer adds time, not coverage
+		}
+		lines := make([]mgmt.LogLine, count%8)
 		for i := range lines {
 			lines[i] = mgmt.LogLine{Seq: uint64(i + 1), Time: time.Unix(int64(i), 0).UTC(), Container: "c", Text: text}
 		}
@@ -186,7 +189,10 @@ func FuzzPackLines(f *testing.F) {
 				t.Fatalf("packLines(%d lines, %d) = %d bytes, %d lines, %d left", len(lines), budget, len(body), len(got), len(rest))
 			}
 			for i, l := range got {
-				w := lines[i]
+				// encoding/json replaces invalid UTF-8; compare with that.
+				var w mgmt.LogLine
+				b, _ := json.Marshal(lines[i])
+				_ = json.Unmarshal(b, &w)
 				if l.Seq != w.Seq || (l.Text != w.Text && (len(got) != 1 || !strings.HasSuffix(l.Text, "…"))) {
 					t.Fatalf("line %d = %+v, want %+v", i, l, w)
 				}

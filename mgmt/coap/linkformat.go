@@ -114,7 +114,7 @@ func formatLinks(links []Link) []byte {
 			b.WriteString(";" + k)
 			switch {
 			case v == "" && k == "obs":
-			case k == "ct" || k == "sz":
+			case (k == "ct" || k == "sz") && isDigits(v):
 				b.WriteString("=" + v)
 			default:
 				b.WriteString("=" + quote(v))
@@ -122,6 +122,15 @@ func formatLinks(links []Link) []byte {
 		}
 	}
 	return []byte(b.String())
+}
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 func quote(s string) string {

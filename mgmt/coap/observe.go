@@ -248,7 +248,8 @@ func shortened(l mgmt.LogLine, budget int) []byte {
 	for lo <= hi {
 		mid := (lo + hi) / 2
 		cut := mid
-		for cut < len(text) && cut > 0 && !utf8.RuneStart(text[cut]) {
+		// Back up to the start of a rune; invalid UTF-8 has none nearby.
+		for cut < len(text) && cut > 0 && mid-cut < utf8.UTFMax-1 && !utf8.RuneStart(text[cut]) {
 			cut--
 		}
 		l.Text = text[:cut] + "…"
