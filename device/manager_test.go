@@ -20,6 +20,7 @@ import (
 	"github.com/tinycontainer/tinycontainer/mgmt"
 	"github.com/tinycontainer/tinycontainer/store"
 	"github.com/tinycontainer/tinycontainer/store/boltstore"
+	"github.com/tinycontainer/tinycontainer/store/memstore"
 	"github.com/tinycontainer/tinycontainer/trust"
 )
 
@@ -812,4 +813,112 @@ func containsAudit(es []mgmt.AuditEntry, e mgmt.AuditEntry) bool {
 		}
 	}
 	return false
+}
+
+// errorClasses are the classes every Manager error must wrap.
+var errorClasses = []error{mgmt.ErrNotFound, mgmt.ErrInvalid, mgmt.ErrDenied, mgmt.ErrConflict, mgmt.ErrTooLarge, mgmt.ErrUnavailable}
+
+func checkClass(t *testing.T, what string, err error) {
+	t.Helper()
+	for _, c := range errorClasses {
+		if errors.Is(err, c) {
+			return
+		}
+	}
+	t.Fatalf("%s: error %q wraps no mgmt error class", what, err)
+}
+
+// fuzzDevice is a device with acme's thermo installed, in secure or
+// insecure mode, shared by the runs of one fuzz worker.
+func fuzzDevice(t testing.TB, insecure bool) *device.Manager {
+	cfg := device.Config{Owner: pub(ownerKey), Insecure: insecure}
+	ctx := context.Background()
+	cfg.Store = memstore.New()
+	mg, err := device.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mg.Exec(ctx, signCmd(t, ownerKey, device.VerbTenantAdd, "", acmeGrant(t))); err != nil {
+		t.Fatal(err)
+	}
+	m, code := example(t, "thermo")
+	if _, err := mg.Deploy(ctx, pack(t, m, code, acmeKey)); err != nil {
+		t.Fatal(err)
+	}
+	return mg
+}
+
+// FuzzDeploy feeds arbitrary bytes to Deploy: it never panics, and what it
+// refuses it refuses with a mgmt error class; in secure mode nothing but a
+// validly signed image installs.
+func FuzzDeploy(f *testing.F) {
+	m, code := example(f, "thermo")
+	v2 := variant(m, func(m *meta.Manifest) { m.Version = 2 })
+	f.Add(pack(f, v2, code, acmeKey), false)
+	f.Add(pack(f, v2, code, otherKey), true)
+	f.Add(pack(f, variant(v2, func(m *meta.Manifest) { m.Name = "other" }), []byte("\x00asm\x01\x00\x00\x00"), otherKey), true)
+	f.Add([]byte{0xd2, 0x84}, false)
+	f.Add([]byte{}, true)
+	devs := map[bool]*device.Manager{}
+	f.Cleanup(func() {
+		for _, mg := range devs {
+			mg.Close(context.Background())
+		}
+	})
+	f.Fuzz(func(t *testing.T, img []byte, insecure bool) {
+		mg := devs[insecure]
+		if mg == nil {
+			mg = fuzzDevice(t, insecure)
+			devs[insecure] = mg
+		}
+		st, err := mg.Deploy(context.Background(), img)
+		if err != nil {
+			checkClass(t, "Deploy", err)
+			return
+		}
+		if !insecure && st.Tenant != "acme" {
+			t.Fatalf("secure device installed %+v from fuzzed bytes", st)
+		}
+	})
+}
+
+// FuzzExec feeds arbitrary bytes to Exec, as FuzzDeploy does to Deploy.
+func FuzzExec(f *testing.F) {
+	m, _ := example(f, "thermo")
+	for _, c := range []struct {
+		key        ed25519.PrivateKey
+		verb, name string
+		body       []byte
+	}{
+		{acmeKey, device.VerbStop, "thermo", nil},
+		{acmeKey, device.VerbStart, "thermo", nil},
+		{acmeKey, device.VerbMetaApply, "thermo", manifestJSON(f, variant(m, func(m *meta.Manifest) { m.Version = 9 }))},
+		{ownerKey, device.VerbTenantAdd, "", globexGrant(f)},
+		{otherKey, device.VerbRemove, "thermo", nil},
+	} {
+		f.Add(signCmd(f, c.key, c.verb, c.name, c.body), false)
+		f.Add(signCmd(f, c.key, c.verb, c.name, c.body), true)
+	}
+	f.Add([]byte("junk"), false)
+	devs := map[bool]*device.Manager{}
+	f.Cleanup(func() {
+		for _, mg := range devs {
+			mg.Close(context.Background())
+		}
+	})
+	f.Fuzz(func(t *testing.T, cmd []byte, insecure bool) {
+		mg := devs[insecure]
+		if mg == nil {
+			mg = fuzzDevice(t, insecure)
+			devs[insecure] = mg
+		}
+		res, err := mg.Exec(context.Background(), cmd)
+		if err != nil {
+			checkClass(t, "Exec", err)
+			return
+		}
+		if !json.Valid(res) {
+			t.Fatalf("Exec result is not JSON: %q", res)
+		}
+	})
 }
