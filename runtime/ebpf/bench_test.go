@@ -187,3 +187,27 @@ func BenchmarkActivation(b *testing.B) {
 	}
 	stop()
 }
+
+// BenchmarkBudgetOvershoot runs the runaway guest under a 1 ms budget and
+// reports how far past the deadline it stopped (mean and worst).
+func BenchmarkBudgetOvershoot(b *testing.B) {
+	m := loadGuest(b, "runaway", 4096)
+	var total, worst time.Duration
+	for b.Loop() {
+		in, err := m.Instantiate(context.Background(), nopHost{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		var budget runtime.Budget
+		budget.Arm(time.Millisecond)
+		deadline := budget.Deadline()
+		if _, err := in.Run(context.Background(), &budget); faultKind(err) != runtime.FaultBudget {
+			b.Fatalf("got %v, want a budget fault", err)
+		}
+		over := time.Duration(runtime.Now() - deadline)
+		total += over
+		worst = max(worst, over)
+	}
+	b.ReportMetric(float64(total.Microseconds())/float64(b.N), "overshoot-µs")
+	b.ReportMetric(float64(worst.Microseconds()), "worst-overshoot-µs")
+}

@@ -153,9 +153,10 @@ type Instance struct {
 	state atomic.Int32
 }
 
-// Run runs the entry function once. Budget overruns (polled at back-edges
-// and calls), memory violations and traps end it with a *runtime.Fault,
-// after which the instance refuses to run again.
+// Run runs the entry function once. Budget overruns (polled at back-edges,
+// calls and helper calls), memory violations and traps end it with a
+// *runtime.Fault, after which the instance refuses to run again. A nil b
+// sets no deadline; a done ctx ends the run like an expired budget.
 func (in *Instance) Run(ctx context.Context, b *runtime.Budget) (int32, error) {
 	if !in.state.CompareAndSwap(idle, running) {
 		switch in.state.Load() {
