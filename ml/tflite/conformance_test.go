@@ -15,10 +15,7 @@ import (
 // tinymlDir locates the shared test data (TINYML_DIR, default the shared
 // checkout next to the repository); tests skip when it is absent.
 func tinymlDir(t testing.TB) string {
-	d := os.Getenv("TINYML_DIR")
-	if d == "" {
-		d = filepath.Join("..", "..", "..", "shared", "tinyml")
-	}
+	d := tinymlPath()
 	if _, err := os.Stat(filepath.Join(d, "MANIFEST.md")); err != nil {
 		t.Skipf("TinyML test data not found at %s (set TINYML_DIR): %v", d, err)
 	}

@@ -14,16 +14,21 @@ func fuzzSeeds(f *testing.F) [][]byte {
 	if b, err := os.ReadFile(filepath.Join("testdata", "demo_model.tflite")); err == nil {
 		seeds = append(seeds, b)
 	}
-	d := os.Getenv("TINYML_DIR")
-	if d == "" {
-		d = filepath.Join("..", "..", "..", "shared", "tinyml")
-	}
+	d := tinymlPath()
 	for _, rel := range []string{"tflm/hello_world/hello_world_int8.tflite", "tflm/micro_speech/micro_speech_quantized.tflite"} {
 		if b, err := os.ReadFile(filepath.Join(d, rel)); err == nil {
 			seeds = append(seeds, b)
 		}
 	}
 	return seeds
+}
+
+// tinymlPath is where the shared test data is expected (see tinymlDir).
+func tinymlPath() string {
+	if d := os.Getenv("TINYML_DIR"); d != "" {
+		return d
+	}
+	return filepath.Join("..", "..", "..", "shared", "tinyml")
 }
 
 func classified(err error) bool {
@@ -58,7 +63,15 @@ func FuzzParse(f *testing.F) {
 }
 
 func FuzzInvoke(f *testing.F) {
-	for _, s := range fuzzSeeds(f) {
+	seeds := fuzzSeeds(f)
+	// KWS (depthwise with multiplier 1) and IC (ADD) reach the vector
+	// kernels the small seeds do not.
+	for _, rel := range []string{"mlperf_tiny/kws/kws_ref_model.tflite", "mlperf_tiny/ic/pretrainedResnet_quant.tflite"} {
+		if b, err := os.ReadFile(filepath.Join(tinymlPath(), rel)); err == nil {
+			seeds = append(seeds, b)
+		}
+	}
+	for _, s := range seeds {
 		f.Add(s, []byte{1, 2, 3, 250})
 	}
 	f.Fuzz(func(t *testing.T, model, input []byte) {
@@ -84,6 +97,20 @@ func FuzzInvoke(f *testing.F) {
 		// The arena is reused: a second run must give the same bytes.
 		if _, err := it.Invoke(model, in, out2); err != nil || !bytes.Equal(out1, out2) {
 			t.Fatalf("second run differs: %v", err)
+		}
+		// The vector and pure-Go kernels must agree bit for bit.
+		if useSIMD {
+			var goIt *Interpreter
+			withSIMD(t, false, func() { goIt, err = NewInterpreter(m) })
+			if errors.Is(err, ErrLimit) {
+				return // the Go kernels' scratch can pass the arena limit first
+			}
+			if err != nil {
+				t.Fatalf("NewInterpreter with the Go kernels: %v", err)
+			}
+			if _, err := goIt.Invoke(model, in, out2); err != nil || !bytes.Equal(out1, out2) {
+				t.Fatalf("vector kernels %v, Go kernels %v (%v)", out1, out2, err)
+			}
 		}
 	})
 }
