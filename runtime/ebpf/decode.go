@@ -666,8 +666,13 @@ func fuse(insns []insn) {
 	}
 }
 
-func isJump(o op) bool   { return o >= opJA && o <= opJSLe32K }
+// isJump reports whether o is a jump (its off is a target).
+func isJump(o op) bool { return o >= opJA && o <= opJSLe32K }
+
+// endsFlow reports whether execution never falls through o.
 func endsFlow(o op) bool { return o == opExit || o == opJA }
+
+// subprogEnd is where subprogram k, starting at starts[k], ends.
 func subprogEnd(p *program, starts []int, k int) int {
 	if k+1 < len(starts) {
 		return starts[k+1]
