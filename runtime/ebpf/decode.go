@@ -197,8 +197,14 @@ const (
 	opMovRsh64K  // mov dst, src; rsh dst, imm
 	opMovArsh64K // mov dst, src; arsh dst, imm
 	opLdAdd64X   // lddw dst, imm; add dst, src (src != dst)
-	opZext32     // lsh dst, 32; rsh dst, 32
-	opSext32     // lsh dst, 32; arsh dst, 32
+	// lddw dst, imm; add dst, src; ldx aux, [dst + off] (src != dst): an
+	// element of a global array, the commonest way C code reads one.
+	opLdAddLdxB
+	opLdAddLdxH
+	opLdAddLdxW
+	opLdAddLdxDW
+	opZext32 // lsh dst, 32; rsh dst, 32
+	opSext32 // lsh dst, 32; arsh dst, 32
 
 	// opHalt follows the program: a run that must stop goes there.
 	opHalt
@@ -209,6 +215,7 @@ type insn struct {
 	op  op
 	dst uint8
 	src uint8
+	aux uint8 // a fused load's destination register
 	off int32 // memory offset, or the absolute target of a jump or local call
 	imm int64 // sign-extended immediate (the 64-bit value for lddw)
 }
@@ -659,8 +666,16 @@ func fuse(insns []insn) {
 		case a.op == opLsh64K && a.imm == 32 && b.dst == a.dst && b.imm == 32 && b.op == opArsh64K:
 			insns[i] = insn{op: opSext32, dst: a.dst}
 		case a.op == opLDDW && i+2 < len(insns):
-			if c := insns[i+2]; c.op == opAdd64X && c.dst == a.dst && c.src != a.dst {
-				insns[i] = insn{op: opLdAdd64X, dst: a.dst, src: c.src, imm: a.imm}
+			c := insns[i+2]
+			if c.op != opAdd64X || c.dst != a.dst || c.src == a.dst {
+				break
+			}
+			insns[i] = insn{op: opLdAdd64X, dst: a.dst, src: c.src, imm: a.imm}
+			if i+3 >= len(insns) {
+				break
+			}
+			if d := insns[i+3]; d.src == a.dst && d.op >= opLdxB && d.op <= opLdxDW {
+				insns[i] = insn{op: opLdAddLdxB + (d.op - opLdxB), dst: a.dst, src: c.src, aux: d.dst, off: d.off, imm: a.imm}
 			}
 		}
 	}

@@ -695,6 +695,50 @@ func (a *activation) run(prog []insn) (int32, error) {
 		case opLdAdd64X:
 			r[in.dst&15] = uint64(in.imm) + r[in.src&15]
 			pc += 2
+		case opLdAddLdxB:
+			r[in.dst&15] = uint64(in.imm) + r[in.src&15]
+			p := r[in.dst&15] + uint64(int64(in.off))
+			if o := p - stackLo; o < uint64(len(stack)) {
+				r[in.aux&15] = uint64(stack[o])
+			} else if b := a.dataRef(p, 1, false); b != nil {
+				r[in.aux&15] = uint64(b[0])
+			} else {
+				return 0, memFault(pc+2, "load", 1, p)
+			}
+			pc += 3
+		case opLdAddLdxH:
+			r[in.dst&15] = uint64(in.imm) + r[in.src&15]
+			p := r[in.dst&15] + uint64(int64(in.off))
+			if o := p - stackLo; o < uint64(len(stack))-1 {
+				r[in.aux&15] = uint64(le.Uint16(stack[o:]))
+			} else if b := a.dataRef(p, 2, false); b != nil {
+				r[in.aux&15] = uint64(le.Uint16(b))
+			} else {
+				return 0, memFault(pc+2, "load", 2, p)
+			}
+			pc += 3
+		case opLdAddLdxW:
+			r[in.dst&15] = uint64(in.imm) + r[in.src&15]
+			p := r[in.dst&15] + uint64(int64(in.off))
+			if o := p - stackLo; o < uint64(len(stack))-3 {
+				r[in.aux&15] = uint64(le.Uint32(stack[o:]))
+			} else if b := a.dataRef(p, 4, false); b != nil {
+				r[in.aux&15] = uint64(le.Uint32(b))
+			} else {
+				return 0, memFault(pc+2, "load", 4, p)
+			}
+			pc += 3
+		case opLdAddLdxDW:
+			r[in.dst&15] = uint64(in.imm) + r[in.src&15]
+			p := r[in.dst&15] + uint64(int64(in.off))
+			if o := p - stackLo; o < uint64(len(stack))-7 {
+				r[in.aux&15] = le.Uint64(stack[o:])
+			} else if b := a.dataRef(p, 8, false); b != nil {
+				r[in.aux&15] = le.Uint64(b)
+			} else {
+				return 0, memFault(pc+2, "load", 8, p)
+			}
+			pc += 3
 		case opZext32:
 			r[in.dst&15] = uint64(uint32(r[in.dst&15]))
 			pc++

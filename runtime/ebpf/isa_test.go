@@ -404,6 +404,28 @@ func TestFusion(t *testing.T) {
 		{"lddw add", pair([]asm.Instruction{ld(asm.R2, 0x1_0000_0000)}, asm.Add.Reg(asm.R2, asm.R3)), opLdAdd64X},
 		{"lddw add self (not fused)", pair([]asm.Instruction{ld(asm.R2, 0x1_0000_0000)}, asm.Add.Reg(asm.R2, asm.R2)), opInvalid},
 	}
+	// lddw + add + load: an element of an array (here on the stack: the
+	// raw programs have no data), entered whole and at the add and load.
+	for _, size := range []asm.Size{asm.Byte, asm.Half, asm.Word, asm.DWord} {
+		name := fmt.Sprintf("lddw add load %v", size)
+		cases = append(cases, struct {
+			name  string
+			insns []asm.Instruction
+			fused op
+		}{name, []asm.Instruction{
+			ld(asm.R1, 0x8877_6655_4433_2211), asm.StoreMem(asm.R10, -16, asm.R1, asm.DWord),
+			ld(asm.R1, 0x1122_3344_5566_7788), asm.StoreMem(asm.R10, -8, asm.R1, asm.DWord),
+			asm.Mov.Imm(asm.R0, 0), asm.Mov.Imm(asm.R3, -16), asm.Mov.Imm(asm.R6, 3),
+			ld(asm.R2, StackTop),
+			asm.Add.Reg(asm.R2, asm.R3).WithSymbol("add"),
+			asm.LoadMem(asm.R4, asm.R2, 1, size).WithSymbol("load"),
+			asm.Add.Reg(asm.R0, asm.R4), asm.LSh.Imm(asm.R0, 5), asm.Add.Reg(asm.R0, asm.R2),
+			asm.Sub.Imm(asm.R6, 1), asm.Mov.Imm(asm.R3, -8),
+			asm.JEq.Imm(asm.R6, 2, "add"),
+			asm.JEq.Imm(asm.R6, 1, "load"),
+			asm.Return(),
+		}, opLdAddLdxB + op(map[asm.Size]int{asm.Byte: 0, asm.Half: 1, asm.Word: 2, asm.DWord: 3}[size])})
+	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			code := assemble(t, c.insns...)
