@@ -16,6 +16,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 
 	"github.com/tinycontainer/tinycontainer/abi"
+	"github.com/tinycontainer/tinycontainer/bench/kernels"
 	"github.com/tinycontainer/tinycontainer/runtime"
 )
 
@@ -27,23 +28,15 @@ func (noopHost) Call(runtime.Memory, uint32, uint32, uint32, uint32, uint32) int
 func (noopHost) Close(uint32) int32                                                { return 0 }
 func (noopHost) CallName(string, abi.Op, []byte, int) int32                        { return 0 }
 
-// bareModule instantiates code, uninstrumented, in a plain wazero runtime
-// whose "tc" module has a no-op call.
-func bareModule(b *testing.B, code []byte, closeOnDone bool) api.Function {
+// bareFunc is export name of code under bare wazero (see newBare).
+func bareFunc(b *testing.B, code []byte, name string) api.Function {
 	ctx := context.Background()
-	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().WithCloseOnContextDone(closeOnDone))
+	rt, mod, err := newBare(ctx, code)
+	if err != nil {
+		b.Fatal(err)
+	}
 	b.Cleanup(func() { rt.Close(ctx) })
-	_, err := rt.NewHostModuleBuilder("tc").NewFunctionBuilder().
-		WithGoModuleFunction(api.GoModuleFunc(func(_ context.Context, _ api.Module, s []uint64) { s[0] = 1 }),
-			[]api.ValueType{i32, i32, i32, i32, i32}, []api.ValueType{i32}).Export("call").Instantiate(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	mod, err := rt.InstantiateWithConfig(ctx, code, wazero.NewModuleConfig().WithName("").WithStartFunctions())
-	if err != nil {
-		b.Fatal(err)
-	}
-	return mod.ExportedFunction("tc_main")
+	return mod.ExportedFunction(name)
 }
 
 func ourInstance(b *testing.B, name string, host runtime.Host) runtime.Instance {
@@ -56,70 +49,114 @@ func ourInstance(b *testing.B, name string, host runtime.Host) runtime.Instance 
 	return instantiate(b, compile(b, r, name, 1<<20), host)
 }
 
-// BenchmarkHostCall: 1000 host calls per op, bare wazero vs tc.call
+// cpuMeter locks the benchmark goroutine to its thread and returns a func
+// that reports the thread's CPU time per op divided by per, as unit.
+func cpuMeter(b *testing.B, per int, unit string) func() {
+	goruntime.LockOSThread()
+	start, ok := threadCPU()
+	return func() {
+		end, _ := threadCPU()
+		goruntime.UnlockOSThread()
+		if ok {
+			b.ReportMetric(float64(end-start)/float64(b.N*per), unit)
+		}
+	}
+}
+
+// BenchmarkHostCall: host calls from a guest loop, bare wazero vs tc.call
 // through the adapter into a trivial Host.
 func BenchmarkHostCall(b *testing.B) {
 	const calls = 1000
 	b.Run("bare", func(b *testing.B) {
-		f := bareModule(b, guest(b, "hostcall.wasm"), false)
+		f := bareFunc(b, hostLoop, "loop")
 		stack := make([]uint64, 1)
 		ctx := context.Background()
+		stop := cpuMeter(b, calls, "cpu-ns/call")
 		for b.Loop() {
-			if err := f.CallWithStack(ctx, stack); err != nil || stack[0] != calls {
-				b.Fatal(err, stack[0])
+			stack[0] = calls
+			if err := f.CallWithStack(ctx, stack); err != nil {
+				b.Fatal(err)
 			}
 		}
-		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*calls), "ns/call")
+		stop()
 	})
 	b.Run("tc", func(b *testing.B) {
 		inst := ourInstance(b, "hostcall.wasm", noopHost{})
 		var bud runtime.Budget
 		ctx := context.Background()
 		b.ReportAllocs()
+		stop := cpuMeter(b, calls, "cpu-ns/call")
 		for b.Loop() {
 			bud.Arm(time.Second)
 			if code, err := inst.Run(ctx, &bud); err != nil || code != calls {
 				b.Fatal(err, code)
 			}
 		}
-		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*calls), "ns/call")
+		stop()
 	})
 }
 
-// BenchmarkCompute: C kernels, bare wazero (uninstrumented, compiler) vs
-// instrumented under a budget vs bare with WithCloseOnContextDone.
+// BenchmarkCompute: the bench kernels, bare wazero (uninstrumented,
+// compiler) vs instrumented under a budget, vs bare with wazero's own
+// WithCloseOnContextDone. The first activation (table set-up) is left
+// out.
 func BenchmarkCompute(b *testing.B) {
-	for _, k := range []string{"crc32", "matmul", "coremark", "fib"} {
+	for _, k := range kernels.List() {
 		code := guest(b, k+".wasm")
 		b.Run(k+"/bare", func(b *testing.B) {
-			f := bareModule(b, code, false)
+			f := bareFunc(b, code, "tc_main")
 			stack := make([]uint64, 1)
-			for b.Loop() {
-				if err := f.CallWithStack(context.Background(), stack); err != nil {
-					b.Fatal(err)
-				}
+			ctx := context.Background()
+			if err := f.CallWithStack(ctx, stack); err != nil {
+				b.Fatal(err)
 			}
-		})
-		b.Run(k+"/instrumented", func(b *testing.B) {
-			inst := ourInstance(b, k+".wasm", noopHost{})
-			var bud runtime.Budget
-			for b.Loop() {
-				bud.Arm(time.Minute)
-				if _, err := inst.Run(context.Background(), &bud); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-		b.Run(k+"/closeOnDone", func(b *testing.B) {
-			f := bareModule(b, code, true)
-			stack := make([]uint64, 1)
-			ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
-			defer cancel()
+			stop := cpuMeter(b, 1, "cpu-ns/op")
 			for b.Loop() {
 				if err := f.CallWithStack(ctx, stack); err != nil {
 					b.Fatal(err)
 				}
 			}
+			stop()
+		})
+		b.Run(k+"/instrumented", func(b *testing.B) {
+			inst := ourInstance(b, k+".wasm", noopHost{})
+			var bud runtime.Budget
+			ctx := context.Background()
+			bud.Arm(time.Minute)
+			if _, err := inst.Run(ctx, &bud); err != nil {
+				b.Fatal(err)
+			}
+			stop := cpuMeter(b, 1, "cpu-ns/op")
+			for b.Loop() {
+				bud.Arm(time.Minute)
+				if _, err := inst.Run(ctx, &bud); err != nil {
+					b.Fatal(err)
+				}
+			}
+			stop()
+		})
+		b.Run(k+"/closeOnDone", func(b *testing.B) {
+			ctx := context.Background()
+			rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().WithCloseOnContextDone(true))
+			defer rt.Close(ctx)
+			if err := bareStub(ctx, rt); err != nil {
+				b.Fatal(err)
+			}
+			mod, err := rt.Instantiate(ctx, code)
+			if err != nil {
+				b.Fatal(err)
+			}
+			f := mod.ExportedFunction("tc_main")
+			stack := make([]uint64, 1)
+			cctx, cancel := context.WithTimeout(ctx, time.Hour)
+			defer cancel()
+			stop := cpuMeter(b, 1, "cpu-ns/op")
+			for b.Loop() {
+				if err := f.CallWithStack(cctx, stack); err != nil {
+					b.Fatal(err)
+				}
+			}
+			stop()
 		})
 	}
 }

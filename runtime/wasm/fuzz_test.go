@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tinycontainer/tinycontainer/bench/kernels"
 	"github.com/tinycontainer/tinycontainer/runtime"
 )
 
@@ -18,6 +19,13 @@ func FuzzCompile(f *testing.F) {
 	paths, _ := filepath.Glob(filepath.Join("testdata", "*.wasm"))
 	for _, p := range paths {
 		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	for _, k := range kernels.List() {
+		b, err := kernels.Wasm(k)
 		if err != nil {
 			f.Fatal(err)
 		}

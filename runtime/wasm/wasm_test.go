@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tinycontainer/tinycontainer/abi"
+	"github.com/tinycontainer/tinycontainer/bench/kernels"
 	"github.com/tinycontainer/tinycontainer/runtime"
 )
 
@@ -74,9 +76,13 @@ func (h *fakeHost) log() []string {
 	return append([]string(nil), h.lines...)
 }
 
+// guest is testdata/name, or the bench kernel of that file name.
 func guest(t testing.TB, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if errors.Is(err, fs.ErrNotExist) {
+		b, err = kernels.FS.ReadFile(name)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

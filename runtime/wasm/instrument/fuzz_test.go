@@ -10,6 +10,7 @@ import (
 
 	"github.com/tetratelabs/wazero"
 
+	"github.com/tinycontainer/tinycontainer/bench/kernels"
 	"github.com/tinycontainer/tinycontainer/runtime"
 )
 
@@ -20,6 +21,13 @@ func FuzzInstrument(f *testing.F) {
 	paths, _ := filepath.Glob(filepath.Join("..", "testdata", "*.wasm"))
 	for _, p := range paths {
 		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	for _, k := range kernels.List() {
+		b, err := kernels.Wasm(k)
 		if err != nil {
 			f.Fatal(err)
 		}

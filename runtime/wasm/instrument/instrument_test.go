@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,12 +15,17 @@ import (
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
 
+	"github.com/tinycontainer/tinycontainer/bench/kernels"
 	"github.com/tinycontainer/tinycontainer/runtime"
 )
 
+// readGuest is ../testdata/name, or the bench kernel of that file name.
 func readGuest(t testing.TB, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("..", "testdata", name))
+	if errors.Is(err, fs.ErrNotExist) {
+		b, err = kernels.FS.ReadFile(name)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
