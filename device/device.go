@@ -148,6 +148,9 @@ func New(ctx context.Context, opts Options) (*Device, error) {
 	return d, nil
 }
 
+// Runtime returns the device's runtime for kind, or nil.
+func (d *Device) Runtime(kind runtime.Kind) runtime.Runtime { return d.runtimes[kind] }
+
 // Registry is the device's endpoint registry (to add host services).
 func (d *Device) Registry() *endpoint.Registry { return d.reg }
 

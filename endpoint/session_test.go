@@ -8,6 +8,7 @@ import (
 	"github.com/tinycontainer/tinycontainer/abi"
 	"github.com/tinycontainer/tinycontainer/endpoint"
 	"github.com/tinycontainer/tinycontainer/meta"
+	"github.com/tinycontainer/tinycontainer/runtime"
 )
 
 // mem is a guest memory backed by a slice.
@@ -301,4 +302,26 @@ func FuzzSessionABI(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkSessionCall is the host side of one permitted endpoint call
+// (everything after the runtime's host-function entry).
+func BenchmarkSessionCall(b *testing.B) {
+	s, m, _, _ := setup(b, "endpoints:\n  - {name: sensor/a, ops: [read]}\n")
+	h := uint32(s.Open(m, 0, 8))
+	var rm runtime.Memory = m // as a runtime passes it: no conversion per call
+	b.ReportAllocs()
+	for b.Loop() {
+		s.Call(rm, h, 1, 100, 0, 4)
+	}
+}
+
+func BenchmarkSessionCallDenied(b *testing.B) {
+	s, m, _, _ := setup(b, "endpoints:\n  - {name: sensor/a, ops: [write]}\n")
+	h := uint32(s.Open(m, 0, 8))
+	var rm runtime.Memory = m // as a runtime passes it: no conversion per call
+	b.ReportAllocs()
+	for b.Loop() {
+		s.Call(rm, h, 1, 100, 0, 4)
+	}
 }

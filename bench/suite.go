@@ -1,0 +1,53 @@
+package bench
+
+import "fmt"
+
+// Run measures every figure and reports each as it comes (progress may be
+// nil). A measurement that fails is reported as a Result with a note and
+// does not stop the others.
+func Run(o Options, progress func(Result)) []Result {
+	var out []Result
+	add := func(rs ...Result) {
+		for _, r := range rs {
+			out = append(out, r)
+			if progress != nil {
+				progress(r)
+			}
+		}
+	}
+	fail := func(name string, err error) { add(Result{Name: name, Note: "failed: " + err.Error()}) }
+	one := func(name string, f func() (Result, error)) {
+		if r, err := f(); err != nil {
+			fail(name, err)
+		} else {
+			add(r)
+		}
+	}
+	for _, kind := range []string{"wasm", "ebpf"} {
+		if rs, err := EndpointCalls(kind, o); err != nil {
+			fail(kind+"/endpoint_call", err)
+		} else {
+			add(rs...)
+		}
+		one(kind+"/activation_warm", func() (Result, error) { return ActivationOverhead(kind, o) })
+		one(kind+"/instantiate", func() (Result, error) { return Instantiation(kind, o) })
+		one(kind+"/budget_stop_p99", func() (Result, error) { return BudgetStop(kind, o) })
+	}
+	one("wasm/idle_container_rss", func() (Result, error) { return Density(o) })
+	return out
+}
+
+// Format renders a result as one line of a table.
+func Format(r Result) string {
+	status := ""
+	if r.Pass != nil {
+		status = "FAIL"
+		if *r.Pass {
+			status = "ok"
+		}
+	}
+	if r.Unit == "" {
+		return fmt.Sprintf("%-32s %s", r.Name, r.Note)
+	}
+	return fmt.Sprintf("%-32s %12.2f %-20s %-4s %-16s %s", r.Name, r.Value, r.Unit, status, r.Target, r.Note)
+}

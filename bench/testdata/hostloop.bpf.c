@@ -1,0 +1,2 @@
+/* hostloop built for eBPF: the same source as hostloop.c. */
+#include "hostloop.c"

@@ -1,0 +1,2 @@
+/* nop built for eBPF: the same source as nop.c. */
+#include "nop.c"

@@ -1,0 +1,41 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tinycontainer/tinycontainer/bench"
+)
+
+func newBenchCmd() *cobra.Command {
+	var asJSON, quick bool
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Print the performance figures of this build",
+		Long: `Bench measures this build on this machine, through the same layers a
+container uses: endpoint calls (permitted and denied), warm activations,
+instantiation, the watchdog's stop latency, idle memory per container,
+compute under the watchdog against bare wazero, eBPF, TinyML inference and
+messaging. CPU-bound figures are thread CPU time, so they hold on a busy
+machine. Each figure is shown with its target and whether it meets it.`,
+		Example: "  tinycontainer bench\n  tinycontainer bench --json > figures.json\n  tinycontainer bench --quick",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			out := cmd.OutOrStdout()
+			var progress func(bench.Result)
+			if !asJSON {
+				fmt.Fprintf(out, "%-32s %12s %-20s %-4s %-16s %s\n", "FIGURE", "VALUE", "UNIT", "", "TARGET", "WHAT")
+				progress = func(r bench.Result) { fmt.Fprintln(out, bench.Format(r)) }
+			}
+			rs := bench.Run(bench.Options{Quick: quick}, progress)
+			if asJSON {
+				return writeJSON(out, rs)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "JSON output")
+	cmd.Flags().BoolVar(&quick, "quick", false, "few iterations: rough figures, fast")
+	return cmd
+}
