@@ -64,7 +64,7 @@ type handle struct {
 	open bool
 	name string
 	ep   Endpoint
-	gen  uint64 // Rules generation that ops and lim were computed for
+	gen  uint64    // Rules generation that ops and lim were computed for
 	ops  abi.OpSet // granted by the rules of generation gen
 	sup  abi.OpSet // supported by ep (fixed)
 	lim  *limiter

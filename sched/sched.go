@@ -40,6 +40,9 @@ type Options struct {
 	// OnHalt is told when the scheduler stops scheduling a task by itself
 	// (fault policy, or a finished `once` task). It runs on a worker.
 	OnHalt func(id string, a Action, f *runtime.Fault)
+	// OnFault, when set, is told of every fault and the action decided.
+	// It runs on a worker.
+	OnFault func(id string, f *runtime.Fault, a Action)
 }
 
 type entry struct {
@@ -297,6 +300,9 @@ func (s *Scheduler) worker(ctx context.Context) {
 		action := Continue
 		if f != nil {
 			action = s.opts.Policy.OnFault(e.t.Schedule(), e.t.ConsecutiveFaults(), f)
+			if s.opts.OnFault != nil {
+				s.opts.OnFault(e.id, f, action)
+			}
 		} else if sc.Trigger == meta.Once {
 			action = Done
 		}

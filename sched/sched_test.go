@@ -181,14 +181,11 @@ func TestEventTaskRunsOncePerMessage(t *testing.T) {
 func TestPriorityOrder(t *testing.T) {
 	s := New(Options{}) // not running yet: everything queues up
 	var order []string
-	var mu sync.Mutex
 	for _, p := range []struct {
 		name string
 		prio int
 	}{{"low", 1}, {"high", 9}, {"mid", 5}} {
 		f := &fakeTask{name: p.name, order: &order, sched: meta.Schedule{Trigger: meta.Once, Priority: p.prio, Budget: time.Millisecond}}
-		f.mu = sync.Mutex{}
-		_ = mu
 		s.Add(p.name, f)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

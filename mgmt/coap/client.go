@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	piondtls "github.com/pion/dtls/v3"
+	"github.com/plgd-dev/go-coap/v3/dtls"
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/message/pool"
@@ -35,6 +37,10 @@ type ClientOptions struct {
 	MaxResponse int64
 	// WatchBuffer is the capacity of WatchLogs channels; default 256.
 	WatchBuffer int
+	// PSK and PSKIdentity, when PSK is set, make the client speak CoAP
+	// over DTLS 1.2 to a server with the same ServerOptions.
+	PSK         []byte
+	PSKIdentity string
 }
 
 func (o ClientOptions) withDefaults() ClientOptions {
@@ -76,11 +82,25 @@ var errBadResponse = errors.New("malformed response from device")
 func Dial(ctx context.Context, addr string, opts ClientOptions) (*Client, error) {
 	opts = opts.withDefaults()
 	c := &Client{addr: addr, opts: opts}
-	cc, err := udp.Dial(addr,
+	copts := []udp.Option{
 		options.WithBlockwise(true, blockSZX, opts.UploadTimeout),
 		options.WithKeepAlive(3, 4*keepAlive, func(cc *client.Conn) { _ = cc.Close() }),
 		options.WithRequestMonitor(c.monitor),
+	}
+	var (
+		cc  *client.Conn
+		err error
 	)
+	if opts.PSK == nil {
+		cc, err = udp.Dial(addr, copts...)
+	} else {
+		key := bytes.Clone(opts.PSK)
+		cc, err = dtls.Dial(addr, dtls.NewDTLSClientOptions(
+			piondtls.WithPSK(func([]byte) ([]byte, error) { return key, nil }),
+			piondtls.WithPSKIdentityHint([]byte(opts.PSKIdentity)),
+			piondtls.WithCipherSuites(piondtls.TLS_PSK_WITH_AES_128_CCM_8),
+		), copts...)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: dial %s: %w", mgmt.ErrUnavailable, addr, err)
 	}

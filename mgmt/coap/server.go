@@ -8,12 +8,18 @@ package coap
 import (
 	"bytes"
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"time"
 
+	piondtls "github.com/pion/dtls/v3"
+
+	"github.com/plgd-dev/go-coap/v3/dtls"
+	dtlsServer "github.com/plgd-dev/go-coap/v3/dtls/server"
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/message/pool"
@@ -71,6 +77,12 @@ type ServerOptions struct {
 	// Errors receives transport errors (malformed datagrams, peers gone,
 	// device failures answered with 5.00); nil discards them.
 	Errors func(error)
+	// PSK, when set, makes the server speak CoAP over DTLS 1.2
+	// (coaps, RFC 7252 section 9) with this pre-shared key and the
+	// cipher suite TLS_PSK_WITH_AES_128_CCM_8; only clients presenting
+	// PSKIdentity get in. Without it the server speaks plain CoAP.
+	PSK         []byte
+	PSKIdentity string
 }
 
 func (o ServerOptions) withDefaults() ServerOptions {
@@ -105,8 +117,9 @@ func (o ServerOptions) withDefaults() ServerOptions {
 type Server struct {
 	dev     mgmt.Device
 	opts    ServerOptions
-	l       *coapNet.UDPConn
-	srv     *udpServer.Server
+	l       io.Closer // the socket: *coapNet.UDPConn or *coapNet.DTLSListener
+	addr    net.Addr
+	srv     interface{ Stop() }
 	ctx     context.Context
 	cancel  context.CancelFunc
 	uploads *uploads
@@ -129,22 +142,20 @@ func Serve(ctx context.Context, addr string, dev mgmt.Device, opts ServerOptions
 	if err := checkListenAddr(addr, opts.AllowRemote); err != nil {
 		return nil, err
 	}
-	l, err := coapNet.NewListenUDP("udp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("%w: listen on %s: %w", mgmt.ErrUnavailable, addr, err)
+	if opts.PSK != nil && len(opts.PSK) < minPSK {
+		return nil, fmt.Errorf("%w: a PSK needs at least %d bytes", mgmt.ErrInvalid, minPSK)
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	s := &Server{
 		dev:     dev,
 		opts:    opts,
-		l:       l,
 		ctx:     sctx,
 		cancel:  cancel,
 		uploads: newUploads(opts.MaxUploads, opts.TransferTimeout),
 		obs:     &observations{max: opts.MaxObservers, m: map[obsKey]*observation{}},
 		done:    make(chan struct{}),
 	}
-	s.srv = udp.NewServer(
+	common := []serverOption{
 		options.WithContext(sctx),
 		options.WithHandlerFunc(s.handle),
 		options.WithRequestMonitor(s.monitor),
@@ -154,15 +165,62 @@ func Serve(ctx context.Context, addr string, dev mgmt.Device, opts ServerOptions
 		options.WithBlockwiseReceivingMessagesCacheMaxEntries(opts.MaxUploads),
 		options.WithInactivityMonitor(opts.IdleTimeout, func(cc *client.Conn) { _ = cc.Close() }),
 		options.WithErrors(opts.Errors),
-	)
+	}
+	var serve func() error
+	if opts.PSK == nil {
+		l, err := coapNet.NewListenUDP("udp", addr)
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("%w: listen on %s: %w", mgmt.ErrUnavailable, addr, err)
+		}
+		srv := udp.NewServer(asOptions[udpServer.Option](common)...)
+		s.l, s.addr, s.srv = l, l.LocalAddr(), srv
+		serve = func() error { return srv.Serve(l) }
+	} else {
+		key, identity := bytes.Clone(opts.PSK), []byte(opts.PSKIdentity)
+		l, err := coapNet.NewDTLSListener("udp", addr, coapNet.NewDTLSServerOptions(
+			piondtls.WithPSK(func(hint []byte) ([]byte, error) {
+				if subtle.ConstantTimeCompare(hint, identity) != 1 {
+					return nil, fmt.Errorf("%w: unknown PSK identity", mgmt.ErrDenied)
+				}
+				return key, nil
+			}),
+			piondtls.WithCipherSuites(piondtls.TLS_PSK_WITH_AES_128_CCM_8),
+		))
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("%w: listen on %s: %w", mgmt.ErrUnavailable, addr, err)
+		}
+		srv := dtls.NewServer(asOptions[dtlsServer.Option](common)...)
+		s.l, s.addr, s.srv = l, l.Addr(), srv
+		serve = func() error { return srv.Serve(l) }
+	}
 	go func() {
 		defer close(s.done)
-		if err := s.srv.Serve(l); err != nil {
+		if err := serve(); err != nil {
 			opts.Errors(fmt.Errorf("coap server stopped: %w", err))
 		}
 	}()
 	context.AfterFunc(sctx, func() { _ = s.Close() })
 	return s, nil
+}
+
+// minPSK is the shortest pre-shared key accepted: 128 bits.
+const minPSK = 16
+
+// serverOption is a go-coap option that applies to both the UDP and the
+// DTLS server.
+type serverOption interface {
+	udpServer.Option
+	dtlsServer.Option
+}
+
+func asOptions[T any](opts []serverOption) []T {
+	out := make([]T, len(opts))
+	for i, o := range opts {
+		out[i] = any(o).(T)
+	}
+	return out
 }
 
 // checkListenAddr refuses addresses that would expose the device beyond
@@ -179,7 +237,7 @@ func checkListenAddr(addr string, allowRemote bool) error {
 }
 
 // Addr is the bound UDP address.
-func (s *Server) Addr() net.Addr { return s.l.LocalAddr() }
+func (s *Server) Addr() net.Addr { return s.addr }
 
 // Close stops serving, ends every observation and waits for the server's
 // goroutines. It is safe to call more than once.

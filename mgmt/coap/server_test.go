@@ -626,3 +626,37 @@ func TestObserveLongLine(t *testing.T) {
 		t.Fatalf("GET logs did not return the line whole: %v", err)
 	}
 }
+
+func TestDTLSPSK(t *testing.T) {
+	key := []byte("0123456789abcdef0123")
+	s, dev := startServer(t, ServerOptions{PSK: key, PSKIdentity: "owner"})
+	c, err := Dial(ctxT(t), s.Addr().String(), ClientOptions{PSK: key, PSKIdentity: "owner", Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatalf("Dial over DTLS: %v", err)
+	}
+	defer c.Close()
+	want, _ := dev.Status(ctxT(t), "thermo")
+	if st, err := c.Status(ctxT(t), "thermo"); err != nil || st != want {
+		t.Fatalf("Status over DTLS = %+v, %v", st, err)
+	}
+	img := append([]byte("secure\n"), make([]byte, 20<<10)...)
+	if st, err := c.Deploy(ctxT(t), img); err != nil || st.Name != "secure" {
+		t.Fatalf("block-wise Deploy over DTLS = %+v, %v", st, err)
+	}
+	for _, bad := range []ClientOptions{
+		{PSK: []byte("another key of 16+ bytes"), PSKIdentity: "owner"},
+		{PSK: key, PSKIdentity: "intruder"},
+		{}, // plain CoAP to a DTLS server
+	} {
+		bad.Timeout = 500 * time.Millisecond
+		if c, err := Dial(ctxT(t), s.Addr().String(), bad); !errors.Is(err, mgmt.ErrUnavailable) {
+			if c != nil {
+				_ = c.Close()
+			}
+			t.Errorf("Dial with identity %q = %v, want refused", bad.PSKIdentity, err)
+		}
+	}
+	if _, err := Serve(context.Background(), "127.0.0.1:0", dev, ServerOptions{PSK: []byte("short")}); !errors.Is(err, mgmt.ErrInvalid) {
+		t.Errorf("Serve with a short PSK = %v", err)
+	}
+}

@@ -161,6 +161,51 @@ func BenchmarkCompute(b *testing.B) {
 	}
 }
 
+// BenchmarkOverhead runs each kernel bare and instrumented in turn, on
+// one locked thread, and reports the median of the ratios of their CPU
+// times: on a shared machine, load changes over seconds, and alternating
+// exposes both to the same.
+func BenchmarkOverhead(b *testing.B) {
+	for _, k := range kernels.List() {
+		b.Run(k, func(b *testing.B) {
+			ctx := context.Background()
+			f := bareFunc(b, guest(b, k+".wasm"), "tc_main")
+			inst := ourInstance(b, k+".wasm", noopHost{})
+			stack := make([]uint64, 1)
+			var bud runtime.Budget
+			bud.Arm(time.Hour)
+			if _, err := inst.Run(ctx, &bud); err != nil {
+				b.Fatal(err)
+			}
+			if err := f.CallWithStack(ctx, stack); err != nil {
+				b.Fatal(err)
+			}
+			goruntime.LockOSThread()
+			defer goruntime.UnlockOSThread()
+			var ratios []float64
+			var bare, ours time.Duration
+			for b.Loop() {
+				t0, _ := threadCPU()
+				if err := f.CallWithStack(ctx, stack); err != nil {
+					b.Fatal(err)
+				}
+				t1, _ := threadCPU()
+				if _, err := inst.Run(ctx, &bud); err != nil {
+					b.Fatal(err)
+				}
+				t2, _ := threadCPU()
+				bare += t1 - t0
+				ours += t2 - t1
+				ratios = append(ratios, float64(t2-t1)/float64(t1-t0))
+			}
+			slices.Sort(ratios)
+			b.ReportMetric(ratios[len(ratios)/2], "median-ratio")
+			b.ReportMetric(float64(bare)/float64(b.N), "bare-cpu-ns/op")
+			b.ReportMetric(float64(ours)/float64(b.N), "ours-cpu-ns/op")
+		})
+	}
+}
+
 // BenchmarkBudgetStop: a runaway guest under a 1 ms budget; the metrics
 // are the time from the deadline to Run returning.
 func BenchmarkBudgetStop(b *testing.B) {

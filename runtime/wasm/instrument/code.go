@@ -2,6 +2,7 @@ package instrument
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/tinycontainer/tinycontainer/runtime"
 )
@@ -9,6 +10,10 @@ import (
 // maxLocals bounds the locals of one function: every local is a slot of
 // every frame, so this bounds a frame's size.
 const maxLocals = 50000
+
+// maxSaved bounds the locals a loop's out-of-line checkpoint saves and
+// restores; a loop that touches more keeps its checkpoint inline.
+const maxSaved = 64
 
 // region is straight-line code that runs once per pass: a function's
 // top level (once per call) or a loop body (once per iteration), nested
@@ -29,7 +34,35 @@ type fnInfo struct {
 	indirect   bool     // call_indirect or return_call_indirect
 	callees    []uint32 // defined-function indices called directly
 	regions    []region // [0] is the top level, then loops in order
+	loops      []loopInfo
 	refFuncs   []uint32 // ref.func operands (module function indices)
+}
+
+// loopInfo is what the rewriter needs to know of one loop (in order).
+type loopInfo struct {
+	// simple: the loop has no parameters and at most one result, so it
+	// can be wrapped in blocks of the same type.
+	simple bool
+	// locals are the locals its body touches (nested loops included),
+	// sorted; nil with many, when there were more than maxSaved.
+	locals []uint32
+	many   bool
+}
+
+// touch adds local x to the loop's set.
+func (l *loopInfo) touch(x uint32) {
+	if l.many {
+		return
+	}
+	i, found := slices.BinarySearch(l.locals, x)
+	if found {
+		return
+	}
+	if len(l.locals) == maxSaved {
+		l.locals, l.many = nil, true
+		return
+	}
+	l.locals = slices.Insert(l.locals, i, x)
 }
 
 // costs are the cost units the analysis charges for what one instruction
@@ -73,8 +106,11 @@ func analyze(b body, nImports, funcIdx uint32, nParams int, nGlobals uint32, c c
 	fi.localDecls = b.b[declStart:r.off]
 	fi.exprStart = r.off
 	fi.regions = []region{{}}
-	// For each open label, the region that resumes after its end.
+	// For each open label, the region that resumes after its end, and
+	// the loop it is (-1: a block).
 	outer := []int{0}
+	labelLoop := []int{-1}
+	var loops []int // the open loops, innermost last
 	cur := 0
 	for {
 		if r.eof() {
@@ -88,14 +124,33 @@ func analyze(b body, nImports, funcIdx uint32, nParams int, nGlobals uint32, c c
 		switch in.kind {
 		case kBlock:
 			outer = append(outer, cur)
+			labelLoop = append(labelLoop, -1)
 		case kLoop:
 			fi.hasLoop = true
 			outer = append(outer, cur)
 			fi.regions = append(fi.regions, region{})
 			cur = len(fi.regions) - 1
+			bt := b.b[in.start+1]
+			labelLoop = append(labelLoop, len(fi.loops))
+			loops = append(loops, len(fi.loops))
+			fi.loops = append(fi.loops, loopInfo{simple: bt == 0x40 || isValType(bt)})
 		case kEnd:
 			cur = outer[len(outer)-1]
 			outer = outer[:len(outer)-1]
+			if l := labelLoop[len(labelLoop)-1]; l >= 0 {
+				loops = loops[:len(loops)-1]
+				if len(loops) > 0 {
+					// The enclosing loop's body includes this one's.
+					in, out := &fi.loops[l], &fi.loops[loops[len(loops)-1]]
+					if in.many {
+						out.locals, out.many = nil, true
+					}
+					for _, x := range in.locals {
+						out.touch(x)
+					}
+				}
+			}
+			labelLoop = labelLoop[:len(labelLoop)-1]
 			if len(outer) == 0 {
 				if !r.eof() {
 					return r.errorf("function %d: %d bytes after the final end", funcIdx, r.left())
@@ -118,6 +173,9 @@ func analyze(b body, nImports, funcIdx uint32, nParams int, nGlobals uint32, c c
 		case kLocal:
 			if uint64(in.idx) >= uint64(nParams)+fi.nLocals {
 				return r.errorf("function %d: local %d out of range", funcIdx, in.idx)
+			}
+			if len(loops) > 0 {
+				fi.loops[loops[len(loops)-1]].touch(in.idx)
 			}
 		case kGlobal:
 			if in.idx >= nGlobals {
@@ -162,6 +220,45 @@ type emitter struct {
 	stackLimit int32
 	local      uint32 // index of the added local
 	p          *plan
+	// scratch gives the global that holds the k-th saved local of type t.
+	scratch func(t byte, k int) uint32
+	params  []byte      // parameter types of the function
+	decls   []localDecl // its local declarations
+	labels  labels
+	saved   []uint32
+}
+
+// localDecl is a run of locals of one type; end is the index after it.
+type localDecl struct {
+	end uint64
+	t   byte
+}
+
+// setLocals records the local declarations of fi for localType.
+func (e *emitter) setLocals(fi *fnInfo) {
+	e.decls = e.decls[:0]
+	r := &reader{b: fi.localDecls}
+	end := uint64(len(e.params))
+	for range fi.nDecls {
+		n, _ := r.u32() // decoded before
+		t, _ := r.byte()
+		end += uint64(n)
+		e.decls = append(e.decls, localDecl{end: end, t: t})
+	}
+}
+
+// localType is the type of local x, which analyze checked is in range.
+func (e *emitter) localType(x uint32) byte {
+	if int(x) < len(e.params) {
+		return e.params[x]
+	}
+	i, _ := slices.BinarySearchFunc(e.decls, uint64(x), func(d localDecl, x uint64) int {
+		if d.end <= x {
+			return -1
+		}
+		return 1
+	})
+	return e.decls[i].t
 }
 
 func (e *emitter) op(b ...byte) { e.out = append(e.out, b...) }
@@ -239,6 +336,127 @@ func (e *emitter) epilogue() {
 func (e *emitter) syncOut() { e.op(0x20); e.u32(e.local); e.op(0x24); e.u32(e.fuel) }
 func (e *emitter) syncIn()  { e.op(0x23); e.u32(e.fuel); e.op(0x21); e.u32(e.local) }
 
+// label is an open label of the original body.
+type label struct {
+	// wrapped: a loop rewritten as block $exit; loop $retry; block $slow;
+	// loop, so three labels of the output lie between it and the labels
+	// that enclose it.
+	wrapped bool
+	weight  int32
+	loop    *loopInfo
+}
+
+// labels is the stack of open labels, with running counts of wrapped
+// loops so a branch depth converts in constant time.
+type labels struct {
+	l       []label
+	wrapped []int // wrapped[i]: wrapped loops among l[:i]
+}
+
+func (s *labels) push(l label) {
+	if len(s.wrapped) == 0 {
+		s.wrapped = append(s.wrapped, 0)
+	}
+	n := s.wrapped[len(s.wrapped)-1]
+	if l.wrapped {
+		n++
+	}
+	s.l = append(s.l, l)
+	s.wrapped = append(s.wrapped, n)
+}
+
+func (s *labels) pop() label {
+	l := s.l[len(s.l)-1]
+	s.l = s.l[:len(s.l)-1]
+	s.wrapped = s.wrapped[:len(s.wrapped)-1]
+	return l
+}
+
+// depth converts a branch depth of the original into the output's: every
+// wrapped loop the branch leaves adds three labels.
+func (s *labels) depth(d uint32) (uint32, bool) {
+	if uint64(d) >= uint64(len(s.l)) {
+		return 0, false
+	}
+	target := len(s.l) - 1 - int(d)
+	return d + 3*uint32(s.wrapped[len(s.l)]-s.wrapped[target+1]), true
+}
+
+// loopHead opens a wrapped loop whose original opening is raw, and
+// charges w at its header: the slow path is out of line, after the loop,
+// so the loop itself never contains a call.
+func (e *emitter) loopHead(raw []byte, w int32) {
+	bt := raw[1]
+	e.op(0x02, bt, 0x03, bt, 0x02, 0x40) // block $exit; loop $retry; block $slow
+	e.op(raw...)
+	e.op(0x20)
+	e.u32(e.local) // local.get L
+	e.i32(w)
+	e.op(0x6B, 0x22) // i32.sub; local.tee L
+	e.u32(e.local)
+	e.i32(0)
+	e.op(0x48, 0x0D, 1) // i32.lt_s; br_if $slow
+}
+
+// loopTail closes a wrapped loop after the original's end: normal exits
+// leave through $exit; the slow path saves the locals the loop touches
+// in scratch globals, calls the checkpoint, restores them, refuels and
+// re-enters the loop through $retry. Saving them keeps the loop's values
+// from living across the call, which would make wazero's register
+// allocator spill them on every iteration.
+func (e *emitter) loopTail(l label) {
+	e.op(0x0C, 2, 0x0B) // br $exit; end $slow
+	var k [256]int
+	globals := e.saved[:0]
+	for _, x := range l.loop.locals {
+		t := e.localType(x)
+		g := e.scratch(t, k[t])
+		k[t]++
+		globals = append(globals, g)
+		e.op(0x20)
+		e.u32(x) // local.get x
+		e.op(0x24)
+		e.u32(g) // global.set g
+	}
+	e.op(0x10)
+	e.u32(e.checkpoint)
+	for i, x := range l.loop.locals {
+		e.op(0x23)
+		e.u32(globals[i])
+		e.op(0x21)
+		e.u32(x)
+	}
+	e.saved = globals
+	// The header charges l.weight again on re-entry.
+	e.i32(e.interval + l.weight)
+	e.op(0x21)
+	e.u32(e.local)
+	e.op(0x0C, 0, 0x0B, 0x0B) // br $retry; end $retry; end $exit
+}
+
+// branch copies a br, br_if or br_table with its depths converted.
+func (e *emitter) branch(raw []byte, ls *labels) error {
+	r := &reader{b: raw, off: 1}
+	n := uint32(1)
+	if raw[0] == 0x0E {
+		n, _ = r.u32()
+		n++
+		e.op(0x0E)
+		e.u32(n - 1)
+	} else {
+		e.op(raw[0])
+	}
+	for range n {
+		d, _ := r.u32() // decoded before
+		nd, ok := ls.depth(d)
+		if !ok {
+			return fmt.Errorf("%w: branch to label %d of %d", runtime.ErrInvalidCode, d, len(ls.l))
+		}
+		e.u32(nd)
+	}
+	return nil
+}
+
 // rewriteBody instruments one function body. renum maps module function
 // indices to their new values; syncs reports whether a direct call to a
 // module function index can spend fuel.
@@ -258,8 +476,11 @@ func rewriteBody(e *emitter, b body, fi *fnInfo, blockType []byte, renum func(ui
 			e.op(blockType...)
 		}
 	}
+	e.setLocals(fi)
+	ls := &e.labels
+	ls.l, ls.wrapped = ls.l[:0], ls.wrapped[:0]
+	ls.push(label{}) // the function's
 	r := &reader{b: b.b, base: b.base, off: fi.exprStart}
-	depth := 1
 	loop := 0
 	for {
 		in, err := decodeInst(r)
@@ -269,24 +490,44 @@ func rewriteBody(e *emitter, b body, fi *fnInfo, blockType []byte, renum func(ui
 		raw := b.b[in.start:in.end]
 		switch in.kind {
 		case kBlock:
-			depth++
+			ls.push(label{})
 		case kLoop:
-			depth++
 			loop++
-			e.op(raw...)
+			l := label{loop: &fi.loops[loop-1], weight: p.weights[loop]}
 			if p.class == classLocal {
-				e.fuelCheck(p.weights[loop])
+				l.wrapped = l.loop.simple && !l.loop.many
+				if l.wrapped {
+					e.loopHead(raw, l.weight)
+				} else {
+					e.op(raw...)
+					e.fuelCheck(l.weight)
+				}
+			} else {
+				e.op(raw...)
 			}
+			ls.push(l)
 			continue
 		case kEnd:
-			depth--
-			if depth == 0 {
+			l := ls.pop()
+			if len(ls.l) == 0 {
 				if p.wrapped() {
 					e.op(0x0B)
 					e.epilogue()
 				}
 				e.op(0x0B)
 				return nil
+			}
+			if l.wrapped {
+				e.op(raw...)
+				e.loopTail(l)
+				continue
+			}
+		case kBr, kBrTable:
+			if ls.wrapped[len(ls.l)] > 0 {
+				if err := e.branch(raw, ls); err != nil {
+					return err
+				}
+				continue
 			}
 		case kReturn:
 			if p.wrapped() {

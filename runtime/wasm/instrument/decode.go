@@ -18,6 +18,8 @@ const (
 	kBulk               // cost proportional to a length operand
 	kLocal              // local.get, local.set, local.tee
 	kGlobal             // global.get, global.set
+	kBr                 // br, br_if: idx is the label depth
+	kBrTable            // br_table
 )
 
 // inst is one decoded instruction: its bytes are body[start:end] and, for
@@ -136,6 +138,10 @@ func decodeInst(r *reader) (inst, error) {
 		in.kind = kRefFunc
 	case 0x40:
 		in.kind = kBulk // memory.grow copies the memory
+	case 0x0C, 0x0D:
+		in.kind = kBr
+	case 0x0E:
+		in.kind = kBrTable
 	case 0x20, 0x21, 0x22:
 		in.kind = kLocal
 	case 0x23, 0x24:

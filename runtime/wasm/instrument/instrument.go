@@ -257,9 +257,24 @@ func Instrument(wasm []byte, opts Options) (*Result, error) {
 	}
 	cpType := typeIndex(FuncType{})
 	fuelGlobal := m.nImportGlobs + uint32(len(m.globals))
+	// Scratch globals hold the locals a loop saves around its checkpoint
+	// call. The checkpoint never calls back into the guest, so every loop
+	// shares them: one per value type and position.
+	var scratch []byte // value type of each, after fuel and depth
+	slots := map[[2]int]uint32{}
 	e := &emitter{
 		fuel: fuelGlobal, depth: fuelGlobal + 1, checkpoint: nImports,
 		interval: int32(opts.Interval), stackLimit: int32(opts.StackLimit),
+		scratch: func(t byte, k int) uint32 {
+			key := [2]int{int(t), k}
+			g, ok := slots[key]
+			if !ok {
+				g = fuelGlobal + 2 + uint32(len(scratch))
+				scratch = append(scratch, t)
+				slots[key] = g
+			}
+			return g
+		},
 	}
 	syncs := func(f uint32) bool { return f >= nImports && plans[f-nImports].class != classFree }
 	var code []byte
@@ -278,6 +293,7 @@ func Instrument(wasm []byte, opts Options) (*Result, error) {
 			bt = appendS64(nil, int64(typeIndex(FuncType{Results: ft.Results}))) // a type index is a positive s33
 		}
 		e.p = p
+		e.params = ft.Params
 		e.local = uint32(len(ft.Params)) + uint32(infos[i].nLocals)
 		e.out = fnBuf[:0]
 		if err := rewriteBody(e, m.codes[i], &infos[i], bt, renum, syncs); err != nil {
@@ -331,7 +347,7 @@ func Instrument(wasm []byte, opts Options) (*Result, error) {
 		out = appendSection(out, secMemory, sec)
 	}
 
-	sec = appendU32(sec[:0], uint32(len(m.globals)+2))
+	sec = appendU32(sec[:0], uint32(len(m.globals)+2+len(scratch)))
 	for i, g := range m.globals {
 		mut := byte(0)
 		if g.mutable {
@@ -343,6 +359,11 @@ func Instrument(wasm []byte, opts Options) (*Result, error) {
 	sec = append(sec, 0x7F, 1, 0x41) // fuel: mut i32 = interval
 	sec = appendS32(sec, int32(opts.Interval))
 	sec = append(sec, 0x0B, 0x7F, 1, 0x41, 0, 0x0B) // depth: mut i32 = 0
+	for _, t := range scratch {
+		sec = append(sec, t, 1)
+		sec = appendZero(sec, t)
+		sec = append(sec, 0x0B)
+	}
 	out = appendSection(out, secGlobal, sec)
 
 	var internal []exportEntry
@@ -386,6 +407,23 @@ func Instrument(wasm []byte, opts Options) (*Result, error) {
 	}
 	res.Code = out
 	return res, nil
+}
+
+// appendZero appends a constant instruction for the zero value of t.
+func appendZero(b []byte, t byte) []byte {
+	switch t {
+	case 0x7F:
+		return append(b, 0x41, 0)
+	case 0x7E:
+		return append(b, 0x42, 0)
+	case 0x7D:
+		return append(b, 0x43, 0, 0, 0, 0)
+	case 0x7C:
+		return append(b, 0x44, 0, 0, 0, 0, 0, 0, 0, 0)
+	case 0x7B:
+		return append(append(b, 0xFD, 0x0C), make([]byte, 16)...)
+	}
+	return append(b, 0xD0, t) // ref.null of a reference type
 }
 
 func appendName(b []byte, s string) []byte {
