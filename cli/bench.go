@@ -20,7 +20,7 @@ compute under the watchdog against bare wazero, eBPF, TinyML inference and
 messaging. CPU-bound figures are thread CPU time, so they hold on a busy
 machine. Each figure is shown with its target and whether it meets it.`,
 		Example: "  tinycontainer bench\n  tinycontainer bench --json > figures.json\n  tinycontainer bench --quick",
-		Args:    cobra.NoArgs,
+		Args:    usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out := cmd.OutOrStdout()
 			var progress func(bench.Result)

@@ -45,7 +45,7 @@ containers of two tenants (acme and globex), and prints what happens:
 It ends with every container's stats.`,
 		Example: `  tinycontainer demo
   tinycontainer demo --for 6s --seed 42`,
-		Args: cobra.NoArgs,
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runDemo(cmd.Context(), cmd.OutOrStdout(), &df, dur)
 		},

@@ -20,7 +20,7 @@ TFLite Micro's reference kernels). The input file holds the input tensor's
 raw int8 bytes; the output goes to -o, or to stdout as raw bytes.`,
 		Example: `  tinycontainer ml run model.tflite input.int8.bin -o output.bin
   tinycontainer ml run ml/tflite/testdata/demo_model.tflite in.bin | xxd`,
-		Args: cobra.ExactArgs(2),
+		Args: usageArgs(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			res, err := tflite.RunFile(args[0], args[1])
 			if err != nil {

@@ -70,7 +70,7 @@ Manifests (YAML or JSON, SPEC section 5) are unsigned, so they need
 --insecure; their code path is relative to the manifest.`,
 		Example: `  tinycontainer run --insecure --for 3s examples/thermo/thermo.yaml examples/listener/listener.yaml
   tinycontainer run --insecure --for 2s --stats stats.json --seed 7 examples/blinker/blinker.yaml`,
-		Args: cobra.MinimumNArgs(1),
+		Args: usageArgs(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts, err := df.options()
 			if err != nil {

@@ -20,6 +20,7 @@ type auditLog struct {
 	ring    []mgmt.AuditEntry
 	next    int
 	persist chan store.Audit
+	drained chan struct{} // closed when every queued entry is persisted
 	dropped atomic.Uint64
 	onEntry func(mgmt.AuditEntry)
 }
@@ -27,8 +28,9 @@ type auditLog struct {
 const auditRing = 4096
 
 func newAuditLog(st store.Store, log *slog.Logger, onEntry func(mgmt.AuditEntry)) *auditLog {
-	a := &auditLog{persist: make(chan store.Audit, 1024), onEntry: onEntry}
+	a := &auditLog{persist: make(chan store.Audit, 1024), drained: make(chan struct{}), onEntry: onEntry}
 	go func() {
+		defer close(a.drained)
 		for r := range a.persist {
 			if err := st.AppendAudit(r); err != nil {
 				log.Warn("audit record not persisted", "err", err)
@@ -76,7 +78,11 @@ func (a *auditLog) entries(limit int) []mgmt.AuditEntry {
 	return out
 }
 
-func (a *auditLog) close() { close(a.persist) }
+// close persists what is queued and stops; nothing may be added after.
+func (a *auditLog) close() {
+	close(a.persist)
+	<-a.drained
+}
 
 // remember adds an entry read back from the store, without persisting it
 // again or reporting it as new.

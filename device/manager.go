@@ -125,19 +125,28 @@ func (mg *Manager) restore(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("load containers: %w", err)
 	}
+	// One container that no longer loads (say, code this build refuses)
+	// must not keep the device and the others down: it is left out, with
+	// an audit entry, and its record stays for a later build.
 	for _, rec := range cs {
-		m, code, st, err := loadRecord(rec)
-		if err != nil {
-			return err
-		}
-		if err := mg.dev.Install(ctx, m, code); err != nil {
-			return err
-		}
-		if err := mg.dev.Restore(rec.Name, st); err != nil {
-			return err
+		if err := mg.restoreOne(ctx, rec); err != nil {
+			mg.dev.log.Error("container not restored", "container", rec.Name, "err", err)
+			mg.dev.audit.add(mgmt.AuditEntry{Time: time.Now(), Container: rec.Name, Tenant: rec.Tenant,
+				Endpoint: "mgmt", Op: "restore", Reason: err.Error()})
 		}
 	}
 	return nil
+}
+
+func (mg *Manager) restoreOne(ctx context.Context, rec store.Container) error {
+	m, code, st, err := loadRecord(rec)
+	if err != nil {
+		return err
+	}
+	if err := mg.dev.Install(ctx, m, code); err != nil {
+		return err
+	}
+	return mg.dev.Restore(rec.Name, st)
 }
 
 // addTenant installs an owner-signed grant and returns the tenant's name.
