@@ -47,6 +47,37 @@ type loopInfo struct {
 	// sorted; nil with many, when there were more than maxSaved.
 	locals []uint32
 	many   bool
+	// calls are the first direct calls of defined functions at the top
+	// level of its body that come before any branch back to it: each
+	// runs on every iteration, and if it spends fuel it can charge the
+	// iteration too.
+	calls []loopCall
+	back  bool // a branch back to the loop was seen
+	outer bool // it contains another loop
+}
+
+// loopCall is a call instruction at body offset off to function f.
+type loopCall struct {
+	off int
+	f   uint32
+}
+
+// maxLoopCalls bounds loopInfo.calls.
+const maxLoopCalls = 4
+
+// brTargets calls f with each label depth of a br, br_if or br_table
+// that decodeInst decoded.
+func brTargets(raw []byte, f func(d uint32)) {
+	r := &reader{b: raw, off: 1}
+	n := uint32(1)
+	if raw[0] == 0x0E {
+		n, _ = r.u32()
+		n++
+	}
+	for range n {
+		d, _ := r.u32()
+		f(d)
+	}
 }
 
 // touch adds local x to the loop's set.
@@ -131,6 +162,9 @@ func analyze(b body, nImports, funcIdx uint32, nParams int, nGlobals uint32, c c
 			fi.regions = append(fi.regions, region{})
 			cur = len(fi.regions) - 1
 			bt := b.b[in.start+1]
+			if len(loops) > 0 {
+				fi.loops[loops[len(loops)-1]].outer = true
+			}
 			labelLoop = append(labelLoop, len(fi.loops))
 			loops = append(loops, len(fi.loops))
 			fi.loops = append(fi.loops, loopInfo{simple: bt == 0x40 || isValType(bt)})
@@ -162,7 +196,20 @@ func analyze(b body, nImports, funcIdx uint32, nParams int, nGlobals uint32, c c
 				d := in.idx - nImports
 				fi.callees = append(fi.callees, d)
 				fi.regions[cur].calls = append(fi.regions[cur].calls, d)
+				if l := labelLoop[len(labelLoop)-1]; in.kind == kCall && l >= 0 {
+					if li := &fi.loops[l]; !li.back && len(li.calls) < maxLoopCalls {
+						li.calls = append(li.calls, loopCall{off: in.start, f: in.idx})
+					}
+				}
 			}
+		case kBr, kBrTable:
+			brTargets(b.b[in.start:in.end], func(d uint32) {
+				if uint64(d) < uint64(len(labelLoop)) {
+					if l := labelLoop[len(labelLoop)-1-int(d)]; l >= 0 {
+						fi.loops[l].back = true
+					}
+				}
+			})
 		case kCallIndirect, kReturnCallIndirect:
 			fi.indirect = true
 			fi.regions[cur].base += c.indirect
@@ -221,11 +268,12 @@ type emitter struct {
 	local      uint32 // index of the added local
 	p          *plan
 	// scratch gives the global that holds the k-th saved local of type t.
-	scratch func(t byte, k int) uint32
-	params  []byte      // parameter types of the function
-	decls   []localDecl // its local declarations
-	labels  labels
-	saved   []uint32
+	scratch  func(t byte, k int) uint32
+	params   []byte      // parameter types of the function
+	decls    []localDecl // its local declarations
+	labels   labels
+	saved    []uint32
+	paramIdx []uint32
 }
 
 // localDecl is a run of locals of one type; end is the index after it.
@@ -311,13 +359,48 @@ func (e *emitter) prologue() {
 		e.i32(e.stackLimit)
 		e.op(0x4B, 0x04, 0x40, 0x00, 0x0B) // i32.gt_u; if; unreachable; end
 	}
-	if e.p.class == classLocal {
-		e.op(0x23)
-		e.u32(e.fuel)
-		e.op(0x21)
-		e.u32(e.local) // L = F
+	w := e.p.weights[0]
+	if len(e.params) > maxSaved {
+		if e.p.class == classLocal {
+			e.op(0x23)
+			e.u32(e.fuel)
+			e.op(0x21)
+			e.u32(e.local) // L = F
+		}
+		e.fuelCheck(w)
+		return
 	}
-	e.fuelCheck(e.p.weights[0])
+	// As at loop headers, the slow path is out of line and saves the
+	// parameters, the only locals that are not zero yet.
+	e.op(0x02, 0x40, 0x02, 0x40) // block $go; block $slow
+	e.op(0x23)
+	e.u32(e.fuel) // global.get F
+	e.i32(w)
+	e.op(0x6B, 0x22) // i32.sub; local.tee L
+	e.u32(e.local)
+	if e.p.class == classEntry {
+		e.op(0x24)
+		e.u32(e.fuel) // global.set F
+		e.op(0x20)
+		e.u32(e.local) // local.get L
+	}
+	e.i32(0)
+	e.op(0x48, 0x0D, 0, 0x0C, 1, 0x0B) // i32.lt_s; br_if $slow; br $go; end $slow
+	params := e.paramIdx[:0]
+	for i := range e.params {
+		params = append(params, uint32(i))
+	}
+	e.paramIdx = params
+	e.checkpointCall(params)
+	e.i32(e.interval)
+	if e.p.class == classLocal {
+		e.op(0x21)
+		e.u32(e.local)
+	} else {
+		e.op(0x24)
+		e.u32(e.fuel)
+	}
+	e.op(0x0B) // end $go
 }
 
 func (e *emitter) epilogue() {
@@ -344,6 +427,9 @@ type label struct {
 	wrapped bool
 	weight  int32
 	loop    *loopInfo
+	// fold is the offset of the call that charges the loop's iterations
+	// instead of a check at its header (-1: none).
+	fold int
 }
 
 // labels is the stack of open labels, with running counts of wrapped
@@ -406,9 +492,20 @@ func (e *emitter) loopHead(raw []byte, w int32) {
 // allocator spill them on every iteration.
 func (e *emitter) loopTail(l label) {
 	e.op(0x0C, 2, 0x0B) // br $exit; end $slow
+	e.checkpointCall(l.loop.locals)
+	// The header charges l.weight again on re-entry.
+	e.i32(e.interval + l.weight)
+	e.op(0x21)
+	e.u32(e.local)
+	e.op(0x0C, 0, 0x0B, 0x0B) // br $retry; end $retry; end $exit
+}
+
+// checkpointCall calls the checkpoint with locals saved in scratch
+// globals around the call, so that no value of theirs lives across it.
+func (e *emitter) checkpointCall(locals []uint32) {
 	var k [256]int
 	globals := e.saved[:0]
-	for _, x := range l.loop.locals {
+	for _, x := range locals {
 		t := e.localType(x)
 		g := e.scratch(t, k[t])
 		k[t]++
@@ -420,41 +517,32 @@ func (e *emitter) loopTail(l label) {
 	}
 	e.op(0x10)
 	e.u32(e.checkpoint)
-	for i, x := range l.loop.locals {
+	for i, x := range locals {
 		e.op(0x23)
-		e.u32(globals[i])
+		e.u32(globals[i]) // global.get g
 		e.op(0x21)
-		e.u32(x)
+		e.u32(x) // local.set x
 	}
 	e.saved = globals
-	// The header charges l.weight again on re-entry.
-	e.i32(e.interval + l.weight)
-	e.op(0x21)
-	e.u32(e.local)
-	e.op(0x0C, 0, 0x0B, 0x0B) // br $retry; end $retry; end $exit
 }
 
 // branch copies a br, br_if or br_table with its depths converted.
 func (e *emitter) branch(raw []byte, ls *labels) error {
-	r := &reader{b: raw, off: 1}
-	n := uint32(1)
+	e.op(raw[0])
 	if raw[0] == 0x0E {
-		n, _ = r.u32()
-		n++
-		e.op(0x0E)
-		e.u32(n - 1)
-	} else {
-		e.op(raw[0])
+		r := &reader{b: raw, off: 1}
+		n, _ := r.u32() // decoded before
+		e.u32(n)
 	}
-	for range n {
-		d, _ := r.u32() // decoded before
+	var err error
+	brTargets(raw, func(d uint32) {
 		nd, ok := ls.depth(d)
-		if !ok {
-			return fmt.Errorf("%w: branch to label %d of %d", runtime.ErrInvalidCode, d, len(ls.l))
+		if !ok && err == nil {
+			err = fmt.Errorf("%w: branch to label %d of %d", runtime.ErrInvalidCode, d, len(ls.l))
 		}
 		e.u32(nd)
-	}
-	return nil
+	})
+	return err
 }
 
 // rewriteBody instruments one function body. renum maps module function
@@ -468,6 +556,7 @@ func rewriteBody(e *emitter, b body, fi *fnInfo, blockType []byte, renum func(ui
 		e.out = appendU32(e.out, fi.nDecls+1)
 	}
 	e.out = append(e.out, fi.localDecls...)
+	e.setLocals(fi)
 	if p.class != classFree {
 		e.op(1, 0x7F) // one i32 local
 		e.prologue()
@@ -476,10 +565,9 @@ func rewriteBody(e *emitter, b body, fi *fnInfo, blockType []byte, renum func(ui
 			e.op(blockType...)
 		}
 	}
-	e.setLocals(fi)
 	ls := &e.labels
 	ls.l, ls.wrapped = ls.l[:0], ls.wrapped[:0]
-	ls.push(label{}) // the function's
+	ls.push(label{fold: -1}) // the function's
 	r := &reader{b: b.b, base: b.base, off: fi.exprStart}
 	loop := 0
 	for {
@@ -490,13 +578,21 @@ func rewriteBody(e *emitter, b body, fi *fnInfo, blockType []byte, renum func(ui
 		raw := b.b[in.start:in.end]
 		switch in.kind {
 		case kBlock:
-			ls.push(label{})
+			ls.push(label{fold: -1})
 		case kLoop:
 			loop++
-			l := label{loop: &fi.loops[loop-1], weight: p.weights[loop]}
+			l := label{loop: &fi.loops[loop-1], weight: p.weights[loop], fold: -1}
 			if p.class == classLocal {
-				l.wrapped = l.loop.simple && !l.loop.many
-				if l.wrapped {
+				for _, c := range l.loop.calls {
+					if syncs(c.f) && !l.loop.outer {
+						l.fold = c.off
+						break
+					}
+				}
+				l.wrapped = l.fold < 0 && l.loop.simple && !l.loop.many && !l.loop.outer
+				if l.fold >= 0 {
+					e.op(raw...)
+				} else if l.wrapped {
 					e.loopHead(raw, l.weight)
 				} else {
 					e.op(raw...)
@@ -535,7 +631,15 @@ func rewriteBody(e *emitter, b body, fi *fnInfo, blockType []byte, renum func(ui
 			}
 		case kCall:
 			sync := p.class == classLocal && syncs(in.idx)
-			if sync {
+			if top := ls.l[len(ls.l)-1]; sync && top.fold == in.start {
+				// This call charges the loop's iteration: the callee
+				// checks the fuel at its entry.
+				e.op(0x20)
+				e.u32(e.local)
+				e.i32(top.weight)
+				e.op(0x6B, 0x24) // i32.sub; global.set F
+				e.u32(e.fuel)
+			} else if sync {
 				e.syncOut()
 			}
 			e.op(b.b[in.start:in.idxStart]...)

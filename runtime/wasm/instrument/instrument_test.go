@@ -114,6 +114,12 @@ func TestPreservesBehaviour(t *testing.T) {
 			{"opentest", []uint64{37}}, {"tc_main", nil},
 		},
 		"tailcall.wasm": {{"even", []uint64{0}}, {"even", []uint64{1}}, {"even", []uint64{100001}}},
+		"loops.wasm": {
+			{"brtable", []uint64{0}}, {"brtable", []uint64{1}}, {"brtable", []uint64{2}}, {"brtable", []uint64{3}}, {"brtable", []uint64{7}},
+			{"types", []uint64{1}}, {"types", []uint64{1000}}, {"params", []uint64{1}}, {"params", []uint64{500}},
+			{"fold", []uint64{1}}, {"fold", []uint64{300}}, {"outer", []uint64{1}}, {"outer", []uint64{70}},
+			{"wide", []uint64{1}}, {"wide", []uint64{300}},
+		},
 		"crc32.wasm":    {{"tc_main", nil}, {"tc_main", nil}},
 		"matmul.wasm":   {{"tc_main", nil}},
 		"coremark.wasm": {{"tc_main", nil}},
@@ -155,6 +161,11 @@ func TestCheckpointAlwaysReached(t *testing.T) {
 	}
 	for _, r := range []runaway{
 		{"tailcall.wasm", "tc_main", nil}, // return_call_indirect forever
+		{"loops.wasm", "spin_table", nil},  // a wrapped loop, back through br_table
+		{"loops.wasm", "spin_result", nil}, // a wrapped loop with a result
+		{"loops.wasm", "spin_fold", nil},   // charged through a call
+		{"loops.wasm", "spin_params", nil}, // a loop with parameters
+		{"loops.wasm", "spin_outer", nil},  // an outer loop
 		{"faults.wasm", "tc_main", nil},   // tc.open(0,0) = 0: returns 42, see below
 	} {
 		for _, interp := range []bool{false, true} {
@@ -308,5 +319,82 @@ func TestLeafFunctionsUntouched(t *testing.T) {
 	}
 	if string(a.codes[4].b) == string(b.codes[4].b) {
 		t.Error("recursive $fib was not instrumented")
+	}
+}
+
+// checkpointsInInnermostLoops counts the innermost loops of an
+// instrumented module, and those that call the checkpoint themselves.
+func checkpointsInInnermostLoops(t *testing.T, code []byte) (loops, calling int) {
+	t.Helper()
+	m, err := decodeModule(code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := m.nImportFuncs - 1 // the checkpoint is the last import
+	for i, b := range m.codes {
+		var fi fnInfo
+		if err := analyze(b, m.nImportFuncs, 0, len(m.types[m.funcTypes[i]].Params), m.nGlobals(), costs{}, &fi); err != nil {
+			t.Fatal(err)
+		}
+		r := &reader{b: b.b, base: b.base, off: fi.exprStart}
+		type open struct{ loop, inner, calls bool }
+		var stack []open
+		for !r.eof() {
+			in, err := decodeInst(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch in.kind {
+			case kBlock:
+				stack = append(stack, open{})
+			case kLoop:
+				for i := range stack {
+					if stack[i].loop {
+						stack[i].inner = true
+					}
+				}
+				stack = append(stack, open{loop: true})
+			case kCall:
+				if in.idx == cp {
+					for i := len(stack) - 1; i >= 0; i-- {
+						if stack[i].loop {
+							stack[i].calls = true
+							break
+						}
+					}
+				}
+			case kEnd:
+				if len(stack) == 0 {
+					continue
+				}
+				o := stack[len(stack)-1]
+				stack = stack[:len(stack)-1]
+				if o.loop && !o.inner {
+					loops++
+					if o.calls {
+						calling++
+					}
+				}
+			}
+		}
+	}
+	return loops, calling
+}
+
+// TestHotLoopsCallNothing: the checkpoint call of an innermost loop is out
+// of line, after the loop, so that no value of the loop lives across a
+// call (wazero's register allocator would spill such values on every
+// iteration). Only loops with parameters or too many locals keep it
+// inline.
+func TestHotLoopsCallNothing(t *testing.T) {
+	for name, inline := range map[string]int{"crc32.wasm": 0, "matmul.wasm": 0, "coremark.wasm": 0, "loops.wasm": 3} {
+		res, err := Instrument(readGuest(t, name), Options{MemoryLimit: 1 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		loops, calling := checkpointsInInnermostLoops(t, res.Code)
+		if loops == 0 || calling != inline {
+			t.Errorf("%s: %d of %d innermost loops call the checkpoint, want %d", name, calling, loops, inline)
+		}
 	}
 }
