@@ -160,13 +160,13 @@ func TestCheckpointAlwaysReached(t *testing.T) {
 		args          []uint64
 	}
 	for _, r := range []runaway{
-		{"tailcall.wasm", "tc_main", nil}, // return_call_indirect forever
+		{"tailcall.wasm", "tc_main", nil},  // return_call_indirect forever
 		{"loops.wasm", "spin_table", nil},  // a wrapped loop, back through br_table
 		{"loops.wasm", "spin_result", nil}, // a wrapped loop with a result
 		{"loops.wasm", "spin_fold", nil},   // charged through a call
 		{"loops.wasm", "spin_params", nil}, // a loop with parameters
 		{"loops.wasm", "spin_outer", nil},  // an outer loop
-		{"faults.wasm", "tc_main", nil},   // tc.open(0,0) = 0: returns 42, see below
+		{"faults.wasm", "tc_main", nil},    // tc.open(0,0) = 0: returns 42, see below
 	} {
 		for _, interp := range []bool{false, true} {
 			b := newBare(t, interp)
