@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -277,6 +276,32 @@ func BenchmarkInstantiate(b *testing.B) {
 	reportCPU(b, start)
 }
 
+// BenchmarkInstantiateRun: a fresh instance of a small C guest, one
+// activation (which touches its stack and data), closed again.
+func BenchmarkInstantiateRun(b *testing.B) {
+	ctx := context.Background()
+	r, err := New(ctx, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close(ctx)
+	m := compile(b, r, "counter.wasm", 1<<20)
+	h := &fakeHost{}
+	b.ReportAllocs()
+	start := cpuTime()
+	for b.Loop() {
+		inst, err := m.Instantiate(ctx, h)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := inst.Run(ctx, nil); err != nil {
+			b.Fatal(err)
+		}
+		inst.Close(ctx)
+	}
+	reportCPU(b, start)
+}
+
 // BenchmarkIdleInstances measures the memory of 1000 idle instances of a
 // small C guest, each run once (its stack and data touched). Run with
 // -benchtime=1x.
@@ -310,17 +335,6 @@ func BenchmarkIdleInstances(b *testing.B) {
 			inst.Close(ctx)
 		}
 	}
-}
-
-// cpuTime is the CPU time the process has used (all threads, GC
-// included): on a machine shared with other work it measures the cost of
-// an operation better than wall time.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // reportCPU adds the CPU time per op since start.

@@ -28,6 +28,20 @@ type activation struct {
 	exit   exitSignal
 	clock  [8]byte
 	line   []byte // partial log line
+	// making is the runtime's allocator context while wazero makes the
+	// instance, nil after.
+	making context.Context
+}
+
+// Value gives wazero the runtime's memory allocator while the instance is
+// made, and the caller's values otherwise.
+func (a *activation) Value(key any) any {
+	if a.making != nil {
+		if v := a.making.Value(key); v != nil {
+			return v
+		}
+	}
+	return a.Context.Value(key)
 }
 
 // memory is the guest memory for the Host, bound on first use.
@@ -92,7 +106,9 @@ func (m *Module) Instantiate(ctx context.Context, host runtime.Host) (runtime.In
 	a.enter(ctx, &b)
 	defer a.leave()
 
+	a.making = m.r.allocCtx
 	mod, err := m.r.rt.InstantiateModule(a, m.cm, m.r.modCfg)
+	a.making = nil
 	if err != nil {
 		if f := inst.classify(err); f != nil {
 			return nil, fmt.Errorf("wasm start function: %w", f)

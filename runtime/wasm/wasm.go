@@ -61,6 +61,9 @@ type Runtime struct {
 	// oobErr is wazero's out-of-bounds trap, found by provoking it once:
 	// wazero does not export its trap errors.
 	oobErr error
+	mem    *memPool
+	// allocCtx carries mem to wazero while an instance is made.
+	allocCtx context.Context
 
 	mu     sync.Mutex
 	closed bool
@@ -91,10 +94,13 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 		WithCompilationCache(cache).
 		WithCloseOnContextDone(false).
 		WithDebugInfoEnabled(false)
+	mem := newMemPool()
 	r := &Runtime{
-		rt:    wazero.NewRuntimeWithConfig(ctx, cfg),
-		cache: cache,
-		opts:  opts,
+		rt:       wazero.NewRuntimeWithConfig(ctx, cfg),
+		cache:    cache,
+		opts:     opts,
+		mem:      mem,
+		allocCtx: experimental.WithMemoryAllocator(context.Background(), mem),
 		// An explicit random source: the default seeds a math/rand source
 		// per instance, a third of the instantiation time. Guests never
 		// see it (the WASI subset is ours).
@@ -203,7 +209,8 @@ func (r *Runtime) Close(ctx context.Context) error {
 	}
 	r.closed = true
 	r.mu.Unlock()
-	err := r.rt.Close(ctx)
+	err := r.rt.Close(ctx) // frees every instance's memory into the pool
+	r.mem.close()
 	if cerr := r.cache.Close(ctx); err == nil {
 		err = cerr
 	}
