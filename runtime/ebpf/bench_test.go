@@ -12,6 +12,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 
 	"github.com/tinycontainer/tinycontainer/abi"
+	"github.com/tinycontainer/tinycontainer/bench/kernels"
 	"github.com/tinycontainer/tinycontainer/runtime"
 )
 
@@ -105,13 +106,13 @@ func instantiateWasm(b *testing.B, r wazero.Runtime, path string) api.Module {
 	return mod
 }
 
-// BenchmarkCRC32: the same C kernel (testdata/crc32_kernel.h) checksums
+// BenchmarkCRC32: the same C kernel (bench/kernels/crc32_kernel.h) checksums
 // 4 KiB per activation, as eBPF here and as WebAssembly in bare wazero
 // (compiler).
 func BenchmarkCRC32(b *testing.B) {
 	const size = 4096
 	b.Run("ebpf", func(b *testing.B) {
-		in, err := loadGuest(b, "crc32", 16*1024).Instantiate(context.Background(), nopHost{})
+		in, err := loadKernel(b, "crc32", 16*1024).Instantiate(context.Background(), nopHost{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -133,7 +134,15 @@ func BenchmarkCRC32(b *testing.B) {
 		ctx := context.Background()
 		r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler())
 		defer r.Close(ctx)
-		main := instantiateWasm(b, r, "testdata/crc32.wasm").ExportedFunction("tc_main")
+		code, err := kernels.Wasm("crc32")
+		if err != nil {
+			b.Fatal(err)
+		}
+		mod, err := r.Instantiate(ctx, code)
+		if err != nil {
+			b.Fatal(err)
+		}
+		main := mod.ExportedFunction("tc_main")
 		if _, err := main.Call(ctx); err != nil {
 			b.Fatal(err)
 		}
@@ -154,7 +163,12 @@ func BenchmarkCRC32(b *testing.B) {
 func BenchmarkInstantiate(b *testing.B) {
 	for _, name := range []string{"hello", "crc32"} {
 		b.Run(name, func(b *testing.B) {
-			m := loadGuest(b, name, 16*1024).(*Module)
+			var m *Module
+			if name == "crc32" {
+				m = loadKernel(b, name, 16*1024).(*Module)
+			} else {
+				m = loadGuest(b, name, 16*1024).(*Module)
+			}
 			b.ReportAllocs()
 			stop := cpuMeter(b, 1, "cpu-ns/op")
 			for b.Loop() {

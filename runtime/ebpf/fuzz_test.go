@@ -6,8 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -202,12 +200,7 @@ func FuzzProgram(f *testing.F) {
 		f.Add(true, assemble(f, s...))
 	}
 	f.Add(false, []byte("\x00\x21\x00\x00\x05\x00\x00\x00\x2e\x10\x00\x00\x00\x00\x00\x00"))
-	objs, _ := filepath.Glob("testdata/*.bpf.o")
-	for _, o := range objs {
-		obj, err := os.ReadFile(o)
-		if err != nil {
-			f.Fatal(err)
-		}
+	for _, obj := range seedObjects(f) {
 		if img, err := loadELF(obj, 1<<20); err == nil {
 			f.Add(true, img.code)
 		}
@@ -250,12 +243,7 @@ func FuzzProgram(f *testing.F) {
 // FuzzELF mutates real objects: the loader refuses them with a wrapped
 // error class or they run to an exit or a fault within their budget.
 func FuzzELF(f *testing.F) {
-	objs, _ := filepath.Glob("testdata/*.bpf.o")
-	for _, o := range objs {
-		obj, err := os.ReadFile(o)
-		if err != nil {
-			f.Fatal(err)
-		}
+	for _, obj := range seedObjects(f) {
 		f.Add(obj)
 	}
 	f.Fuzz(func(t *testing.T, obj []byte) {

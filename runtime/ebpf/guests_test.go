@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"hash/crc32"
 	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/cilium/ebpf/asm"
 
+	"github.com/tinycontainer/tinycontainer/bench/kernels"
 	"github.com/tinycontainer/tinycontainer/runtime"
 )
 
@@ -97,10 +99,45 @@ func TestGuestCRC32(t *testing.T) {
 		data[i] = byte(i*7 + 3)
 	}
 	want := int32(crc32.ChecksumIEEE(data))
-	got := activate(t, loadGuest(t, "crc32", 16*1024), newFakeHost(), 2)
+	got := activate(t, loadKernel(t, "crc32", 16*1024), newFakeHost(), 2)
 	if got[0] != want || got[1] != want {
 		t.Errorf("crc %#x %#x, want %#x", got[0], got[1], want)
 	}
+}
+
+// loadKernel compiles the eBPF build of bench kernel name.
+func loadKernel(t testing.TB, name string, limit uint64) runtime.Module {
+	t.Helper()
+	obj, err := kernels.BPF(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := New().Compile(context.Background(), obj, runtime.Config{MemoryLimit: limit})
+	if err != nil {
+		t.Fatalf("compile %s: %v", name, err)
+	}
+	return m
+}
+
+// seedObjects is every eBPF object of the tests: testdata/*.bpf.o and
+// the bench kernels' builds.
+func seedObjects(t testing.TB) [][]byte {
+	t.Helper()
+	paths, _ := filepath.Glob("testdata/*.bpf.o")
+	var objs [][]byte
+	for _, p := range paths {
+		obj, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs = append(objs, obj)
+	}
+	for _, k := range kernels.List() {
+		if obj, err := kernels.BPF(k); err == nil {
+			objs = append(objs, obj)
+		}
+	}
+	return objs
 }
 
 // runFault runs guest name once and returns its error.
@@ -173,7 +210,7 @@ func TestGuestFaults(t *testing.T) {
 }
 
 func TestMemoryLimit(t *testing.T) {
-	obj, err := os.ReadFile("testdata/crc32.bpf.o")
+	obj, err := kernels.BPF("crc32")
 	if err != nil {
 		t.Fatal(err)
 	}
