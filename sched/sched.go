@@ -57,6 +57,7 @@ type entry struct {
 	timerIx int // index in the timer heap, -1 when not in it
 	queued  bool
 	running bool
+	again   bool // released while running: run once more afterwards
 	removed bool
 	idle    chan struct{} // closed when a removed entry stops running
 }
@@ -165,8 +166,12 @@ func (s *Scheduler) drop(e *entry) {
 // It never blocks for long and may be called from any goroutine.
 func (s *Scheduler) Release(id string) {
 	s.mu.Lock()
-	if e, ok := s.tasks[id]; ok && !e.queued && !e.running {
-		s.enqueue(e, runtime.Now())
+	if e, ok := s.tasks[id]; ok && !e.queued {
+		if e.running {
+			e.again = true // not lost: the activation ahead may have missed it
+		} else {
+			s.enqueue(e, runtime.Now())
+		}
 	}
 	s.mu.Unlock()
 }
@@ -316,7 +321,9 @@ func (s *Scheduler) worker(ctx context.Context) {
 		if removed && e.idle != nil {
 			close(e.idle)
 		}
-		if !e.removed && !s.closed && e.t.Schedule().Trigger == meta.Event && e.t.Ready() {
+		again := e.again
+		e.again = false
+		if !e.removed && !s.closed && e.t.Schedule().Trigger == meta.Event && (again || e.t.Ready()) {
 			s.enqueue(e, runtime.Now())
 		}
 		s.mu.Unlock()

@@ -269,3 +269,25 @@ func TestManyWorkersHammer(t *testing.T) {
 		}
 	}
 }
+
+// A release that arrives while the task runs is not lost (regression: the
+// activation-overhead benchmark hung when its release raced the end of the
+// previous activation).
+func TestReleaseDuringActivationIsNotLost(t *testing.T) {
+	s := start(t, Options{})
+	gate := make(chan struct{})
+	var running atomic.Bool
+	f := &fakeTask{sched: meta.Schedule{Trigger: meta.Event, Budget: time.Millisecond}, run: func(*runtime.Budget) error {
+		running.Store(true)
+		<-gate
+		running.Store(false)
+		return nil
+	}}
+	s.Add("e", f)
+	s.Release("e")
+	eventually(t, "the first activation", running.Load)
+	s.Release("e") // while running
+	gate <- struct{}{}
+	eventually(t, "the second activation", func() bool { return f.activations.Load() == 2 })
+	gate <- struct{}{}
+}
