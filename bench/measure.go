@@ -11,6 +11,7 @@ import (
 	"github.com/tinycontainer/tinycontainer/abi"
 	"github.com/tinycontainer/tinycontainer/container"
 	"github.com/tinycontainer/tinycontainer/device"
+	"github.com/tinycontainer/tinycontainer/mgmt"
 	"github.com/tinycontainer/tinycontainer/runtime"
 	"github.com/tinycontainer/tinycontainer/sched"
 )
@@ -271,4 +272,37 @@ func BudgetStop(kind string, o Options) (Result, error) {
 	return judged(Result{Name: kind + "/budget_stop_p99", Value: float64(p99.Nanoseconds()) / 1000, Unit: "us after deadline",
 		Target: "< 1 ms", Note: fmt.Sprintf("runaway with a 1 ms budget, %d runs; p50 %v", n, percentile(samples, 0.5).Round(100*time.Nanosecond))},
 		p99 < time.Millisecond), nil
+}
+
+// MessageLatency measures the time from a publish on the device's bus to
+// the subscribed container's activation having handled it (it logs the
+// payload; the log line is the finish mark).
+func MessageLatency(o Options) (Result, error) {
+	seen := make(chan struct{}, 1)
+	r, err := newRig(device.Options{OnLog: func(mgmt.LogLine) { seen <- struct{}{} }})
+	if err != nil {
+		return Result{}, err
+	}
+	defer r.close()
+	if err := r.install(manifest("echo", "wasm", "  - {name: log, ops: [write]}\n"), guest("echo.wasm")); err != nil {
+		return Result{}, err
+	}
+	n := o.n(5000, 100)
+	samples := make([]time.Duration, 0, n)
+	payload := []byte("ping")
+	for range n {
+		t0 := time.Now()
+		if err := r.d.Bus().Publish("bench", "bench/echo", payload); err != nil {
+			return Result{}, err
+		}
+		select {
+		case <-seen:
+		case <-time.After(10 * time.Second):
+			return Result{}, errors.New("message not handled")
+		}
+		samples = append(samples, time.Since(t0))
+	}
+	return Result{Name: "msg/publish_to_activation_p50", Value: float64(percentile(samples, 0.5).Nanoseconds()) / 1000, Unit: "us",
+		Note: fmt.Sprintf("publish on the bus to the event container's activation logging it; p99 %v, %d messages",
+			percentile(samples, 0.99).Round(100*time.Nanosecond), n)}, nil
 }

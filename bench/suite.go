@@ -34,6 +34,8 @@ func Run(o Options, progress func(Result)) []Result {
 		one(kind+"/budget_stop_p99", func() (Result, error) { return BudgetStop(kind, o) })
 	}
 	one("wasm/idle_container_rss", func() (Result, error) { return Density(o) })
+	one("msg/publish_to_activation", func() (Result, error) { return MessageLatency(o) })
+	add(MLInference(o)...)
 	return out
 }
 

@@ -72,6 +72,7 @@ type Device struct {
 	sched    *sched.Scheduler
 	runtimes map[runtime.Kind]runtime.Runtime
 	models   *tflite.Cache // parsed models of the ml endpoint, per container
+	mods     *modCache     // compiled code shared by containers running the same code
 	logs     *logBook
 	audit    *auditLog
 
@@ -95,7 +96,7 @@ var (
 // New builds a device. Run starts its scheduler.
 func New(ctx context.Context, opts Options) (*Device, error) {
 	d := &Device{opts: opts, log: opts.Logger, start: runtime.Now(), reg: endpoint.NewRegistry(),
-		containers: map[string]*installed{}, logs: newLogBook()}
+		containers: map[string]*installed{}, logs: newLogBook(), mods: newModCache()}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
@@ -219,7 +220,7 @@ func (d *Device) build(ctx context.Context, m *meta.Manifest, code []byte) (*con
 	if !ok {
 		return nil, fmt.Errorf("%w: runtime %q is not available on this device", ErrInvalid, m.Runtime)
 	}
-	mod, err := rt.Compile(ctx, code, runtime.Config{MemoryLimit: m.Limits.Memory})
+	mod, err := d.mods.compile(ctx, rt, code, runtime.Config{MemoryLimit: m.Limits.Memory})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrInvalid, m.Name, err)
 	}

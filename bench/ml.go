@@ -1,0 +1,91 @@
+package bench
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	goruntime "runtime"
+	"time"
+
+	"github.com/tinycontainer/tinycontainer/ml/tflite"
+)
+
+// mlModels are the MLPerf Tiny models of ../shared/tinyml with TFLite
+// Micro's reference-kernel time per inference (-O2, this machine) and its
+// arena size.
+var mlModels = []struct {
+	name, model, input string
+	tflm               time.Duration
+	arena              int
+}{
+	{"kws", "mlperf_tiny/kws/kws_ref_model.tflite", "mlperf_tiny/kws/kws_input0.int8.bin", 2300 * time.Microsecond, 24000},
+	{"ic", "mlperf_tiny/ic/pretrainedResnet_quant.tflite", "mlperf_tiny/ic/ic_input0.int8.bin", 7060 * time.Microsecond, 55712},
+	{"vww", "mlperf_tiny/vww/vww_96_int8.tflite", "mlperf_tiny/vww/vww_input0.int8.bin", 6030 * time.Microsecond, 103392},
+	{"ad", "mlperf_tiny/ad/ad01_int8.tflite", "mlperf_tiny/ad/ad_window0.int8.bin", 140 * time.Microsecond, 3424},
+}
+
+// TinyMLDir is where the shared models live: $TINYML_DIR, else
+// ../shared/tinyml relative to the working directory (the repository).
+func TinyMLDir() string {
+	if d := os.Getenv("TINYML_DIR"); d != "" {
+		return d
+	}
+	return filepath.Join("..", "shared", "tinyml")
+}
+
+// MLInference measures host inference per model against TFLite Micro's
+// reference kernels (target: at least 2x faster) and its arena (target:
+// no larger). Models that are not present are skipped with a note.
+func MLInference(o Options) []Result {
+	var out []Result
+	for _, m := range mlModels {
+		name := "ml/" + m.name + "_inference"
+		model, err1 := os.ReadFile(filepath.Join(TinyMLDir(), m.model))
+		input, err2 := os.ReadFile(filepath.Join(TinyMLDir(), m.input))
+		if err1 != nil || err2 != nil {
+			out = append(out, Result{Name: name, Note: "skipped: model not found under " + TinyMLDir() + " (set TINYML_DIR)"})
+			continue
+		}
+		r, err := mlOne(model, input, o.n(200, 5))
+		if err != nil {
+			out = append(out, Result{Name: name, Note: "failed: " + err.Error()})
+			continue
+		}
+		target := m.tflm / 2
+		out = append(out, judged(Result{Name: name, Value: float64(r.per.Nanoseconds()) / 1e6, Unit: "ms",
+			Target: "<= " + target.String(), Note: fmt.Sprintf("TFLM reference %v; %.1fx faster", m.tflm, float64(m.tflm)/float64(r.per))},
+			r.per <= target))
+		out = append(out, judged(Result{Name: "ml/" + m.name + "_arena", Value: float64(r.arena), Unit: "bytes",
+			Target: fmt.Sprintf("<= %d", m.arena), Note: "scratch memory (arena + kernel scratch) vs TFLM's arena"}, r.arena <= m.arena))
+	}
+	return out
+}
+
+type mlResult struct {
+	per   time.Duration
+	arena int
+}
+
+func mlOne(model, input []byte, n int) (mlResult, error) {
+	md, err := tflite.Parse(model)
+	if err != nil {
+		return mlResult{}, err
+	}
+	it, err := tflite.NewInterpreter(md)
+	if err != nil {
+		return mlResult{}, err
+	}
+	out := make([]byte, md.Output().Bytes)
+	if _, err := it.Invoke(model, input, out); err != nil { // warm up
+		return mlResult{}, err
+	}
+	goruntime.LockOSThread()
+	defer goruntime.UnlockOSThread()
+	t0 := threadCPU()
+	for range n {
+		if _, err := it.Invoke(model, input, out); err != nil {
+			return mlResult{}, err
+		}
+	}
+	return mlResult{per: (threadCPU() - t0) / time.Duration(n), arena: it.ArenaBytes() + it.ScratchBytes()}, nil
+}
