@@ -51,6 +51,23 @@ TC_IMPORT("close") int32_t tc_close(int32_t handle);
 #define TC_MAIN(fn) \
 	__attribute__((export_name("tc_main"))) int32_t tc_main(void) { return fn(); }
 
+#ifdef TC_WASI
+/* The WASI subset a WebAssembly container may import (SPEC section 2):
+ * fd_write to fd 1 and 2 goes to the log (needs `log`), clock_time_get
+ * reads the clock (needs `clock`). Results are WASI errnos (0 = success). */
+#define TC_WASI_IMPORT(n) __attribute__((import_module("wasi_snapshot_preview1"), import_name(n)))
+struct tc_iovec {
+	const void *buf;
+	uint32_t len;
+};
+TC_WASI_IMPORT("fd_write") int32_t fd_write(int32_t fd, const struct tc_iovec *iovs, uint32_t n, uint32_t *written);
+TC_WASI_IMPORT("clock_time_get") int32_t clock_time_get(uint32_t id, uint64_t precision, uint64_t *out);
+TC_WASI_IMPORT("random_get") int32_t random_get(void *buf, uint32_t len);
+TC_WASI_IMPORT("args_sizes_get") int32_t args_sizes_get(uint32_t *argc, uint32_t *size);
+TC_WASI_IMPORT("environ_sizes_get") int32_t environ_sizes_get(uint32_t *count, uint32_t *size);
+TC_WASI_IMPORT("proc_exit") __attribute__((noreturn)) void proc_exit(uint32_t code);
+#endif
+
 #elif defined(__bpf__)
 
 /* eBPF helpers 1-3. Guest addresses fit in 32 bits (SPEC section 2). */

@@ -1,0 +1,83 @@
+package conformance
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/tinycontainer/tinycontainer/device"
+	"github.com/tinycontainer/tinycontainer/meta"
+	"github.com/tinycontainer/tinycontainer/mgmt"
+)
+
+// The WASI subset (SPEC section 2, WebAssembly only): fd_write to fd 1 and 2
+// is the container's log and needs `log`; clock_time_get needs `clock`.
+func TestWASISubset(t *testing.T) {
+	code, err := os.ReadFile("testdata/wasi.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name     string
+		rules    string
+		wantExit int32
+		lines    []string
+		denied   uint64
+	}{
+		{"granted", "\n  - {name: log, ops: [write]}\n  - {name: clock, ops: [read]}\n", 0,
+			[]string{"hello from stdout", "partial line from stderr"}, 0},
+		{"no log, no clock", " []\n", 3, nil, 3},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			lines := make(chan mgmt.LogLine, 16)
+			ctx, cancel := context.WithCancel(context.Background())
+			d, err := device.New(ctx, device.Options{OnLog: func(l mgmt.LogLine) { lines <- l }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan struct{})
+			go func() { d.Run(ctx); close(done) }()
+			defer func() { cancel(); <-done; d.Close(context.Background()) }()
+			m, err := meta.Parse([]byte("name: wasi\ntenant: t1\nversion: 1\nruntime: wasm\nschedule: {trigger: once}\nendpoints:" + c.rules))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := d.Install(ctx, m, code); err != nil {
+				t.Fatal(err)
+			}
+			if err := d.Start("wasi"); err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range c.lines {
+				select {
+				case l := <-lines:
+					if l.Text != want || l.Container != "wasi" {
+						t.Fatalf("log line %+v, want %q", l, want)
+					}
+				case <-time.After(10 * time.Second):
+					t.Fatalf("no log line %q", want)
+				}
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				st, _ := d.Status("wasi")
+				if st.State == mgmt.StateStopped && st.Activations == 1 {
+					if st.ExitCode != c.wantExit || st.DeniedCalls != c.denied || st.Faults != 0 {
+						t.Fatalf("status %+v: want exit %d and %d denied calls", st, c.wantExit, c.denied)
+					}
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("once container did not finish: %+v", st)
+				}
+				time.Sleep(time.Millisecond)
+			}
+			select {
+			case l := <-lines:
+				t.Fatalf("unexpected log line %+v", l)
+			default:
+			}
+		})
+	}
+}
