@@ -1,0 +1,67 @@
+package conformance
+
+import (
+	"context"
+	"encoding/hex"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/tinycontainer/tinycontainer/device"
+	"github.com/tinycontainer/tinycontainer/meta"
+	"github.com/tinycontainer/tinycontainer/mgmt"
+	"github.com/tinycontainer/tinycontainer/ml/tflite"
+)
+
+// The ml endpoint (SPEC section 3) runs a model that lives in the guest's
+// own memory, from every runtime, with the same result as the host engine.
+func TestMLEndpointFromEveryRuntime(t *testing.T) {
+	model, err := os.ReadFile("../ml/tflite/testdata/demo_model.tflite")
+	if err != nil {
+		t.Fatal(err)
+	}
+	input := make([]byte, 48)
+	for i := range input {
+		input[i] = byte(int8(i*7 - 100))
+	}
+	want, err := tflite.Run(model, input)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rt := range []struct{ kind, file string }{{"wasm", "testdata/mlinvoke.wasm"}, {"ebpf", "testdata/mlinvoke.bpf.o"}} {
+		t.Run(rt.kind, func(t *testing.T) {
+			code, err := os.ReadFile(rt.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines := make(chan mgmt.LogLine, 4)
+			ctx, cancel := context.WithCancel(context.Background())
+			d, err := device.New(ctx, device.Options{OnLog: func(l mgmt.LogLine) { lines <- l }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan struct{})
+			go func() { d.Run(ctx); close(done) }()
+			defer func() { cancel(); <-done; d.Close(context.Background()) }()
+			m, err := meta.Parse([]byte("name: ml\ntenant: t1\nversion: 1\nruntime: " + rt.kind +
+				"\nschedule: {trigger: once, budget: 1s}\nlimits: {memory: 64KiB}\nendpoints:\n  - {name: ml, ops: [invoke]}\n  - {name: log, ops: [write]}\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := d.Install(ctx, m, code); err != nil {
+				t.Fatal(err)
+			}
+			if err := d.Start("ml"); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case l := <-lines:
+				if l.Text != hex.EncodeToString(want) {
+					t.Fatalf("%s guest got %s from ml, the host engine gives %x", rt.kind, l.Text, want)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("no result logged")
+			}
+		})
+	}
+}

@@ -1,0 +1,2 @@
+/* mlinvoke built for eBPF: the same source as mlinvoke.c. */
+#include "mlinvoke.c"
