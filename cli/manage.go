@@ -326,6 +326,16 @@ func (f *mgmtFlags) dial(ctx context.Context) (*coap.Client, error) {
 	return coap.Dial(ctx, f.addr, coap.ClientOptions{Timeout: f.timeout})
 }
 
+// with runs do with a client of the device, closed afterwards.
+func (f *mgmtFlags) with(ctx context.Context, do func(c *coap.Client) error) error {
+	c, err := f.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return do(c)
+}
+
 // exec signs and sends one command, then prints its JSON result.
 func (f *mgmtFlags) exec(cmd *cobra.Command, verb, target string, body []byte) error {
 	if f.key == "" {
@@ -387,20 +397,17 @@ func newDeployCmd() *cobra.Command {
 			if err != nil {
 				return usageError{err}
 			}
-			c, err := mf.dial(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			st, err := c.Deploy(cmd.Context(), img)
-			if err != nil {
-				return err
-			}
-			if mf.asJSON {
-				return writeJSON(cmd.OutOrStdout(), st)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "deployed %s v%d (tenant %s): %s\n", st.Name, st.Version, st.Tenant, st.State)
-			return nil
+			return mf.with(cmd.Context(), func(c *coap.Client) error {
+				st, err := c.Deploy(cmd.Context(), img)
+				if err != nil {
+					return err
+				}
+				if mf.asJSON {
+					return writeJSON(cmd.OutOrStdout(), st)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "deployed %s v%d (tenant %s): %s\n", st.Name, st.Version, st.Tenant, st.State)
+				return nil
+			})
 		},
 	}
 	mf.add(cmd, false)
@@ -416,20 +423,13 @@ func newPsCmd() *cobra.Command {
 		Example: "  tinycontainer ps\n  tinycontainer ps --json",
 		Args:    usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := mf.dial(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			cs, err := c.List(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if mf.asJSON {
-				return writeJSON(cmd.OutOrStdout(), nonNil(cs))
-			}
-			printTable(cmd.OutOrStdout(), cs)
-			return nil
+			return mf.with(cmd.Context(), func(c *coap.Client) error {
+				cs, err := c.List(cmd.Context())
+				if err != nil {
+					return err
+				}
+				return mf.show(cmd, cs)
+			})
 		},
 	}
 	mf.add(cmd, false)
@@ -437,11 +437,16 @@ func newPsCmd() *cobra.Command {
 	return cmd
 }
 
-func nonNil(cs []mgmt.ContainerStatus) []mgmt.ContainerStatus {
-	if cs == nil {
-		return []mgmt.ContainerStatus{}
+// show prints containers as a JSON array (never null) or a table.
+func (f *mgmtFlags) show(cmd *cobra.Command, cs []mgmt.ContainerStatus) error {
+	if f.asJSON {
+		if cs == nil {
+			cs = []mgmt.ContainerStatus{}
+		}
+		return writeJSON(cmd.OutOrStdout(), cs)
 	}
-	return cs
+	printTable(cmd.OutOrStdout(), cs)
+	return nil
 }
 
 func newStatusCmd() *cobra.Command {
@@ -452,20 +457,16 @@ func newStatusCmd() *cobra.Command {
 		Example: "  tinycontainer status thermo --json",
 		Args:    usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := mf.dial(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			st, err := c.Status(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if mf.asJSON {
-				return writeJSON(cmd.OutOrStdout(), st)
-			}
-			printTable(cmd.OutOrStdout(), []mgmt.ContainerStatus{st})
-			return nil
+			return mf.with(cmd.Context(), func(c *coap.Client) error {
+				st, err := c.Status(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				if mf.asJSON {
+					return writeJSON(cmd.OutOrStdout(), st) // one object, as SPEC's status
+				}
+				return mf.show(cmd, []mgmt.ContainerStatus{st})
+			})
 		},
 	}
 	mf.add(cmd, false)
@@ -497,29 +498,26 @@ func newMetaCmd() *cobra.Command {
 		Example: "  tinycontainer meta get thermo",
 		Args:    usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := gf.dial(cmd.Context())
-			if err != nil {
+			return gf.with(cmd.Context(), func(c *coap.Client) error {
+				b, err := c.Meta(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				if gf.asJSON {
+					_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s\n", b)
+					return err
+				}
+				m, err := meta.Parse(b)
+				if err != nil {
+					return err
+				}
+				y, err := m.YAML()
+				if err != nil {
+					return err
+				}
+				_, err = cmd.OutOrStdout().Write(y)
 				return err
-			}
-			defer c.Close()
-			b, err := c.Meta(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if gf.asJSON {
-				_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s\n", b)
-				return err
-			}
-			m, err := meta.Parse(b)
-			if err != nil {
-				return err
-			}
-			y, err := m.YAML()
-			if err != nil {
-				return err
-			}
-			_, err = cmd.OutOrStdout().Write(y)
-			return err
+			})
 		},
 	}
 	gf.add(get, false)
@@ -579,44 +577,41 @@ func newLogsCmd() *cobra.Command {
 		Args:    usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			c, err := mf.dial(ctx)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			out := cmd.OutOrStdout()
-			// Page through what the device keeps; the page bound stops a
-			// container that logs faster than we read from holding us here.
-			var last uint64
-			for range maxLogPages {
-				lines, err := c.Logs(ctx, args[0], last, logPage)
+			return mf.with(ctx, func(c *coap.Client) error {
+				out := cmd.OutOrStdout()
+				// Page through what the device keeps; the page bound stops a
+				// container that logs faster than we read from holding us here.
+				var last uint64
+				for range maxLogPages {
+					lines, err := c.Logs(ctx, args[0], last, logPage)
+					if err != nil {
+						return err
+					}
+					for _, l := range lines {
+						fmt.Fprintf(out, "%s %s: %s\n", l.Time.Format(time.RFC3339Nano), l.Container, l.Text)
+						last = l.Seq
+					}
+					if len(lines) < logPage {
+						break
+					}
+				}
+				if !follow {
+					return nil
+				}
+				ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+				defer stop()
+				ch, err := c.WatchLogs(ctx, args[0], last)
 				if err != nil {
 					return err
 				}
-				for _, l := range lines {
+				for l := range ch {
 					fmt.Fprintf(out, "%s %s: %s\n", l.Time.Format(time.RFC3339Nano), l.Container, l.Text)
-					last = l.Seq
 				}
-				if len(lines) < logPage {
-					break
+				if ctx.Err() == nil {
+					return errors.New("the device ended the log stream")
 				}
-			}
-			if !follow {
 				return nil
-			}
-			ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			ch, err := c.WatchLogs(ctx, args[0], last)
-			if err != nil {
-				return err
-			}
-			for l := range ch {
-				fmt.Fprintf(out, "%s %s: %s\n", l.Time.Format(time.RFC3339Nano), l.Container, l.Text)
-			}
-			if ctx.Err() == nil {
-				return errors.New("the device ended the log stream")
-			}
-			return nil
+			})
 		},
 	}
 	mf.add(cmd, false)
@@ -632,26 +627,21 @@ func newStatsCmd() *cobra.Command {
 		Example: "  tinycontainer stats --json\n  tinycontainer stats thermo",
 		Args:    usageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := mf.dial(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			var cs []mgmt.ContainerStatus
-			if len(args) == 1 {
-				st, err := c.ContainerStats(cmd.Context(), args[0])
+			return mf.with(cmd.Context(), func(c *coap.Client) error {
+				var cs []mgmt.ContainerStatus
+				var err error
+				if len(args) == 1 {
+					var st mgmt.ContainerStatus
+					st, err = c.ContainerStats(cmd.Context(), args[0])
+					cs = []mgmt.ContainerStatus{st}
+				} else {
+					cs, err = c.Stats(cmd.Context())
+				}
 				if err != nil {
 					return err
 				}
-				cs = []mgmt.ContainerStatus{st}
-			} else if cs, err = c.Stats(cmd.Context()); err != nil {
-				return err
-			}
-			if mf.asJSON {
-				return writeJSON(cmd.OutOrStdout(), nonNil(cs))
-			}
-			printTable(cmd.OutOrStdout(), cs)
-			return nil
+				return mf.show(cmd, cs)
+			})
 		},
 	}
 	mf.add(cmd, false)
@@ -676,25 +666,22 @@ func newAuditCmd() *cobra.Command {
 			if limit < 1 || limit > maxAuditLimit {
 				return usagef("--limit must be 1..%d", maxAuditLimit)
 			}
-			c, err := mf.dial(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			es, err := c.Audit(cmd.Context(), limit)
-			if err != nil {
-				return err
-			}
-			if mf.asJSON {
-				if es == nil {
-					es = []mgmt.AuditEntry{}
+			return mf.with(cmd.Context(), func(c *coap.Client) error {
+				es, err := c.Audit(cmd.Context(), limit)
+				if err != nil {
+					return err
 				}
-				return writeJSON(cmd.OutOrStdout(), es)
-			}
-			for _, e := range es {
-				fmt.Fprintf(cmd.OutOrStdout(), "%s %s (%s) %s %s: %s\n", e.Time.Format(time.RFC3339), e.Container, e.Tenant, e.Op, e.Endpoint, e.Reason)
-			}
-			return nil
+				if mf.asJSON {
+					if es == nil {
+						es = []mgmt.AuditEntry{}
+					}
+					return writeJSON(cmd.OutOrStdout(), es)
+				}
+				for _, e := range es {
+					fmt.Fprintf(cmd.OutOrStdout(), "%s %s (%s) %s %s: %s\n", e.Time.Format(time.RFC3339), e.Container, e.Tenant, e.Op, e.Endpoint, e.Reason)
+				}
+				return nil
+			})
 		},
 	}
 	mf.add(cmd, false)
