@@ -272,7 +272,7 @@ type emitter struct {
 	params   []byte      // parameter types of the function
 	decls    []localDecl // its local declarations
 	labels   labels
-	saved    []uint32
+	saves    []scratchSave
 	paramIdx []uint32
 }
 
@@ -502,28 +502,111 @@ func (e *emitter) loopTail(l label) {
 
 // checkpointCall calls the checkpoint with locals saved in scratch
 // globals around the call, so that no value of theirs lives across it.
+// Numbers are packed into v128 globals, four 32-bit or two 64-bit lanes
+// each (every global costs each instance an allocation); v128 and
+// reference locals get a global each.
 func (e *emitter) checkpointCall(locals []uint32) {
-	var k [256]int
-	globals := e.saved[:0]
+	saves := e.saves[:0]
+	v128s := 0 // v128 scratch globals used
+	var refs [256]int
+	for _, width := range []int{32, 64} {
+		lanes := 128 / width
+		var cur *scratchSave
+		for _, x := range locals {
+			t := e.localType(x)
+			if laneWidth(t) != width {
+				continue
+			}
+			if cur == nil || len(cur.locals) == lanes {
+				saves = append(saves, scratchSave{g: e.scratch(0x7B, v128s)})
+				v128s++
+				cur = &saves[len(saves)-1]
+			}
+			cur.locals = append(cur.locals, x)
+			cur.types = append(cur.types, t)
+		}
+	}
 	for _, x := range locals {
-		t := e.localType(x)
-		g := e.scratch(t, k[t])
-		k[t]++
-		globals = append(globals, g)
-		e.op(0x20)
-		e.u32(x) // local.get x
+		switch t := e.localType(x); {
+		case t == 0x7B:
+			saves = append(saves, scratchSave{g: e.scratch(t, v128s), locals: []uint32{x}})
+			v128s++
+		case laneWidth(t) == 0:
+			saves = append(saves, scratchSave{g: e.scratch(t, refs[t]), locals: []uint32{x}})
+			refs[t]++
+		}
+	}
+	for _, sv := range saves {
+		if sv.types == nil { // a whole global
+			e.op(0x20)
+			e.u32(sv.locals[0]) // local.get x
+			e.op(0x24)
+			e.u32(sv.g) // global.set g
+			continue
+		}
+		e.op(0x23)
+		e.u32(sv.g) // global.get g: its lanes are overwritten
+		for lane, x := range sv.locals {
+			e.op(0x20)
+			e.u32(x)
+			e.op(0xFD, laneOp(sv.types[lane], true), byte(lane)) // T.replace_lane
+		}
 		e.op(0x24)
-		e.u32(g) // global.set g
+		e.u32(sv.g)
 	}
 	e.op(0x10)
 	e.u32(e.checkpoint)
-	for i, x := range locals {
-		e.op(0x23)
-		e.u32(globals[i]) // global.get g
-		e.op(0x21)
-		e.u32(x) // local.set x
+	for _, sv := range saves {
+		for lane, x := range sv.locals {
+			e.op(0x23)
+			e.u32(sv.g)
+			if sv.types != nil {
+				e.op(0xFD, laneOp(sv.types[lane], false), byte(lane)) // T.extract_lane
+			}
+			e.op(0x21)
+			e.u32(x) // local.set x
+		}
 	}
-	e.saved = globals
+	e.saves = saves
+}
+
+// scratchSave is one scratch global of a checkpoint call and the locals
+// it holds: lanes of the given types, or (types nil) the whole global.
+type scratchSave struct {
+	g      uint32
+	locals []uint32
+	types  []byte
+}
+
+// laneWidth is the bits a number type takes in a v128 lane, 0 for the
+// types that are saved whole.
+func laneWidth(t byte) int {
+	switch t {
+	case 0x7F, 0x7D:
+		return 32
+	case 0x7E, 0x7C:
+		return 64
+	}
+	return 0
+}
+
+// laneOp is the SIMD opcode that puts (replace) or gets a lane of type t.
+func laneOp(t byte, replace bool) byte {
+	var op byte
+	switch t {
+	case 0x7F:
+		op = 0x1B // i32x4.extract_lane
+	case 0x7E:
+		op = 0x1D // i64x2.extract_lane
+	case 0x7D:
+		op = 0x1F // f32x4.extract_lane
+	default:
+		op = 0x21 // f64x2.extract_lane
+	}
+	if replace {
+		op++
+	}
+	return op
 }
 
 // branch copies a br, br_if or br_table with its depths converted.
