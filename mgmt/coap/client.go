@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	piondtls "github.com/pion/dtls/v3"
+	dtlsnet "github.com/pion/dtls/v3/pkg/net"
 	"github.com/plgd-dev/go-coap/v3/dtls"
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
@@ -91,27 +93,49 @@ func Dial(ctx context.Context, addr string, opts ClientOptions) (*Client, error)
 		cc  *client.Conn
 		err error
 	)
+	pctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+	defer cancel()
 	if opts.PSK == nil {
 		cc, err = udp.Dial(addr, copts...)
 	} else {
-		key := bytes.Clone(opts.PSK)
-		cc, err = dtls.Dial(addr, dtls.NewDTLSClientOptions(
-			piondtls.WithPSK(func([]byte) ([]byte, error) { return key, nil }),
-			piondtls.WithPSKIdentityHint([]byte(opts.PSKIdentity)),
-			piondtls.WithCipherSuites(piondtls.TLS_PSK_WITH_AES_128_CCM_8),
-		), copts...)
+		cc, err = dialDTLS(pctx, addr, opts, copts)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: dial %s: %w", mgmt.ErrUnavailable, addr, err)
 	}
 	c.cc = cc
-	pctx, cancel := context.WithTimeout(ctx, opts.Timeout)
-	defer cancel()
 	if err := cc.Ping(pctx); err != nil {
 		_ = c.Close()
 		return nil, fmt.Errorf("%w: device at %s does not answer: %w", mgmt.ErrUnavailable, addr, err)
 	}
 	return c, nil
+}
+
+// dialDTLS does the DTLS handshake within ctx (go-coap's own Dial leaves it
+// to the first write, which does not honour a context) and then wraps the
+// session in a CoAP connection.
+func dialDTLS(ctx context.Context, addr string, opts ClientOptions, copts []udp.Option) (*client.Conn, error) {
+	var d net.Dialer
+	raw, err := d.DialContext(ctx, "udp", addr)
+	if err != nil {
+		return nil, err
+	}
+	key := bytes.Clone(opts.PSK)
+	conn, err := piondtls.ClientWithOptions(dtlsnet.PacketConnFromConn(raw), raw.RemoteAddr(),
+		piondtls.WithPSK(func([]byte) ([]byte, error) { return key, nil }),
+		piondtls.WithPSKIdentityHint([]byte(opts.PSKIdentity)),
+		piondtls.WithCipherSuites(piondtls.TLS_PSK_WITH_AES_128_CCM_8),
+	)
+	if err != nil {
+		_ = raw.Close()
+		return nil, err
+	}
+	if err := conn.HandshakeContext(ctx); err != nil {
+		_ = conn.Close()
+		_ = raw.Close()
+		return nil, fmt.Errorf("DTLS handshake: %w", err)
+	}
+	return dtls.Client(conn, append(copts, options.WithCloseSocket())...), nil
 }
 
 // Close ends the connection and every observation on it.
