@@ -15,7 +15,11 @@
 // pass) at function entry and, in functions with loops, at every loop
 // header through a local copy that lives in a register. Small loop-free
 // non-recursive functions are left untouched and charged at their call
-// sites, so hot leaf helpers pay nothing.
+// sites, so hot leaf helpers pay nothing. In innermost loops and at
+// function entries the checkpoint call is out of line, with the locals
+// saved in scratch globals around it, so that no value of the hot code
+// lives across a call; the checkpoint import must never call back into
+// the guest, since those globals are shared.
 package instrument
 
 import (
