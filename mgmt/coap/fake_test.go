@@ -227,3 +227,10 @@ func (d *fakeDevice) locked(f func()) {
 	defer d.mu.Unlock()
 	f()
 }
+
+// len is the number of live observations, for tests.
+func (t *observations) len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.m)
+}

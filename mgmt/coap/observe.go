@@ -80,12 +80,6 @@ func (t *observations) reset(remote string, mid int32) {
 	}
 }
 
-func (t *observations) len() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.m)
-}
-
 // observe registers a log observation: it answers with the lines after the
 // requested sequence number, then notifies each batch of new lines.
 func (s *Server) observe(w *responsewriter.ResponseWriter[*client.Conn], r *pool.Message, req request) {
@@ -125,11 +119,16 @@ func (s *Server) observe(w *responsewriter.ResponseWriter[*client.Conn], r *pool
 		s.opts.Errors(fmt.Errorf("coap: respond: %w", err))
 	}
 	token := append(message.Token(nil), r.Token()...)
+	// If the connection goes before the response is written, start never
+	// runs; this still frees the slot and ends the device's watch.
+	stop := context.AfterFunc(cc.Context(), func() { s.obs.remove(key, o) })
 	start := func() {
 		if !s.goNotify(func() {
 			defer s.obs.remove(key, o)
+			defer stop()
 			s.notify(ctx, cc, o, token, req.name, ch, rest, last, seq)
 		}) {
+			stop()
 			s.obs.remove(key, o)
 		}
 	}

@@ -660,3 +660,19 @@ func TestDTLSPSK(t *testing.T) {
 		t.Errorf("Serve with a short PSK = %v", err)
 	}
 }
+
+// TestObserverGone: a client that vanishes without deregistering is
+// forgotten once its peer is idle for IdleTimeout.
+func TestObserverGone(t *testing.T) {
+	s, dev := startServer(t, ServerOptions{IdleTimeout: 300 * time.Millisecond})
+	c, err := Dial(ctxT(t), s.Addr().String(), ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WatchLogs(context.Background(), "thermo", 0); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "the observation", func() bool { return s.obs.len() == 1 && dev.watching("thermo") == 1 })
+	_ = c.Close()
+	poll(t, "the server to forget the vanished observer", func() bool { return s.obs.len() == 0 && dev.watching("thermo") == 0 })
+}
