@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
@@ -34,6 +35,7 @@ func newDeviceCmd() *cobra.Command {
 		owner       string
 		insecure    bool
 		allowRemote bool
+		psk         pskFlags
 		verbose     bool
 	)
 	cmd := &cobra.Command{
@@ -87,7 +89,11 @@ Management is CoAP on --listen, loopback only unless --allow-remote.`,
 				return err
 			}
 			defer mg.Close(context.Background())
-			srv, err := coap.Serve(ctx, listen, mg, coap.ServerOptions{AllowRemote: allowRemote,
+			key, err := psk.load()
+			if err != nil {
+				return err
+			}
+			srv, err := coap.Serve(ctx, listen, mg, coap.ServerOptions{AllowRemote: allowRemote, PSK: key, PSKIdentity: psk.identity,
 				Errors: func(err error) { log.Debug("coap", "err", err) }})
 			if err != nil {
 				return err
@@ -105,6 +111,7 @@ Management is CoAP on --listen, loopback only unless --allow-remote.`,
 	cmd.Flags().StringVar(&owner, "owner", "", "the owner's public key file (from keygen)")
 	cmd.Flags().BoolVar(&insecure, "insecure", false, "accept images and commands without checking their signer (development only)")
 	cmd.Flags().BoolVar(&allowRemote, "allow-remote", false, "allow --listen on an address other than loopback")
+	psk.add(cmd)
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log protocol errors too")
 	return cmd
 }
@@ -302,17 +309,46 @@ func newInspectCmd() *cobra.Command {
 	return cmd
 }
 
+// pskFlags select CoAP over DTLS with a pre-shared key.
+type pskFlags struct {
+	file     string
+	identity string
+}
+
+func (p *pskFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&p.file, "psk-file", "", "DTLS pre-shared key: a file holding at least 16 bytes (CoAP over DTLS instead of plain CoAP)")
+	cmd.Flags().StringVar(&p.identity, "psk-identity", "tinycontainer", "DTLS PSK identity")
+}
+
+// load reads the key; nil when DTLS is not asked for.
+func (p *pskFlags) load() ([]byte, error) {
+	if p.file == "" {
+		return nil, nil
+	}
+	key, err := os.ReadFile(p.file)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	key = bytes.TrimSpace(key)
+	if len(key) < 16 {
+		return nil, usagef("--psk-file: the key must be at least 16 bytes, it has %d", len(key))
+	}
+	return key, nil
+}
+
 // mgmtFlags are the flags of commands that talk to a device.
 type mgmtFlags struct {
 	addr    string
 	key     string
 	timeout time.Duration
 	asJSON  bool
+	psk     pskFlags
 }
 
 func (f *mgmtFlags) add(cmd *cobra.Command, signed bool) {
 	cmd.Flags().StringVar(&f.addr, "device", defaultDevice, "the device's CoAP address")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 10*time.Second, "how long to wait for the device")
+	f.psk.add(cmd)
 	if signed {
 		cmd.Flags().StringVar(&f.key, "key", "", "private key signing the command (the owner's or the tenant's)")
 	}
@@ -323,7 +359,11 @@ func (f *mgmtFlags) addJSON(cmd *cobra.Command) {
 }
 
 func (f *mgmtFlags) dial(ctx context.Context) (*coap.Client, error) {
-	return coap.Dial(ctx, f.addr, coap.ClientOptions{Timeout: f.timeout})
+	key, err := f.psk.load()
+	if err != nil {
+		return nil, err
+	}
+	return coap.Dial(ctx, f.addr, coap.ClientOptions{Timeout: f.timeout, PSK: key, PSKIdentity: f.psk.identity})
 }
 
 // with runs do with a client of the device, closed afterwards.
