@@ -24,11 +24,20 @@ var mlModels = []struct {
 	{"ad", "mlperf_tiny/ad/ad01_int8.tflite", "mlperf_tiny/ad/ad_window0.int8.bin", 140 * time.Microsecond, 3424},
 }
 
-// TinyMLDir is where the shared models live: $TINYML_DIR, else
-// ../shared/tinyml relative to the working directory (the repository).
+// TinyMLDir is where the shared models live: $TINYML_DIR, else the first
+// shared/tinyml found beside the working directory or one of its parents
+// (the repository sits beside ../shared).
 func TinyMLDir() string {
 	if d := os.Getenv("TINYML_DIR"); d != "" {
 		return d
+	}
+	up := ".."
+	for range 4 {
+		d := filepath.Join(up, "shared", "tinyml")
+		if _, err := os.Stat(d); err == nil {
+			return d
+		}
+		up = filepath.Join(up, "..")
 	}
 	return filepath.Join("..", "shared", "tinyml")
 }
