@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 
 	"github.com/tinycontainer/tinycontainer/runtime"
 	"github.com/tinycontainer/tinycontainer/runtime/wasm/instrument"
@@ -28,8 +29,8 @@ type activation struct {
 	exit   exitSignal
 	clock  [8]byte
 	line   []byte // partial log line
-	// making is the runtime's allocator context while wazero makes the
-	// instance, nil after.
+	// making carries the instance's memory allocator while wazero makes
+	// the instance, nil after.
 	making context.Context
 }
 
@@ -76,6 +77,7 @@ type Instance struct {
 	globals []api.MutableGlobal
 	saved   []uint64
 	memSize atomic.Uint64
+	alloc   instAlloc
 
 	mu      sync.Mutex
 	state   int
@@ -106,10 +108,12 @@ func (m *Module) Instantiate(ctx context.Context, host runtime.Host) (runtime.In
 	a.enter(ctx, &b)
 	defer a.leave()
 
-	a.making = m.r.allocCtx
+	inst.alloc.pool = m.r.mem
+	a.making = experimental.WithMemoryAllocator(context.Background(), &inst.alloc)
 	mod, err := m.r.rt.InstantiateModule(a, m.cm, m.r.modCfg)
 	a.making = nil
 	if err != nil {
+		inst.alloc.release()
 		if f := inst.classify(err); f != nil {
 			return nil, fmt.Errorf("wasm start function: %w", f)
 		}

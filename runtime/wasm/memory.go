@@ -43,31 +43,56 @@ type memPool struct {
 	free     map[uint64][]*linearMemory
 	n        int
 	resident uint64 // bytes of pooled memories zeroed in place
+	live     int    // mapped memories handed out and not freed
 	closed   bool
 }
 
-var _ experimental.MemoryAllocator = (*memPool)(nil)
-
 func newMemPool() *memPool { return &memPool{free: map[uint64][]*linearMemory{}} }
 
-// Allocate is called by wazero for each new instance with a memory; max
-// is the memory's maximum in bytes (the instrumenter sets one at most the
+// instAlloc is the allocator wazero gets for one instantiation. It
+// remembers the memory: when wazero fails to instantiate (a data segment
+// out of bounds, a failing start function) it drops the instance without
+// freeing its memory, and Instantiate frees it with release.
+type instAlloc struct {
+	pool *memPool
+	mem  *linearMemory
+}
+
+var _ experimental.MemoryAllocator = (*instAlloc)(nil)
+
+// Allocate is called by wazero for an instance with a memory; maxBytes
+// is the memory's maximum (the instrumenter sets one, at most the
 // container's limit).
-func (p *memPool) Allocate(_, maxBytes uint64) experimental.LinearMemory {
+func (a *instAlloc) Allocate(_, maxBytes uint64) experimental.LinearMemory {
+	a.mem = a.pool.get(maxBytes, a)
+	return a.mem
+}
+
+// release frees the memory if wazero has not: it is still a's.
+func (a *instAlloc) release() {
+	if a.mem != nil {
+		a.pool.put(a.mem, a)
+	}
+}
+
+// get hands out a memory of maxBytes to owner.
+func (p *memPool) get(maxBytes uint64, owner *instAlloc) *linearMemory {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	if l := p.free[maxBytes]; len(l) > 0 {
 		m := l[len(l)-1]
 		p.free[maxBytes] = l[:len(l)-1]
 		p.n--
+		p.live++
 		p.resident -= m.resident
 		m.resident = 0
-		p.mu.Unlock()
+		m.owner = owner
 		return m
 	}
-	p.mu.Unlock()
-	m := &linearMemory{pool: p}
+	m := &linearMemory{pool: p, owner: owner}
 	if buf, err := mapMemory(maxBytes); err == nil {
 		m.buf = buf
+		p.live++
 	} else {
 		// No address space for it (or no mmap here): an ordinary slice,
 		// grown by copying, like wazero's own.
@@ -76,12 +101,21 @@ func (p *memPool) Allocate(_, maxBytes uint64) experimental.LinearMemory {
 	return m
 }
 
-// put takes back a closed instance's memory.
-func (p *memPool) put(m *linearMemory) {
+// put takes back a memory: from wazero when its instance closes (owner
+// nil: whoever holds it), or from release (only if owner still holds
+// it). A memory already freed is left alone, so that a late release
+// cannot free it under its next instance.
+func (p *memPool) put(m *linearMemory, owner *instAlloc) {
 	if m.heap {
 		return
 	}
 	p.mu.Lock()
+	if m.owner == nil || (owner != nil && m.owner != owner) {
+		p.mu.Unlock()
+		return
+	}
+	m.owner = nil
+	p.live--
 	if p.closed || p.n >= maxPooled {
 		p.mu.Unlock()
 		_ = unmapMemory(m.buf)
@@ -121,7 +155,7 @@ func (p *memPool) put(m *linearMemory) {
 func (p *memPool) close() {
 	p.mu.Lock()
 	free := p.free
-	p.free, p.n, p.resident, p.closed = nil, 0, 0, true
+	p.free, p.n, p.resident, p.closed = nil, 0, 0, true // live stays: still in use
 	p.mu.Unlock()
 	for _, l := range free {
 		for _, m := range l {
@@ -134,6 +168,7 @@ func (p *memPool) close() {
 // heap slice when no mapping could be made.
 type linearMemory struct {
 	pool     *memPool
+	owner    *instAlloc // nil while free (guarded by pool.mu)
 	buf      []byte
 	used     uint64 // the largest size handed out: what may have been touched
 	resident uint64 // while pooled: bytes zeroed in place
@@ -162,4 +197,4 @@ func (m *linearMemory) Reallocate(size uint64) []byte {
 }
 
 // Free is called by wazero when the instance is closed.
-func (m *linearMemory) Free() { m.pool.put(m) }
+func (m *linearMemory) Free() { m.pool.put(m, nil) }

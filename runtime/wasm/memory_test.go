@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"time"
 )
 
 // A closed instance's memory goes to the next instance, which must see
@@ -82,9 +83,43 @@ func TestMemoryConcurrent(t *testing.T) {
 	wg.Wait()
 }
 
+// Failed instantiations give their memory back (wazero drops such an
+// instance without freeing it).
+func TestMemoryFailedInstantiation(t *testing.T) {
+	ctx := context.Background()
+	r, err := New(ctx, Options{InitBudget: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close(ctx)
+	for _, c := range []struct {
+		guest string
+		mode  int32
+	}{{"oobdata.wasm", 0}, {"badinit.wasm", 1}, {"badinit.wasm", 2}} {
+		m := compile(t, r, c.guest, 1<<20)
+		for range 20 {
+			if _, err := m.Instantiate(ctx, &fakeHost{mode: c.mode}); err == nil {
+				t.Fatalf("%s mode %d: instantiated", c.guest, c.mode)
+			}
+		}
+		r.mem.mu.Lock()
+		live, pooled := r.mem.live, r.mem.n
+		r.mem.mu.Unlock()
+		if live != 0 || pooled == 0 {
+			t.Errorf("%s mode %d: %d memories not freed, %d pooled", c.guest, c.mode, live, pooled)
+		}
+	}
+	// The guest that instantiates still works with a reused memory.
+	inst := instantiate(t, compile(t, r, "badinit.wasm", 1<<20), &fakeHost{})
+	if got, err := inst.Run(ctx, nil); err != nil || got != 'x' {
+		t.Fatalf("run: %d, %v", got, err)
+	}
+}
+
 func TestMemPool(t *testing.T) {
 	p := newMemPool()
-	lm := p.Allocate(0, 2<<16).(*linearMemory)
+	a := &instAlloc{pool: p}
+	lm := a.Allocate(0, 2<<16).(*linearMemory)
 	if lm.heap {
 		t.Skip("no anonymous mappings here")
 	}
@@ -100,22 +135,32 @@ func TestMemPool(t *testing.T) {
 		t.Fatal("grew past the maximum")
 	}
 	lm.Free()
-	if p.n != 1 || p.resident != 2<<16 {
-		t.Fatalf("pooled %d, resident %d", p.n, p.resident)
+	if p.n != 1 || p.resident != 2<<16 || p.live != 0 {
+		t.Fatalf("pooled %d, resident %d, live %d", p.n, p.resident, p.live)
 	}
-	if p.Allocate(0, 1<<16) == lm {
+	lm.Free() // twice: nothing
+	a.release()
+	if p.n != 1 {
+		t.Fatalf("freed twice: pooled %d", p.n)
+	}
+	other := &instAlloc{pool: p}
+	if other.Allocate(0, 1<<16) == lm {
 		t.Fatal("a memory of another maximum was reused")
 	}
-	again := p.Allocate(0, 2<<16).(*linearMemory)
-	if again != lm || p.n != 0 || p.resident != 0 {
-		t.Fatalf("not reused: %v, pooled %d, resident %d", again == lm, p.n, p.resident)
+	again := other.Allocate(0, 2<<16).(*linearMemory)
+	if again != lm || p.n != 0 || p.resident != 0 || p.live != 2 {
+		t.Fatalf("not reused: %v, pooled %d, resident %d, live %d", again == lm, p.n, p.resident, p.live)
 	}
 	if b := again.Reallocate(1 << 16); b[100] != 0 {
 		t.Fatal("reused memory not zeroed")
 	}
+	a.release() // a late release by the first owner must not free it
+	if p.live != 2 || p.n != 0 {
+		t.Fatalf("a stale release freed the memory: live %d, pooled %d", p.live, p.n)
+	}
 
 	// No mapping for a memory of no pages: an ordinary slice.
-	z := p.Allocate(0, 0).(*linearMemory)
+	z := other.Allocate(0, 0).(*linearMemory)
 	if !z.heap || z.Reallocate(0) == nil {
 		t.Fatal("empty memory")
 	}

@@ -62,8 +62,6 @@ type Runtime struct {
 	// wazero does not export its trap errors.
 	oobErr error
 	mem    *memPool
-	// allocCtx carries mem to wazero while an instance is made.
-	allocCtx context.Context
 
 	mu     sync.Mutex
 	closed bool
@@ -96,11 +94,10 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 		WithDebugInfoEnabled(false)
 	mem := newMemPool()
 	r := &Runtime{
-		rt:       wazero.NewRuntimeWithConfig(ctx, cfg),
-		cache:    cache,
-		opts:     opts,
-		mem:      mem,
-		allocCtx: experimental.WithMemoryAllocator(context.Background(), mem),
+		rt:    wazero.NewRuntimeWithConfig(ctx, cfg),
+		cache: cache,
+		opts:  opts,
+		mem:   mem,
 		// An explicit random source: the default seeds a math/rand source
 		// per instance, a third of the instantiation time. Guests never
 		// see it (the WASI subset is ours).
