@@ -119,7 +119,7 @@ func checkpoint(ctx context.Context, _ api.Module, _ []uint64) {
 	if a.budget.Expired() {
 		panic(runtime.ErrBudget)
 	}
-	if a.inst.closing.Load() {
+	if a.inst.closing.Load() || a.inst.m.r.closing.Load() {
 		panic(errClosing)
 	}
 	if a.done != nil {

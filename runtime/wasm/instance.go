@@ -99,6 +99,10 @@ func (m *Module) Instantiate(ctx context.Context, host runtime.Host) (runtime.In
 	if closed {
 		return nil, fmt.Errorf("wasm module %w", runtime.ErrClosed)
 	}
+	if !m.r.enter() {
+		return nil, fmt.Errorf("wasm runtime %w", runtime.ErrClosed)
+	}
+	defer m.r.leave()
 	inst := &Instance{m: m}
 	a := &inst.act
 	a.inst = inst
@@ -114,6 +118,9 @@ func (m *Module) Instantiate(ctx context.Context, host runtime.Host) (runtime.In
 	a.making = nil
 	if err != nil {
 		inst.alloc.release()
+		if errors.Is(err, errClosing) {
+			return nil, fmt.Errorf("wasm runtime %w during the start function", runtime.ErrClosed)
+		}
 		if f := inst.classify(err); f != nil {
 			return nil, fmt.Errorf("wasm start function: %w", f)
 		}
@@ -123,6 +130,9 @@ func (m *Module) Instantiate(ctx context.Context, host runtime.Host) (runtime.In
 	if m.hasInit {
 		if err := mod.ExportedFunction("_initialize").CallWithStack(a, nil); err != nil {
 			_ = mod.Close(ctx)
+			if errors.Is(err, errClosing) {
+				return nil, fmt.Errorf("wasm runtime %w during _initialize", runtime.ErrClosed)
+			}
 			if f := inst.classify(err); f != nil {
 				return nil, fmt.Errorf("wasm _initialize: %w", f)
 			}
@@ -175,6 +185,10 @@ func (i *Instance) Run(ctx context.Context, b *runtime.Budget) (int32, error) {
 		i.mu.Unlock()
 		return 0, fmt.Errorf("wasm instance %w", runtime.ErrClosed)
 	}
+	if !i.m.r.enter() {
+		i.mu.Unlock()
+		return 0, fmt.Errorf("wasm runtime %w", runtime.ErrClosed)
+	}
 	i.state = stateRunning
 	i.mu.Unlock()
 
@@ -185,6 +199,7 @@ func (i *Instance) Run(ctx context.Context, b *runtime.Budget) (int32, error) {
 	}
 	a.stack[0] = 0
 	err := i.main.CallWithStack(a, a.stack[:])
+	i.m.r.leave() // no guest code runs past here: Runtime.Close may free the memory
 	if len(a.line) > 0 {
 		_ = a.flushLine() // what the activation wrote is logged with it
 	}

@@ -45,6 +45,7 @@ type memPool struct {
 	resident uint64 // bytes of pooled memories zeroed in place
 	live     int    // mapped memories handed out and not freed
 	closed   bool
+	keep     bool // closed with guest code still running: unmap nothing
 }
 
 func newMemPool() *memPool { return &memPool{free: map[uint64][]*linearMemory{}} }
@@ -116,6 +117,10 @@ func (p *memPool) put(m *linearMemory, owner *instAlloc) {
 	}
 	m.owner = nil
 	p.live--
+	if p.keep {
+		p.mu.Unlock()
+		return
+	}
 	if p.closed || p.n >= maxPooled {
 		p.mu.Unlock()
 		_ = unmapMemory(m.buf)
@@ -142,7 +147,9 @@ func (p *memPool) put(m *linearMemory, owner *instAlloc) {
 	p.mu.Lock()
 	if p.closed { // close reset the counts
 		p.mu.Unlock()
-		_ = unmapMemory(m.buf)
+		if !p.keep {
+			_ = unmapMemory(m.buf)
+		}
 		return
 	}
 	size := uint64(len(m.buf))
@@ -151,11 +158,13 @@ func (p *memPool) put(m *linearMemory, owner *instAlloc) {
 }
 
 // close unmaps the pooled mappings; memories freed later are unmapped at
-// once.
-func (p *memPool) close() {
+// once, or, if some guest code may still be running (!drained), never:
+// leaking them is better than a guest fault in unmapped memory.
+func (p *memPool) close(drained bool) {
 	p.mu.Lock()
 	free := p.free
 	p.free, p.n, p.resident, p.closed = nil, 0, 0, true // live stays: still in use
+	p.keep = !drained
 	p.mu.Unlock()
 	for _, l := range free {
 		for _, m := range l {

@@ -2,9 +2,13 @@ package wasm
 
 import (
 	"context"
+	"errors"
+	goruntime "runtime"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tinycontainer/tinycontainer/runtime"
 )
 
 // A closed instance's memory goes to the next instance, which must see
@@ -166,9 +170,63 @@ func TestMemPool(t *testing.T) {
 	}
 	z.Free()
 
-	p.close()
+	p.close(true)
 	again.Free() // unmapped at once
 	if p.n != 0 || len(p.free) != 0 {
 		t.Fatalf("closed pool holds %d", p.n)
+	}
+}
+
+// Closing the runtime under a running guest ends the activation at its
+// next checkpoint and only then unmaps its memory; with a context that
+// ends first, the memory is left mapped rather than pulled from under the
+// guest.
+func TestCloseDuringActivation(t *testing.T) {
+	for _, wait := range []bool{true, false} {
+		ctx := context.Background()
+		r, err := New(ctx, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := r.Compile(ctx, guest(t, "memtest.wasm"), runtime.Config{MemoryLimit: 4 << 16})
+		if err != nil {
+			t.Fatal(err)
+		}
+		inst, err := m.Instantiate(ctx, &fakeHost{mode: 3}) // an endless loop writing to memory
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() {
+			var b runtime.Budget
+			b.Arm(time.Hour)
+			_, err := inst.Run(ctx, &b)
+			done <- err
+		}()
+		for r.active.Load() == 0 {
+			goruntime.Gosched()
+		}
+		cctx, cancel := context.WithCancel(ctx)
+		if !wait {
+			cancel()
+		}
+		if err := r.Close(cctx); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		if err := <-done; !errors.Is(err, runtime.ErrClosed) {
+			t.Fatalf("wait=%v: Run returned %v, want ErrClosed", wait, err)
+		}
+		if _, err := inst.Run(ctx, nil); !errors.Is(err, runtime.ErrClosed) {
+			t.Errorf("Run after Close: %v", err)
+		}
+		if _, err := m.Instantiate(ctx, &fakeHost{}); !errors.Is(err, runtime.ErrClosed) {
+			t.Errorf("Instantiate after Close: %v", err)
+		}
+		r.mem.mu.Lock()
+		if r.mem.keep == wait {
+			t.Errorf("wait=%v: keep=%v", wait, r.mem.keep)
+		}
+		r.mem.mu.Unlock()
 	}
 }

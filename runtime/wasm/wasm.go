@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tetratelabs/wazero"
@@ -65,6 +66,13 @@ type Runtime struct {
 
 	mu     sync.Mutex
 	closed bool
+
+	// Activations in progress (guest code running: Run, start functions),
+	// drained by Close before it frees their memories.
+	active   atomic.Int64
+	closing  atomic.Bool
+	idle     chan struct{} // closed when active drops to 0 after closing
+	idleOnce sync.Once
 }
 
 var _ runtime.Runtime = (*Runtime)(nil)
@@ -94,6 +102,7 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 		WithDebugInfoEnabled(false)
 	mem := newMemPool()
 	r := &Runtime{
+		idle:  make(chan struct{}),
 		rt:    wazero.NewRuntimeWithConfig(ctx, cfg),
 		cache: cache,
 		opts:  opts,
@@ -206,12 +215,40 @@ func (r *Runtime) Close(ctx context.Context) error {
 	}
 	r.closed = true
 	r.mu.Unlock()
-	err := r.rt.Close(ctx) // frees every instance's memory into the pool
-	r.mem.close()
+	// Guest memories are unmapped when their instances close, which must
+	// not happen under running guest code: activations end at their next
+	// checkpoint once closing is set, and Close waits for them (or ctx).
+	r.closing.Store(true)
+	drained := true
+	if r.active.Load() > 0 {
+		select {
+		case <-r.idle:
+		case <-ctx.Done():
+			drained = false
+		}
+	}
+	r.mem.close(drained) // before rt.Close: its frees unmap at once, or never
+	err := r.rt.Close(ctx)
 	if cerr := r.cache.Close(ctx); err == nil {
 		err = cerr
 	}
 	return err
+}
+
+// enter counts an activation in; false when the runtime is closing.
+func (r *Runtime) enter() bool {
+	r.active.Add(1)
+	if r.closing.Load() {
+		r.leave()
+		return false
+	}
+	return true
+}
+
+func (r *Runtime) leave() {
+	if r.active.Add(-1) == 0 && r.closing.Load() {
+		r.idleOnce.Do(func() { close(r.idle) })
+	}
 }
 
 // Module is compiled guest code.
