@@ -130,7 +130,7 @@ func New(ctx context.Context, opts Options) (*Device, error) {
 	}
 	d.audit = newAuditLog(d.store, d.log, opts.OnAudit)
 
-	wrt, err := wasm.New(ctx, wasm.Options{Interpreter: opts.Interpreter})
+	wrt, err := wasm.New(ctx, wasm.Options{Interpreter: opts.Interpreter, CacheDir: opts.CacheDir})
 	if err != nil {
 		return nil, fmt.Errorf("webassembly runtime: %w", err)
 	}

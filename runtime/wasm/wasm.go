@@ -34,6 +34,9 @@ import (
 type Options struct {
 	// Interpreter selects wazero's interpreter instead of its compiler.
 	Interpreter bool
+	// CacheDir, when set, keeps compiled machine code in this directory,
+	// so a device restart does not compile its containers again.
+	CacheDir string
 	// CheckInterval is the number of ticks (loop iterations or function
 	// entries, more for long straight-line code) between checkpoints;
 	// 0 means instrument.DefaultInterval.
@@ -96,6 +99,12 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 		cfg = wazero.NewRuntimeConfigCompiler()
 	}
 	cache := wazero.NewCompilationCache()
+	if opts.CacheDir != "" {
+		var err error
+		if cache, err = wazero.NewCompilationCacheWithDir(opts.CacheDir); err != nil {
+			return nil, fmt.Errorf("compilation cache %s: %w", opts.CacheDir, err)
+		}
+	}
 	cfg = cfg.WithCoreFeatures(api.CoreFeaturesV2 | experimental.CoreFeaturesTailCall).
 		WithCompilationCache(cache).
 		WithCloseOnContextDone(false).
