@@ -23,9 +23,20 @@ func Run(o Options, progress func(Result)) []Result {
 			add(r)
 		}
 	}
-	for _, kind := range []string{"wasm", "ebpf"} {
+	bare, err := BareHostCall(o)
+	if err != nil {
+		fail("wazero/bare_host_call", err)
+	}
+	for i, kind := range []string{"wasm", "ebpf"} {
 		if rs, err := EndpointCalls(kind, o); err != nil {
 			fail(kind+"/endpoint_call", err)
+		} else if bare > 0 {
+			if i > 0 { // the yardstick is listed once
+				rs = judgeCalls(rs, bare)[1:]
+			} else {
+				rs = judgeCalls(rs, bare)
+			}
+			add(rs...)
 		} else {
 			add(rs...)
 		}
@@ -33,6 +44,12 @@ func Run(o Options, progress func(Result)) []Result {
 		one(kind+"/instantiate", func() (Result, error) { return Instantiation(kind, o) })
 		one(kind+"/budget_stop_p99", func() (Result, error) { return BudgetStop(kind, o) })
 	}
+	if rs, err := Compute(o); err != nil {
+		fail("wasm/compute", err)
+	} else {
+		add(rs...)
+	}
+	one("ebpf/compute_crc32", func() (Result, error) { return EBPFCompute(o) })
 	one("wasm/idle_container_rss", func() (Result, error) { return Density(o) })
 	one("msg/publish_to_activation", func() (Result, error) { return MessageLatency(o) })
 	add(MLInference(o)...)
