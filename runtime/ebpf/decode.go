@@ -206,6 +206,14 @@ const (
 	opZext32 // lsh dst, 32; rsh dst, 32
 	opSext32 // lsh dst, 32; arsh dst, 32
 
+	// Longer sequences of clang's output in hot loops; same rules.
+	opMovZext32 // mov dst, src; lsh dst, 32; rsh dst, 32 (a u32 copy)
+	opMovSext32 // mov dst, src; lsh dst, 32; arsh dst, 32 (an s32 copy)
+	opMovMov    // mov dst, src; mov aux, off (argument set-up)
+	// alu dst, src; shift dst, imm: table indexes and bit fields.
+	opXorLsh64
+	opAndRsh64
+
 	// opHalt follows the program: a run that must stop goes there.
 	opHalt
 )
@@ -647,34 +655,55 @@ var movFused = map[op]op{
 	opRsh64K: opMovRsh64K, opArsh64K: opMovArsh64K,
 }
 
+// aluShiftFused maps an ALU register op followed by a shift by an
+// immediate on the same register to its fused op.
+// Only the two pairs of the CRC-style table lookup are fused: each case
+// added to the interpreter's switch risks the register allocator spilling
+// pc at every dispatch (checked with go tool objdump), which costs more
+// than a fused pair saves.
+var aluShiftFused = map[[2]op]op{{opXor64X, opLsh64K}: opXorLsh64, {opAnd64X, opRsh64K}: opAndRsh64}
+
+// isLdx reports whether o is a zero-extending load.
+func isLdx(o op) bool { return o >= opLdxB && o <= opLdxDW }
+
 // fuse rewrites the first instruction of sequences that clang emits all
-// the time (BPF has two-operand ALU instructions, so it copies first; and
-// v1 code widens 32-bit values with shift pairs) into one operation. The
-// interpreter then dispatches once per pair. It only touches the first
-// slot, so a jump to a later slot still runs the original instruction;
-// the fused operation runs straight on, so the budget accounting (by
-// instruction distance) is unchanged. Verified code never ends a function
-// with these, so the later slots exist.
+// the time (BPF has two-operand ALU instructions, so it copies first; v1
+// code widens 32-bit values with shift pairs; globals are an lddw and a
+// load) into one operation. The interpreter then dispatches once per
+// sequence. It only touches the first slot, so a jump to a later slot
+// still runs the original instruction; the fused operation runs straight
+// on, so the budget accounting (by instruction distance) is unchanged.
+// Verified code never ends a function with these, so the later slots
+// exist; the sequences are matched on the original code (slots after i
+// are not rewritten yet).
 func fuse(insns []insn) {
+	at := func(i int) insn {
+		if i < len(insns) {
+			return insns[i]
+		}
+		return insn{}
+	}
+	isShift32 := func(in insn, o op, dst uint8) bool { return in.op == o && in.dst == dst && in.imm == 32 }
 	for i := 0; i+1 < len(insns); i++ {
-		a, b := insns[i], insns[i+1]
+		a, b, c := insns[i], insns[i+1], at(i+2)
 		switch {
+		case a.op == opMov64X && isShift32(b, opLsh64K, a.dst) && isShift32(c, opRsh64K, a.dst):
+			insns[i] = insn{op: opMovZext32, dst: a.dst, src: a.src}
+		case a.op == opMov64X && isShift32(b, opLsh64K, a.dst) && isShift32(c, opArsh64K, a.dst):
+			insns[i] = insn{op: opMovSext32, dst: a.dst, src: a.src}
 		case a.op == opMov64X && b.dst == a.dst && movFused[b.op] != 0:
 			insns[i] = insn{op: movFused[b.op], dst: a.dst, src: a.src, imm: b.imm}
-		case a.op == opLsh64K && a.imm == 32 && b.dst == a.dst && b.imm == 32 && b.op == opRsh64K:
+		case a.op == opMov64X && b.op == opMov64X:
+			insns[i] = insn{op: opMovMov, dst: a.dst, src: a.src, aux: b.dst, off: int32(b.src)}
+		case isShift32(a, opLsh64K, a.dst) && isShift32(b, opRsh64K, a.dst):
 			insns[i] = insn{op: opZext32, dst: a.dst}
-		case a.op == opLsh64K && a.imm == 32 && b.dst == a.dst && b.imm == 32 && b.op == opArsh64K:
+		case isShift32(a, opLsh64K, a.dst) && isShift32(b, opArsh64K, a.dst):
 			insns[i] = insn{op: opSext32, dst: a.dst}
-		case a.op == opLDDW && i+2 < len(insns):
-			c := insns[i+2]
-			if c.op != opAdd64X || c.dst != a.dst || c.src == a.dst {
-				break
-			}
+		case aluShiftFused[[2]op{a.op, b.op}] != 0 && b.dst == a.dst:
+			insns[i] = insn{op: aluShiftFused[[2]op{a.op, b.op}], dst: a.dst, src: a.src, imm: b.imm}
+		case a.op == opLDDW && c.op == opAdd64X && c.dst == a.dst && c.src != a.dst:
 			insns[i] = insn{op: opLdAdd64X, dst: a.dst, src: c.src, imm: a.imm}
-			if i+3 >= len(insns) {
-				break
-			}
-			if d := insns[i+3]; d.src == a.dst && d.op >= opLdxB && d.op <= opLdxDW {
+			if d := at(i + 3); d.src == a.dst && isLdx(d.op) {
 				insns[i] = insn{op: opLdAddLdxB + (d.op - opLdxB), dst: a.dst, src: c.src, aux: d.dst, off: d.off, imm: a.imm}
 			}
 		}

@@ -746,6 +746,23 @@ func (a *activation) run(prog []insn) (int32, error) {
 			r[in.dst&15] = uint64(int64(int32(r[in.dst&15])))
 			pc++
 
+		case opMovZext32:
+			r[in.dst&15] = uint64(uint32(r[in.src&15]))
+			pc += 2
+		case opMovSext32:
+			r[in.dst&15] = uint64(int64(int32(r[in.src&15])))
+			pc += 2
+		case opMovMov:
+			r[in.dst&15] = r[in.src&15]
+			r[in.aux&15] = r[in.off&15]
+			pc++
+		case opAndRsh64:
+			r[in.dst&15] = (r[in.dst&15] & r[in.src&15]) >> uint64(in.imm)
+			pc++
+		case opXorLsh64:
+			r[in.dst&15] = (r[in.dst&15] ^ r[in.src&15]) << uint64(in.imm)
+			pc++
+
 		case opHalt: // where branch sends a run that must end
 			return 0, a.err
 

@@ -401,6 +401,13 @@ func TestFusion(t *testing.T) {
 		{"mov arsh", pair([]asm.Instruction{asm.Mov.Reg(asm.R2, asm.R1)}, asm.ArSh.Imm(asm.R2, 9)), opMovArsh64K},
 		{"zero-extend", pair([]asm.Instruction{asm.Mov.Reg(asm.R2, asm.R1), asm.LSh.Imm(asm.R2, 32)}, asm.RSh.Imm(asm.R2, 32)), opZext32},
 		{"sign-extend", pair([]asm.Instruction{asm.Mov.Reg(asm.R2, asm.R1), asm.LSh.Imm(asm.R2, 32)}, asm.ArSh.Imm(asm.R2, 32)), opSext32},
+		{"mov zero-extend", pair([]asm.Instruction{asm.Mov.Reg(asm.R2, asm.R1), asm.LSh.Imm(asm.R2, 32)}, asm.RSh.Imm(asm.R2, 32)), opMovZext32},
+		{"mov sign-extend", pair([]asm.Instruction{asm.Mov.Reg(asm.R2, asm.R1), asm.LSh.Imm(asm.R2, 32)}, asm.ArSh.Imm(asm.R2, 32)), opMovSext32},
+		{"mov mov", pair([]asm.Instruction{asm.Mov.Reg(asm.R2, asm.R1)}, asm.Mov.Reg(asm.R4, asm.R2)), opMovMov},
+		{"mov mov overlapping", pair([]asm.Instruction{asm.Mov.Reg(asm.R2, asm.R1)}, asm.Mov.Reg(asm.R2, asm.R3)), opMovMov},
+		{"xor lsh", pair([]asm.Instruction{asm.Xor.Reg(asm.R2, asm.R1)}, asm.LSh.Imm(asm.R2, 2)), opXorLsh64},
+		{"and rsh", pair([]asm.Instruction{asm.And.Reg(asm.R2, asm.R1)}, asm.RSh.Imm(asm.R2, 8)), opAndRsh64},
+		{"xor lsh other register (not fused)", pair([]asm.Instruction{asm.Xor.Reg(asm.R2, asm.R1)}, asm.LSh.Imm(asm.R3, 2)), opInvalid},
 		{"lddw add", pair([]asm.Instruction{ld(asm.R2, 0x1_0000_0000)}, asm.Add.Reg(asm.R2, asm.R3)), opLdAdd64X},
 		{"lddw add self (not fused)", pair([]asm.Instruction{ld(asm.R2, 0x1_0000_0000)}, asm.Add.Reg(asm.R2, asm.R2)), opInvalid},
 	}
