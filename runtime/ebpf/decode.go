@@ -668,8 +668,8 @@ func isLdx(o op) bool { return o >= opLdxB && o <= opLdxDW }
 
 // fuse rewrites the first instruction of sequences that clang emits all
 // the time (BPF has two-operand ALU instructions, so it copies first; v1
-// code widens 32-bit values with shift pairs; globals are an lddw and a
-// load) into one operation. The interpreter then dispatches once per
+// code widens 32-bit values with shift pairs; calls are preceded by
+// argument copies) into one operation. The interpreter then dispatches once per
 // sequence. It only touches the first slot, so a jump to a later slot
 // still runs the original instruction; the fused operation runs straight
 // on, so the budget accounting (by instruction distance) is unchanged.
