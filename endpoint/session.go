@@ -68,6 +68,24 @@ type handle struct {
 	ops  abi.OpSet // granted by the rules of generation gen
 	sup  abi.OpSet // supported by ep (fixed)
 	lim  *limiter
+	// fast are the ops a call may take the fast path for: granted,
+	// supported and not rate-limited (0 for a closed handle).
+	fast abi.OpSet
+	// mem says the endpoint reads further guest pointers (Session.Mem).
+	mem bool
+}
+
+// MemoryUser is implemented by endpoints whose requests hold further guest
+// pointers; the session sets Session.Mem before calling them.
+type MemoryUser interface {
+	UsesMemory()
+}
+
+func (h *handle) refast() {
+	h.fast = 0
+	if h.open && h.lim == nil {
+		h.fast = h.ops & h.sup
+	}
 }
 
 // Session is one container instance's side of the guest ABI: it implements
@@ -94,11 +112,15 @@ type Session struct {
 	pending []Denial
 	// lastDenied is the handle and op of the newest pending denial, so a
 	// guest repeating a denied call costs one comparison per call.
-	lastDenied   *handle
-	lastDeniedOp abi.Op
+	lastDenied    *handle
+	lastDeniedOp  abi.Op
+	lastDeniedGen uint64
 }
 
-var _ runtime.Host = (*Session)(nil)
+var (
+	_ runtime.Host    = (*Session)(nil)
+	_ runtime.BufHost = (*Session)(nil)
+)
 
 // NewSession returns a session for container under rules.
 func NewSession(container, tenant string, reg *Registry, rules *Rules, a Auditor) *Session {
@@ -187,6 +209,8 @@ func (s *Session) Open(mem runtime.Memory, namePtr, nameLen uint32) int32 {
 	if rateRule >= 0 {
 		h.lim = r.limiters[rateRule]
 	}
+	_, h.mem = ep.(MemoryUser)
+	h.refast()
 	for i := range s.handles {
 		if !s.handles[i].open {
 			s.handles[i] = h
@@ -213,7 +237,40 @@ func (s *Session) Close(h uint32) int32 {
 // Call implements runtime.Host. The order of checks: handle, permission
 // (against the rules in force now), rate, bounds, op support.
 func (s *Session) Call(mem runtime.Memory, h, op, bufPtr, inLen, bufCap uint32) int32 {
+	if buf, ok := mem.Read(bufPtr, max(inLen, bufCap)); ok {
+		return s.CallBuf(mem, h, op, bufPtr, buf, inLen, bufCap)
+	}
 	s.counts.Calls++
+	return s.call(mem, h, op, bufPtr, inLen, bufCap)
+}
+
+// CallBuf implements runtime.BufHost: Call with the buffer already
+// bounds-checked by the runtime. A call on a handle whose grant is
+// current, for an op granted, supported and not rate-limited, takes a
+// fast path with the same outcome as the full one; so does a repeat of the
+// last denied call.
+func (s *Session) CallBuf(mem runtime.Memory, h, op, bufPtr uint32, buf []byte, inLen, bufCap uint32) int32 {
+	s.counts.Calls++
+	if h < uint32(len(s.handles)) {
+		hd := &s.handles[h]
+		gen := s.rules.Load().gen
+		if op <= 15 && hd.fast&(1<<op) != 0 && hd.gen == gen {
+			if hd.mem {
+				s.Mem = mem
+			}
+			return hd.ep.Call(s, abi.Op(op), buf[:inLen], buf[:bufCap])
+		}
+		if hd == s.lastDenied && abi.Op(op) == s.lastDeniedOp && gen == s.lastDeniedGen {
+			s.counts.Denied++ // the same denial again: one more in its audit record
+			s.pending[len(s.pending)-1].Count++
+			return abi.EPERM.Result()
+		}
+	}
+	return s.call(mem, h, op, bufPtr, inLen, bufCap)
+}
+
+// call is Call's full path: every check in order.
+func (s *Session) call(mem runtime.Memory, h, op, bufPtr, inLen, bufCap uint32) int32 {
 	if h >= uint32(len(s.handles)) || !s.handles[h].open {
 		return abi.EBADF.Result()
 	}
@@ -223,13 +280,8 @@ func (s *Session) Call(mem runtime.Memory, h, op, bufPtr, inLen, bufCap uint32) 
 	}
 	o := abi.Op(op)
 	if !hd.ops.Has(o) {
-		if s.lastDenied == hd && s.lastDeniedOp == o {
-			s.counts.Denied++
-			s.pending[len(s.pending)-1].Count++
-		} else {
-			s.deny(hd.name, o.String(), "op not granted")
-			s.lastDenied, s.lastDeniedOp = hd, o
-		}
+		s.deny(hd.name, o.String(), "op not granted")
+		s.lastDenied, s.lastDeniedOp, s.lastDeniedGen = hd, o, hd.gen
 		return abi.EPERM.Result()
 	}
 	if hd.lim != nil && !hd.lim.allow(runtime.Now()) {
@@ -254,6 +306,7 @@ func (s *Session) regrant(hd *handle, r *Rules) {
 	if rateRule >= 0 {
 		hd.lim = r.limiters[rateRule]
 	}
+	hd.refast()
 }
 
 // CallName implements runtime.Host: one call by name, with the same checks

@@ -58,6 +58,15 @@ type Host interface {
 	CallName(name string, op abi.Op, buf []byte, inLen int) int32
 }
 
+// BufHost is an optional fast path of Host.Call for runtimes that can
+// bounds-check the call's buffer themselves without an interface call: buf
+// is the guest's bytes [bufPtr, bufPtr+max(inLen, bufCap)). A runtime whose
+// own check fails calls Host.Call instead, which reports the errors in the
+// order the ABI defines.
+type BufHost interface {
+	CallBuf(mem Memory, handle, op, bufPtr uint32, buf []byte, inLen, bufCap uint32) int32
+}
+
 // Config is what a Runtime needs to know of the container's metadata to
 // compile its code.
 type Config struct {

@@ -18,6 +18,11 @@ var _ endpoint.Endpoint = (*Endpoint)(nil)
 
 func (*Endpoint) Ops() abi.OpSet { return abi.OpSetOf(abi.OpInvoke) }
 
+// UsesMemory marks the endpoint as reading further guest pointers.
+func (*Endpoint) UsesMemory() {}
+
+var _ endpoint.MemoryUser = (*Endpoint)(nil)
+
 // Call reads the six guest pointers of the request, runs the model in
 // place and writes the output length.
 func (e *Endpoint) Call(s *endpoint.Session, _ abi.Op, in, out []byte) int32 {

@@ -99,10 +99,23 @@ func tcOpen(ctx context.Context, mod api.Module, stack []uint64) {
 }
 
 // tcCall is tc.call(handle, op, buf_ptr, in_len, buf_cap) -> n.
+//
+// When the host has a buffer fast path, the buffer is bounds-checked here
+// against the memory as wazero has it (our allocator's current slice), which
+// saves the interface call of runtime.Memory.Read; anything out of bounds
+// goes the full way, which reports the ABI's errors in order.
 func tcCall(ctx context.Context, mod api.Module, stack []uint64) {
 	a := ctx.(*activation)
-	stack[0] = api.EncodeI32(a.host.Call(a.memory(mod), api.DecodeU32(stack[0]), api.DecodeU32(stack[1]),
-		api.DecodeU32(stack[2]), api.DecodeU32(stack[3]), api.DecodeU32(stack[4])))
+	h, op, ptr := api.DecodeU32(stack[0]), api.DecodeU32(stack[1]), api.DecodeU32(stack[2])
+	in, bufCap := api.DecodeU32(stack[3]), api.DecodeU32(stack[4])
+	if lm := a.inst.alloc.mem; a.bufHost != nil && lm != nil {
+		cur := lm.cur
+		if end := uint64(ptr) + uint64(max(in, bufCap)); end <= uint64(len(cur)) {
+			stack[0] = api.EncodeI32(a.bufHost.CallBuf(a.memory(mod), h, op, ptr, cur[ptr:end:end], in, bufCap))
+			return
+		}
+	}
+	stack[0] = api.EncodeI32(a.host.Call(a.memory(mod), h, op, ptr, in, bufCap))
 }
 
 // tcClose is tc.close(handle) -> 0.

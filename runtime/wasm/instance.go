@@ -25,10 +25,12 @@ type activation struct {
 	budget *runtime.Budget
 	done   <-chan struct{} // Context.Done(), nil when it cannot be canceled
 	mem    runtime.Memory  // bound on first use
-	stack  [1]uint64
-	exit   exitSignal
-	clock  [8]byte
-	line   []byte // partial log line
+	// bufHost is host's buffer fast path, nil when it has none.
+	bufHost runtime.BufHost
+	stack   [1]uint64
+	exit    exitSignal
+	clock   [8]byte
+	line    []byte // partial log line
 	// making carries the instance's memory allocator while wazero makes
 	// the instance, nil after.
 	making context.Context
@@ -107,6 +109,7 @@ func (m *Module) Instantiate(ctx context.Context, host runtime.Host) (runtime.In
 	a := &inst.act
 	a.inst = inst
 	a.host = host
+	a.bufHost, _ = host.(runtime.BufHost)
 	var b runtime.Budget
 	b.Arm(m.r.opts.InitBudget)
 	a.enter(ctx, &b)

@@ -179,6 +179,7 @@ type linearMemory struct {
 	pool     *memPool
 	owner    *instAlloc // nil while free (guarded by pool.mu)
 	buf      []byte
+	cur      []byte // the memory as wazero has it now (the last Reallocate)
 	used     uint64 // the largest size handed out: what may have been touched
 	resident uint64 // while pooled: bytes zeroed in place
 	heap     bool
@@ -196,13 +197,15 @@ func (m *linearMemory) Reallocate(size uint64) []byte {
 			m.buf = nb
 		}
 		m.buf = m.buf[:size]
+		m.cur = m.buf
 		return m.buf
 	}
 	if size > uint64(len(m.buf)) {
 		return nil
 	}
 	m.used = max(m.used, size)
-	return m.buf[:size:size]
+	m.cur = m.buf[:size:size]
+	return m.cur
 }
 
 // Free is called by wazero when the instance is closed.
