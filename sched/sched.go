@@ -323,8 +323,12 @@ func (s *Scheduler) worker(ctx context.Context) {
 		}
 		again := e.again
 		e.again = false
-		if !e.removed && !s.closed && e.t.Schedule().Trigger == meta.Event && (again || e.t.Ready()) {
+		switch trig := e.t.Schedule().Trigger; {
+		case e.removed || s.closed:
+		case trig == meta.Event && (again || e.t.Ready()):
 			s.enqueue(e, runtime.Now())
+		case trig == meta.Once && f != nil && action == Continue:
+			s.enqueue(e, runtime.Now()) // the restart the policy chose
 		}
 		s.mu.Unlock()
 		if !removed && action != Continue && s.opts.OnHalt != nil {

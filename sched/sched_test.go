@@ -291,3 +291,25 @@ func TestReleaseDuringActivationIsNotLost(t *testing.T) {
 	eventually(t, "the second activation", func() bool { return f.activations.Load() == 2 })
 	gate <- struct{}{}
 }
+
+// A once task that faults is restarted by the policy until it succeeds or
+// reaches max_faults (regression: it was left running and never retried).
+func TestOnceTaskRestartsAfterAFault(t *testing.T) {
+	halted := make(chan Action, 1)
+	s := start(t, Options{OnHalt: func(_ string, a Action, _ *runtime.Fault) { halted <- a }})
+	var n atomic.Int64
+	f := &fakeTask{sched: meta.Schedule{Trigger: meta.Once, Budget: time.Millisecond, OnFault: meta.Restart, MaxFaults: 3},
+		run: func(*runtime.Budget) error {
+			if n.Add(1) < 3 {
+				return &runtime.Fault{Kind: runtime.FaultTrap}
+			}
+			return nil
+		}}
+	s.Add("o", f)
+	if a := <-halted; a != Done {
+		t.Fatalf("action %v, want done after two restarts", a)
+	}
+	if f.activations.Load() != 3 {
+		t.Fatalf("%d activations, want 3", f.activations.Load())
+	}
+}
