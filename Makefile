@@ -19,10 +19,13 @@ GUESTS := $(C_SRC:.c=.wasm) $(BPF_SRC:.bpf.c=.bpf.o) $(WAT_SRC:.wat=.wasm)
 .PHONY: guests check-guests test
 guests: $(GUESTS)
 
-%.bpf.o: %.bpf.c $(SDK)/tinycontainer.h
+# A guest also depends on the C sources and headers beside it (X.bpf.c
+# includes X.c; kernels share headers).
+.SECONDEXPANSION:
+%.bpf.o: %.bpf.c $(SDK)/tinycontainer.h $$(wildcard $$(dir $$*)*.c $$(dir $$*)*.h)
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
-%.wasm: %.c $(SDK)/tinycontainer.h
+%.wasm: %.c $(SDK)/tinycontainer.h $$(wildcard $$(dir $$*)*.h)
 	$(CLANG) $(WASM_CFLAGS) $< -o $@
 
 %.wasm: %.wat
