@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -21,6 +22,7 @@ import (
 	"github.com/tinycontainer/tinycontainer/mgmt"
 	"github.com/tinycontainer/tinycontainer/runtime"
 	"github.com/tinycontainer/tinycontainer/sched"
+	"github.com/tinycontainer/tinycontainer/trust"
 )
 
 type deviceFlags struct {
@@ -57,6 +59,7 @@ func newRunCmd() *cobra.Command {
 		dur      time.Duration
 		stats    string
 		insecure bool
+		trusted  []string
 	)
 	cmd := &cobra.Command{
 		Use:   "run [flags] MANIFEST_OR_IMAGE...",
@@ -67,9 +70,11 @@ stopped, or the process is interrupted. Every container log line is printed
 to stdout as "NAME: TEXT"; faults and state changes go to stderr.
 
 Manifests (YAML or JSON, SPEC section 5) are unsigned, so they need
---insecure; their code path is relative to the manifest.`,
+--insecure; their code path is relative to the manifest. Signed images (from
+pack) run when signed by a key given with --trust, or with --insecure.`,
 		Example: `  tinycontainer run --insecure --for 3s examples/thermo/thermo.yaml examples/listener/listener.yaml
-  tinycontainer run --insecure --for 2s --stats stats.json --seed 7 examples/blinker/blinker.yaml`,
+  tinycontainer run --insecure --for 2s --stats stats.json --seed 7 examples/blinker/blinker.yaml
+  tinycontainer run --trust acme.pub --for 5s thermo.img`,
 		Args: usageArgs(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts, err := df.options()
@@ -81,13 +86,14 @@ Manifests (YAML or JSON, SPEC section 5) are unsigned, so they need
 				code []byte
 			}
 			var items []item
+			keys, err := loadKeys(trusted)
+			if err != nil {
+				return err
+			}
 			for _, a := range args {
-				if !insecure {
-					return usagef("%s: unsigned manifests need --insecure", a)
-				}
-				m, code, err := loadManifest(a)
+				m, code, err := loadContainer(a, keys, insecure)
 				if err != nil {
-					return usageError{err}
+					return err
 				}
 				items = append(items, item{m, code})
 			}
@@ -137,7 +143,8 @@ Manifests (YAML or JSON, SPEC section 5) are unsigned, so they need
 	df.add(cmd)
 	cmd.Flags().DurationVar(&dur, "for", 0, "run this long, then exit (0: until interrupted or every container stopped)")
 	cmd.Flags().StringVar(&stats, "stats", "", "write the final stats (JSON array of container objects) to this file")
-	cmd.Flags().BoolVar(&insecure, "insecure", false, "accept unsigned manifests (development only)")
+	cmd.Flags().BoolVar(&insecure, "insecure", false, "accept unsigned manifests and images of any signer (development only)")
+	cmd.Flags().StringArrayVar(&trusted, "trust", nil, "public key file whose signed images may run (repeatable)")
 	return cmd
 }
 
@@ -170,6 +177,55 @@ func anyRunning(cs []mgmt.ContainerStatus) bool {
 		}
 	}
 	return false
+}
+
+func loadKeys(files []string) ([]ed25519.PublicKey, error) {
+	var keys []ed25519.PublicKey
+	for _, f := range files {
+		k, err := trust.LoadPublicKey(f)
+		if err != nil {
+			return nil, usageError{err}
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
+// loadContainer reads a signed image (verified against keys unless
+// insecure) or, with insecure, a manifest and its code.
+func loadContainer(path string, keys []ed25519.PublicKey, insecure bool) (*meta.Manifest, []byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, usageError{err}
+	}
+	img, err := trust.OpenImage(data)
+	if err != nil {
+		if !insecure {
+			return nil, nil, usagef("%s: not a signed image (%v); unsigned manifests need --insecure", path, err)
+		}
+		m, code, err := loadManifest(path)
+		if err != nil {
+			return nil, nil, usageError{err}
+		}
+		return m, code, nil
+	}
+	if !insecure {
+		verified := false
+		for _, k := range keys {
+			if img.Verify(k) == nil {
+				verified = true
+				break
+			}
+		}
+		if !verified {
+			return nil, nil, usagef("%s: signed by key %s, which no --trust key matches", path, img.KeyID)
+		}
+	}
+	m, err := meta.Parse(img.Manifest)
+	if err != nil {
+		return nil, nil, usagef("%s: image metadata: %v", path, err)
+	}
+	return m, img.Code, nil
 }
 
 // loadManifest reads a manifest and the code it names (relative to it).
