@@ -123,6 +123,7 @@ func (m *Module) Instantiate(ctx context.Context, host runtime.Host) (runtime.In
 		return nil, errors.New("ebpf: Instantiate needs a host")
 	}
 	in := &Instance{mod: m, host: host}
+	in.bufHost, _ = host.(runtime.BufHost)
 	if m.dataLen > 0 {
 		in.data = make([]byte, m.dataLen)
 		copy(in.data, m.init)
@@ -147,10 +148,11 @@ const (
 // Instance is one container's copy of the program's data. Its data
 // persists between activations.
 type Instance struct {
-	mod   *Module
-	host  runtime.Host
-	data  []byte
-	state atomic.Int32
+	mod     *Module
+	host    runtime.Host
+	bufHost runtime.BufHost // host's fast path of Call, when it has one
+	data    []byte
+	state   atomic.Int32
 }
 
 // Run runs the entry function once. Budget overruns (polled at back-edges,
@@ -205,18 +207,19 @@ const maxStack = maxCallDepth * frameSize
 // the stack and the call frames. They are pooled, so an idle instance
 // costs only its data.
 type activation struct {
-	stack  [maxStack]byte
-	frames [maxCallDepth]frame
-	mem    memory
-	host   runtime.Host
-	ctx    context.Context
-	budget *runtime.Budget
-	depth  int // frames below the entry function's
-	fuel   int // instructions left before the next budget poll
-	seg    int // where the current straight run of code began
-	halt   int // index of the opHalt instruction ending the program
-	pc     int // the interpreter's pc while it calls the host
-	err    error
+	stack   [maxStack]byte
+	frames  [maxCallDepth]frame
+	mem     memory
+	host    runtime.Host
+	bufHost runtime.BufHost
+	ctx     context.Context
+	budget  *runtime.Budget
+	depth   int // frames below the entry function's
+	fuel    int // instructions left before the next budget poll
+	seg     int // where the current straight run of code began
+	halt    int // index of the opHalt instruction ending the program
+	pc      int // the interpreter's pc while it calls the host
+	err     error
 }
 
 // frame is a suspended caller: where to return and its callee-saved
@@ -235,13 +238,13 @@ func (a *activation) reset(ctx context.Context, in *Instance, b *runtime.Budget)
 	s := a.stack[maxStack-n:]
 	clear(s)
 	a.mem = memory{stack: s, data: in.data, roLen: in.mod.roLen}
-	a.host, a.ctx, a.budget = in.host, ctx, b
+	a.host, a.bufHost, a.ctx, a.budget = in.host, in.bufHost, ctx, b
 }
 
 // release drops a's references to the instance before a is pooled.
 func (a *activation) release() {
 	a.mem = memory{}
-	a.host, a.ctx, a.budget, a.err = nil, nil, nil, nil
+	a.host, a.bufHost, a.ctx, a.budget, a.err = nil, nil, nil, nil, nil
 }
 
 // memory is the container's memory as the host sees it. The host may

@@ -146,3 +146,82 @@ func faultKind(err error) runtime.FaultKind {
 	}
 	return ""
 }
+
+// bufHost has the runtime.BufHost fast path and records which path each
+// helper 2 call took.
+type bufHost struct {
+	nopHost
+	t     *testing.T
+	paths []string
+}
+
+var _ runtime.BufHost = (*bufHost)(nil)
+
+func (h *bufHost) Call(mem runtime.Memory, handle, op, bufPtr, inLen, bufCap uint32) int32 {
+	h.paths = append(h.paths, "call")
+	if _, ok := mem.Read(bufPtr, max(inLen, bufCap)); !ok {
+		return abi.EFAULT.Result()
+	}
+	return 0
+}
+
+// CallBuf checks that buf is the guest's memory at bufPtr (the same
+// bytes, not a copy) and overwrites its first word.
+func (h *bufHost) CallBuf(mem runtime.Memory, handle, op, bufPtr uint32, buf []byte, inLen, bufCap uint32) int32 {
+	h.paths = append(h.paths, "buf")
+	want, ok := mem.Read(bufPtr, max(inLen, bufCap))
+	if !ok || len(buf) != len(want) || &buf[0] != &want[0] {
+		h.t.Errorf("CallBuf got %d bytes at %#x, not the guest's %d (ok %v)", len(buf), bufPtr, len(want), ok)
+		return abi.EINVAL.Result()
+	}
+	binary.LittleEndian.PutUint32(buf, 0xdeadbeef)
+	return 7
+}
+
+// TestBufHostFastPath: helper 2 with a buffer inside one region goes to
+// CallBuf with that region's bytes; a buffer the runtime cannot vouch
+// for goes to Call, which reports the ABI's error.
+func TestBufHostFastPath(t *testing.T) {
+	prog := func(ptr func() asm.Instruction, inLen, bufCap int32) []byte {
+		return assemble(t,
+			asm.StoreImm(asm.R10, -8, 0x11223344, asm.Word),
+			asm.Mov.Imm(asm.R1, 0),
+			asm.Mov.Imm(asm.R2, int32(abi.OpRead)),
+			asm.Mov.Reg(asm.R3, asm.R10),
+			ptr(),
+			asm.Mov.Imm(asm.R4, inLen),
+			asm.Mov.Imm(asm.R5, bufCap),
+			asm.BuiltinFunc(helperCall).Call(),
+			asm.Mov.Reg(asm.R6, asm.R0),
+			asm.LoadMem(asm.R0, asm.R10, -8, asm.Word),
+			asm.Add.Reg(asm.R0, asm.R6),
+			asm.Return())
+	}
+	cases := []struct {
+		name   string
+		code   []byte
+		path   string
+		result int32
+	}{
+		{"stack buffer", prog(func() asm.Instruction { return asm.Add.Imm(asm.R3, -8) }, 4, 8), "buf", -0x21524111 + 7}, // int32(0xdeadbeef) + 7
+		{"whole frame", prog(func() asm.Instruction { return asm.Add.Imm(asm.R3, -512) }, 4, 512), "buf", 0x11223344 + 7},
+		{"past the stack top", prog(func() asm.Instruction { return asm.Add.Imm(asm.R3, -4) }, 4, 8), "call", 0x11223344 + abi.EFAULT.Result()},
+		{"wild pointer", prog(func() asm.Instruction { return asm.Mov.Imm(asm.R3, 16) }, 4, 8), "call", 0x11223344 + abi.EFAULT.Result()},
+		{"zero-length at the top", prog(func() asm.Instruction { return asm.Add.Imm(asm.R3, 0) }, 0, 0), "call", 0x11223344},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := &bufHost{t: t}
+			got, err := runRaw(t, c.code, h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(h.paths) != 1 || h.paths[0] != c.path {
+				t.Errorf("paths %v, want [%s]", h.paths, c.path)
+			}
+			if got != c.result {
+				t.Errorf("result %#x, want %#x", got, c.result)
+			}
+		})
+	}
+}

@@ -23,9 +23,19 @@ const checkpointFuel = 1 << 15
 // 32 host calls.
 const helperFuel = checkpointFuel / 32
 
-func memFault(pc int, what string, size, addr uint64) error {
+// memFault is the fault of the access before instruction next. Taking
+// the next index (the interpreter's pc) rather than the faulting one keeps
+// the compiler from holding pc-1 in a register across the dispatch.
+func memFault(next int, what string, size, addr uint64) error {
 	return &runtime.Fault{Kind: runtime.FaultMemory,
-		Err: fmt.Errorf("%w: %d-byte %s at %#x (instruction %d)", ErrMemoryAccess, size, what, addr, pc)}
+		Err: fmt.Errorf("%w: %d-byte %s at %#x (instruction %d)", ErrMemoryAccess, size, what, addr, next-1)}
+}
+
+// depthFault is the fault of a call before instruction next that would
+// nest more than max frames.
+func depthFault(next, max int) error {
+	return &runtime.Fault{Kind: runtime.FaultTrap,
+		Err: fmt.Errorf("%w: more than %d nested calls (instruction %d)", ErrCallDepth, max, next-1)}
 }
 
 // dataRef returns the size bytes of the data region at guest address p,
@@ -95,6 +105,19 @@ func (a *activation) helped() int {
 	return a.pc
 }
 
+// call is helper 2. When the host has the BufHost fast path and the
+// buffer lies within one region, the buffer is handed over already
+// checked, which saves the host a Memory.Read interface call; otherwise
+// Host.Call checks it and reports the ABI's errors in their order.
+func (a *activation) call(h, op, ptr, inLen, bufCap uint32) int32 {
+	if a.bufHost != nil {
+		if b := a.ref(uint64(ptr), uint64(max(inLen, bufCap)), false); b != nil {
+			return a.bufHost.CallBuf(&a.mem, h, op, ptr, b, inLen, bufCap)
+		}
+	}
+	return a.host.Call(&a.mem, h, op, ptr, inLen, bufCap)
+}
+
 // poll reports a budget fault if the activation must end now.
 func (a *activation) poll(pc int) error {
 	a.fuel = checkpointFuel
@@ -148,14 +171,6 @@ func (a *activation) run(prog []insn) (int32, error) {
 			}
 		case opDiv64K:
 			r[in.dst&15] /= uint64(in.imm)
-		case opSDiv64X:
-			if d := int64(r[in.src&15]); d == 0 {
-				r[in.dst&15] = 0
-			} else {
-				r[in.dst&15] = uint64(int64(r[in.dst&15]) / d)
-			}
-		case opSDiv64K:
-			r[in.dst&15] = uint64(int64(r[in.dst&15]) / in.imm)
 		case opOr64X:
 			r[in.dst&15] |= r[in.src&15]
 		case opOr64K:
@@ -172,20 +187,12 @@ func (a *activation) run(prog []insn) (int32, error) {
 			r[in.dst&15] >>= r[in.src&15] & 63
 		case opRsh64K:
 			r[in.dst&15] >>= uint64(in.imm)
-		case opNeg64:
-			r[in.dst&15] = -r[in.dst&15]
 		case opMod64X:
 			if d := r[in.src&15]; d != 0 {
 				r[in.dst&15] %= d
 			}
 		case opMod64K:
 			r[in.dst&15] %= uint64(in.imm)
-		case opSMod64X:
-			if d := int64(r[in.src&15]); d != 0 {
-				r[in.dst&15] = uint64(int64(r[in.dst&15]) % d)
-			}
-		case opSMod64K:
-			r[in.dst&15] = uint64(int64(r[in.dst&15]) % in.imm)
 		case opXor64X:
 			r[in.dst&15] ^= r[in.src&15]
 		case opXor64K:
@@ -198,13 +205,6 @@ func (a *activation) run(prog []insn) (int32, error) {
 			r[in.dst&15] = uint64(int64(r[in.dst&15]) >> (r[in.src&15] & 63))
 		case opArsh64K:
 			r[in.dst&15] = uint64(int64(r[in.dst&15]) >> uint64(in.imm))
-		case opMovSX8to64:
-			r[in.dst&15] = uint64(int64(int8(r[in.src&15])))
-		case opMovSX16to64:
-			r[in.dst&15] = uint64(int64(int16(r[in.src&15])))
-		case opMovSX32to64:
-			r[in.dst&15] = uint64(int64(int32(r[in.src&15])))
-
 		case opAdd32X:
 			r[in.dst&15] = uint64(uint32(r[in.dst&15]) + uint32(r[in.src&15]))
 		case opAdd32K:
@@ -217,22 +217,6 @@ func (a *activation) run(prog []insn) (int32, error) {
 			r[in.dst&15] = uint64(uint32(r[in.dst&15]) * uint32(r[in.src&15]))
 		case opMul32K:
 			r[in.dst&15] = uint64(uint32(r[in.dst&15]) * uint32(in.imm))
-		case opDiv32X:
-			if d := uint32(r[in.src&15]); d == 0 {
-				r[in.dst&15] = 0
-			} else {
-				r[in.dst&15] = uint64(uint32(r[in.dst&15]) / d)
-			}
-		case opDiv32K:
-			r[in.dst&15] = uint64(uint32(r[in.dst&15]) / uint32(in.imm))
-		case opSDiv32X:
-			if d := int32(r[in.src&15]); d == 0 {
-				r[in.dst&15] = 0
-			} else {
-				r[in.dst&15] = uint64(uint32(int32(r[in.dst&15]) / d))
-			}
-		case opSDiv32K:
-			r[in.dst&15] = uint64(uint32(int32(r[in.dst&15]) / int32(in.imm)))
 		case opOr32X:
 			r[in.dst&15] = uint64(uint32(r[in.dst&15]) | uint32(r[in.src&15]))
 		case opOr32K:
@@ -249,24 +233,6 @@ func (a *activation) run(prog []insn) (int32, error) {
 			r[in.dst&15] = uint64(uint32(r[in.dst&15]) >> (r[in.src&15] & 31))
 		case opRsh32K:
 			r[in.dst&15] = uint64(uint32(r[in.dst&15]) >> uint64(in.imm))
-		case opNeg32:
-			r[in.dst&15] = uint64(-uint32(r[in.dst&15]))
-		case opMod32X:
-			if d := uint32(r[in.src&15]); d == 0 {
-				r[in.dst&15] = uint64(uint32(r[in.dst&15]))
-			} else {
-				r[in.dst&15] = uint64(uint32(r[in.dst&15]) % d)
-			}
-		case opMod32K:
-			r[in.dst&15] = uint64(uint32(r[in.dst&15]) % uint32(in.imm))
-		case opSMod32X:
-			if d := int32(r[in.src&15]); d == 0 {
-				r[in.dst&15] = uint64(uint32(r[in.dst&15]))
-			} else {
-				r[in.dst&15] = uint64(uint32(int32(r[in.dst&15]) % d))
-			}
-		case opSMod32K:
-			r[in.dst&15] = uint64(uint32(int32(r[in.dst&15]) % int32(in.imm)))
 		case opXor32X:
 			r[in.dst&15] = uint64(uint32(r[in.dst&15]) ^ uint32(r[in.src&15]))
 		case opXor32K:
@@ -279,22 +245,6 @@ func (a *activation) run(prog []insn) (int32, error) {
 			r[in.dst&15] = uint64(uint32(int32(r[in.dst&15]) >> (r[in.src&15] & 31)))
 		case opArsh32K:
 			r[in.dst&15] = uint64(uint32(int32(r[in.dst&15]) >> uint64(in.imm)))
-		case opMovSX8to32:
-			r[in.dst&15] = uint64(uint32(int32(int8(r[in.src&15]))))
-		case opMovSX16to32:
-			r[in.dst&15] = uint64(uint32(int32(int16(r[in.src&15]))))
-
-		case opLE16:
-			r[in.dst&15] = uint64(uint16(r[in.dst&15]))
-		case opLE32:
-			r[in.dst&15] = uint64(uint32(r[in.dst&15]))
-		case opBE16:
-			r[in.dst&15] = uint64(bits.ReverseBytes16(uint16(r[in.dst&15])))
-		case opBE32:
-			r[in.dst&15] = uint64(bits.ReverseBytes32(uint32(r[in.dst&15])))
-		case opBE64:
-			r[in.dst&15] = bits.ReverseBytes64(r[in.dst&15])
-
 		case opJA:
 			pc = a.branch(pc, int(in.off))
 		case opJEq64X:
@@ -409,14 +359,6 @@ func (a *activation) run(prog []insn) (int32, error) {
 			if uint32(r[in.dst&15]) >= uint32(in.imm) {
 				pc = a.branch(pc, int(in.off))
 			}
-		case opJSet32X:
-			if uint32(r[in.dst&15])&uint32(r[in.src&15]) != 0 {
-				pc = a.branch(pc, int(in.off))
-			}
-		case opJSet32K:
-			if uint32(r[in.dst&15])&uint32(in.imm) != 0 {
-				pc = a.branch(pc, int(in.off))
-			}
 		case opJNe32X:
 			if uint32(r[in.dst&15]) != uint32(r[in.src&15]) {
 				pc = a.branch(pc, int(in.off))
@@ -484,7 +426,7 @@ func (a *activation) run(prog []insn) (int32, error) {
 			pc = a.helped()
 		case opCallCall:
 			a.pc = pc
-			r[0] = uint64(int64(a.host.Call(&a.mem, uint32(r[1]), uint32(r[2]), uint32(r[3]), uint32(r[4]), uint32(r[5]))))
+			r[0] = uint64(int64(a.call(uint32(r[1]), uint32(r[2]), uint32(r[3]), uint32(r[4]), uint32(r[5]))))
 			pc = a.helped()
 		case opCallClose:
 			a.pc = pc
@@ -493,8 +435,7 @@ func (a *activation) run(prog []insn) (int32, error) {
 
 		case opCallLocal:
 			if a.depth+1 >= len(stack)/frameSize {
-				return 0, &runtime.Fault{Kind: runtime.FaultTrap,
-					Err: fmt.Errorf("%w: more than %d nested calls (instruction %d)", ErrCallDepth, len(stack)/frameSize, pc-1)}
+				return 0, depthFault(pc, len(stack)/frameSize)
 			}
 			f := &a.frames[a.depth]
 			f.ret = pc
@@ -523,7 +464,7 @@ func (a *activation) run(prog []insn) (int32, error) {
 			} else if b := a.dataRef(p, 1, false); b != nil {
 				r[in.dst&15] = uint64(b[0])
 			} else {
-				return 0, memFault(pc-1, "load", 1, p)
+				return 0, memFault(pc, "load", 1, p)
 			}
 		case opLdxH:
 			p := r[in.src&15] + uint64(int64(in.off))
@@ -532,7 +473,7 @@ func (a *activation) run(prog []insn) (int32, error) {
 			} else if b := a.dataRef(p, 2, false); b != nil {
 				r[in.dst&15] = uint64(le.Uint16(b))
 			} else {
-				return 0, memFault(pc-1, "load", 2, p)
+				return 0, memFault(pc, "load", 2, p)
 			}
 		case opLdxW:
 			p := r[in.src&15] + uint64(int64(in.off))
@@ -541,7 +482,7 @@ func (a *activation) run(prog []insn) (int32, error) {
 			} else if b := a.dataRef(p, 4, false); b != nil {
 				r[in.dst&15] = uint64(le.Uint32(b))
 			} else {
-				return 0, memFault(pc-1, "load", 4, p)
+				return 0, memFault(pc, "load", 4, p)
 			}
 		case opLdxDW:
 			p := r[in.src&15] + uint64(int64(in.off))
@@ -550,38 +491,8 @@ func (a *activation) run(prog []insn) (int32, error) {
 			} else if b := a.dataRef(p, 8, false); b != nil {
 				r[in.dst&15] = le.Uint64(b)
 			} else {
-				return 0, memFault(pc-1, "load", 8, p)
+				return 0, memFault(pc, "load", 8, p)
 			}
-		// The rarer memory operations call out; pc goes through memory
-		// and nothing read from in is used after the call (see opCallOpen).
-		case opLdxSB:
-			d, p := in.dst&15, r[in.src&15]+uint64(int64(in.off))
-			a.pc = pc
-			b := a.ref(p, 1, false)
-			if b == nil {
-				return 0, memFault(a.pc-1, "load", 1, p)
-			}
-			r[d] = uint64(int64(int8(b[0])))
-			pc = a.pc
-		case opLdxSH:
-			d, p := in.dst&15, r[in.src&15]+uint64(int64(in.off))
-			a.pc = pc
-			b := a.ref(p, 2, false)
-			if b == nil {
-				return 0, memFault(a.pc-1, "load", 2, p)
-			}
-			r[d] = uint64(int64(int16(le.Uint16(b))))
-			pc = a.pc
-		case opLdxSW:
-			d, p := in.dst&15, r[in.src&15]+uint64(int64(in.off))
-			a.pc = pc
-			b := a.ref(p, 4, false)
-			if b == nil {
-				return 0, memFault(a.pc-1, "load", 4, p)
-			}
-			r[d] = uint64(int64(int32(le.Uint32(b))))
-			pc = a.pc
-
 		case opStB:
 			v := uint64(in.imm)
 			p := r[in.dst&15] + uint64(int64(in.off))
@@ -590,7 +501,7 @@ func (a *activation) run(prog []insn) (int32, error) {
 			} else if b := a.dataRef(p, 1, true); b != nil {
 				b[0] = byte(v)
 			} else {
-				return 0, memFault(pc-1, "store", 1, p)
+				return 0, memFault(pc, "store", 1, p)
 			}
 		case opStxB:
 			v := r[in.src&15]
@@ -600,7 +511,7 @@ func (a *activation) run(prog []insn) (int32, error) {
 			} else if b := a.dataRef(p, 1, true); b != nil {
 				b[0] = byte(v)
 			} else {
-				return 0, memFault(pc-1, "store", 1, p)
+				return 0, memFault(pc, "store", 1, p)
 			}
 		case opStH:
 			v := uint64(in.imm)
@@ -610,7 +521,7 @@ func (a *activation) run(prog []insn) (int32, error) {
 			} else if b := a.dataRef(p, 2, true); b != nil {
 				le.PutUint16(b, uint16(v))
 			} else {
-				return 0, memFault(pc-1, "store", 2, p)
+				return 0, memFault(pc, "store", 2, p)
 			}
 		case opStxH:
 			v := r[in.src&15]
@@ -620,7 +531,7 @@ func (a *activation) run(prog []insn) (int32, error) {
 			} else if b := a.dataRef(p, 2, true); b != nil {
 				le.PutUint16(b, uint16(v))
 			} else {
-				return 0, memFault(pc-1, "store", 2, p)
+				return 0, memFault(pc, "store", 2, p)
 			}
 		case opStW:
 			v := uint64(in.imm)
@@ -630,7 +541,7 @@ func (a *activation) run(prog []insn) (int32, error) {
 			} else if b := a.dataRef(p, 4, true); b != nil {
 				le.PutUint32(b, uint32(v))
 			} else {
-				return 0, memFault(pc-1, "store", 4, p)
+				return 0, memFault(pc, "store", 4, p)
 			}
 		case opStxW:
 			v := r[in.src&15]
@@ -640,7 +551,7 @@ func (a *activation) run(prog []insn) (int32, error) {
 			} else if b := a.dataRef(p, 4, true); b != nil {
 				le.PutUint32(b, uint32(v))
 			} else {
-				return 0, memFault(pc-1, "store", 4, p)
+				return 0, memFault(pc, "store", 4, p)
 			}
 		case opStDW:
 			v := uint64(in.imm)
@@ -650,7 +561,7 @@ func (a *activation) run(prog []insn) (int32, error) {
 			} else if b := a.dataRef(p, 8, true); b != nil {
 				le.PutUint64(b, v)
 			} else {
-				return 0, memFault(pc-1, "store", 8, p)
+				return 0, memFault(pc, "store", 8, p)
 			}
 
 		case opStxDW:
@@ -661,21 +572,8 @@ func (a *activation) run(prog []insn) (int32, error) {
 			} else if b := a.dataRef(p, 8, true); b != nil {
 				le.PutUint64(b, v)
 			} else {
-				return 0, memFault(pc-1, "store", 8, p)
+				return 0, memFault(pc, "store", 8, p)
 			}
-
-		case opAtomicAdd32, opAtomicOr32, opAtomicAnd32, opAtomicXor32,
-			opAtomicFetchAdd32, opAtomicFetchOr32, opAtomicFetchAnd32, opAtomicFetchXor32,
-			opAtomicXchg32, opAtomicCmpXchg32,
-			opAtomicAdd64, opAtomicOr64, opAtomicAnd64, opAtomicXor64,
-			opAtomicFetchAdd64, opAtomicFetchOr64, opAtomicFetchAnd64, opAtomicFetchXor64,
-			opAtomicXchg64, opAtomicCmpXchg64:
-			p := r[in.dst&15] + uint64(int64(in.off))
-			a.pc = pc
-			if size := a.atomic(in.op, p, &r[in.src&15], &r[0]); size != 0 {
-				return 0, memFault(a.pc-1, "atomic access", size, p)
-			}
-			pc = a.pc
 
 		case opMovAdd64K:
 			r[in.dst&15] = r[in.src&15] + uint64(in.imm)
@@ -703,7 +601,7 @@ func (a *activation) run(prog []insn) (int32, error) {
 			} else if b := a.dataRef(p, 1, false); b != nil {
 				r[in.aux&15] = uint64(b[0])
 			} else {
-				return 0, memFault(pc+2, "load", 1, p)
+				return 0, memFault(pc+3, "load", 1, p)
 			}
 			pc += 3
 		case opLdAddLdxH:
@@ -714,7 +612,7 @@ func (a *activation) run(prog []insn) (int32, error) {
 			} else if b := a.dataRef(p, 2, false); b != nil {
 				r[in.aux&15] = uint64(le.Uint16(b))
 			} else {
-				return 0, memFault(pc+2, "load", 2, p)
+				return 0, memFault(pc+3, "load", 2, p)
 			}
 			pc += 3
 		case opLdAddLdxW:
@@ -725,7 +623,7 @@ func (a *activation) run(prog []insn) (int32, error) {
 			} else if b := a.dataRef(p, 4, false); b != nil {
 				r[in.aux&15] = uint64(le.Uint32(b))
 			} else {
-				return 0, memFault(pc+2, "load", 4, p)
+				return 0, memFault(pc+3, "load", 4, p)
 			}
 			pc += 3
 		case opLdAddLdxDW:
@@ -736,7 +634,7 @@ func (a *activation) run(prog []insn) (int32, error) {
 			} else if b := a.dataRef(p, 8, false); b != nil {
 				r[in.aux&15] = le.Uint64(b)
 			} else {
-				return 0, memFault(pc+2, "load", 8, p)
+				return 0, memFault(pc+3, "load", 8, p)
 			}
 			pc += 3
 		case opZext32:
@@ -766,11 +664,145 @@ func (a *activation) run(prog []insn) (int32, error) {
 		case opHalt: // where branch sends a run that must end
 			return 0, a.err
 
-		default: // opInvalid: the verifier lets no jump reach it
-			return 0, &runtime.Fault{Kind: runtime.FaultTrap, Err: fmt.Errorf("invalid instruction %d", pc-1)}
+		default:
+			// Everything else runs out of line: a smaller switch leaves the
+			// register allocator room to keep the dispatch state in
+			// registers.
+			pc = a.rare(prog, &r, pc)
 		}
 
 	}
+}
+
+// rare runs the operations that clang seldom emits in hot loops (signed
+// and 32-bit division, negation, sign extension, byte swaps, jset32,
+// sign-extending loads, atomics) for run: prog[pc-1]. pc is the next
+// instruction's;
+// it returns the pc to go on at, the halt instruction after a fault
+// (recorded in a.err).
+//
+//go:noinline
+func (a *activation) rare(prog []insn, r *[16]uint64, pc int) int {
+	if err := a.rareOp(&prog[pc-1], r, pc); err != nil {
+		a.err = err
+		return a.halt
+	}
+	return a.pc
+}
+
+func (a *activation) rareOp(in *insn, r *[16]uint64, pc int) error {
+	a.pc = pc
+	switch in.op {
+	case opSDiv64X:
+		if d := int64(r[in.src&15]); d == 0 {
+			r[in.dst&15] = 0
+		} else {
+			r[in.dst&15] = uint64(int64(r[in.dst&15]) / d)
+		}
+	case opSDiv64K:
+		r[in.dst&15] = uint64(int64(r[in.dst&15]) / in.imm)
+	case opNeg64:
+		r[in.dst&15] = -r[in.dst&15]
+	case opSMod64X:
+		if d := int64(r[in.src&15]); d != 0 {
+			r[in.dst&15] = uint64(int64(r[in.dst&15]) % d)
+		}
+	case opSMod64K:
+		r[in.dst&15] = uint64(int64(r[in.dst&15]) % in.imm)
+	case opMovSX8to64:
+		r[in.dst&15] = uint64(int64(int8(r[in.src&15])))
+	case opMovSX16to64:
+		r[in.dst&15] = uint64(int64(int16(r[in.src&15])))
+	case opMovSX32to64:
+		r[in.dst&15] = uint64(int64(int32(r[in.src&15])))
+
+	case opDiv32X:
+		if d := uint32(r[in.src&15]); d == 0 {
+			r[in.dst&15] = 0
+		} else {
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]) / d)
+		}
+	case opDiv32K:
+		r[in.dst&15] = uint64(uint32(r[in.dst&15]) / uint32(in.imm))
+	case opSDiv32X:
+		if d := int32(r[in.src&15]); d == 0 {
+			r[in.dst&15] = 0
+		} else {
+			r[in.dst&15] = uint64(uint32(int32(r[in.dst&15]) / d))
+		}
+	case opSDiv32K:
+		r[in.dst&15] = uint64(uint32(int32(r[in.dst&15]) / int32(in.imm)))
+	case opNeg32:
+		r[in.dst&15] = uint64(-uint32(r[in.dst&15]))
+	case opMod32X:
+		if d := uint32(r[in.src&15]); d == 0 {
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]))
+		} else {
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]) % d)
+		}
+	case opMod32K:
+		r[in.dst&15] = uint64(uint32(r[in.dst&15]) % uint32(in.imm))
+	case opSMod32X:
+		if d := int32(r[in.src&15]); d == 0 {
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]))
+		} else {
+			r[in.dst&15] = uint64(uint32(int32(r[in.dst&15]) % d))
+		}
+	case opSMod32K:
+		r[in.dst&15] = uint64(uint32(int32(r[in.dst&15]) % int32(in.imm)))
+	case opMovSX8to32:
+		r[in.dst&15] = uint64(uint32(int32(int8(r[in.src&15]))))
+	case opMovSX16to32:
+		r[in.dst&15] = uint64(uint32(int32(int16(r[in.src&15]))))
+
+	case opLE16:
+		r[in.dst&15] = uint64(uint16(r[in.dst&15]))
+	case opLE32:
+		r[in.dst&15] = uint64(uint32(r[in.dst&15]))
+	case opBE16:
+		r[in.dst&15] = uint64(bits.ReverseBytes16(uint16(r[in.dst&15])))
+	case opBE32:
+		r[in.dst&15] = uint64(bits.ReverseBytes32(uint32(r[in.dst&15])))
+	case opBE64:
+		r[in.dst&15] = bits.ReverseBytes64(r[in.dst&15])
+
+	case opJSet32X:
+		if uint32(r[in.dst&15])&uint32(r[in.src&15]) != 0 {
+			a.pc = a.branch(a.pc, int(in.off))
+		}
+	case opJSet32K:
+		if uint32(r[in.dst&15])&uint32(in.imm) != 0 {
+			a.pc = a.branch(a.pc, int(in.off))
+		}
+	case opLdxSB, opLdxSH, opLdxSW:
+		size := uint64(1) << (in.op - opLdxSB)
+		p := r[in.src&15] + uint64(int64(in.off))
+		b := a.ref(p, size, false)
+		if b == nil {
+			return memFault(a.pc, "load", size, p)
+		}
+		switch in.op {
+		case opLdxSB:
+			r[in.dst&15] = uint64(int64(int8(b[0])))
+		case opLdxSH:
+			r[in.dst&15] = uint64(int64(int16(le.Uint16(b))))
+		default:
+			r[in.dst&15] = uint64(int64(int32(le.Uint32(b))))
+		}
+	case opAtomicAdd32, opAtomicOr32, opAtomicAnd32, opAtomicXor32,
+		opAtomicFetchAdd32, opAtomicFetchOr32, opAtomicFetchAnd32, opAtomicFetchXor32,
+		opAtomicXchg32, opAtomicCmpXchg32,
+		opAtomicAdd64, opAtomicOr64, opAtomicAnd64, opAtomicXor64,
+		opAtomicFetchAdd64, opAtomicFetchOr64, opAtomicFetchAnd64, opAtomicFetchXor64,
+		opAtomicXchg64, opAtomicCmpXchg64:
+		p := r[in.dst&15] + uint64(int64(in.off))
+		if size := a.atomic(in.op, p, &r[in.src&15], &r[0]); size != 0 {
+			return memFault(a.pc, "atomic access", size, p)
+		}
+	default: // opInvalid: the verifier lets no jump reach it
+		return &runtime.Fault{Kind: runtime.FaultTrap, Err: fmt.Errorf("invalid instruction %d", a.pc-1)}
+	}
+	return nil
 }
 
 // atomic performs atomic operation o on the memory at p with operand
