@@ -200,3 +200,29 @@ func forEachRuntime(t *testing.T, f func(t *testing.T, kind, file string)) {
 		t.Run(rt.kind, func(t *testing.T) { f(t, rt.kind, rt.file) })
 	}
 }
+
+// runOnce runs one container from a manifest and code on a fresh device
+// and returns the device (stopped at the end of the test) and its log lines.
+func runOnce(t *testing.T, manifest string, code []byte) (*device.Device, <-chan mgmt.LogLine) {
+	t.Helper()
+	lines := make(chan mgmt.LogLine, 16)
+	ctx, cancel := context.WithCancel(context.Background())
+	d, err := device.New(ctx, device.Options{OnLog: func(l mgmt.LogLine) { lines <- l }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { d.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done; d.Close(context.Background()) })
+	m, err := meta.Parse([]byte(manifest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Install(ctx, m, code); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(m.Name); err != nil {
+		t.Fatal(err)
+	}
+	return d, lines
+}

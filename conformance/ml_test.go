@@ -1,15 +1,11 @@
 package conformance
 
 import (
-	"context"
 	"encoding/hex"
 	"os"
 	"testing"
 	"time"
 
-	"github.com/tinycontainer/tinycontainer/device"
-	"github.com/tinycontainer/tinycontainer/meta"
-	"github.com/tinycontainer/tinycontainer/mgmt"
 	"github.com/tinycontainer/tinycontainer/ml/tflite"
 )
 
@@ -34,26 +30,8 @@ func TestMLEndpointFromEveryRuntime(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			lines := make(chan mgmt.LogLine, 4)
-			ctx, cancel := context.WithCancel(context.Background())
-			d, err := device.New(ctx, device.Options{OnLog: func(l mgmt.LogLine) { lines <- l }})
-			if err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan struct{})
-			go func() { d.Run(ctx); close(done) }()
-			defer func() { cancel(); <-done; d.Close(context.Background()) }()
-			m, err := meta.Parse([]byte("name: ml\ntenant: t1\nversion: 1\nruntime: " + rt.kind +
-				"\nschedule: {trigger: once, budget: 1s}\nlimits: {memory: 64KiB}\nendpoints:\n  - {name: ml, ops: [invoke]}\n  - {name: log, ops: [write]}\n"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := d.Install(ctx, m, code); err != nil {
-				t.Fatal(err)
-			}
-			if err := d.Start("ml"); err != nil {
-				t.Fatal(err)
-			}
+			_, lines := runOnce(t, "name: ml\ntenant: t1\nversion: 1\nruntime: "+rt.kind+
+				"\nschedule: {trigger: once, budget: 1s}\nlimits: {memory: 64KiB}\nendpoints:\n  - {name: ml, ops: [invoke]}\n  - {name: log, ops: [write]}\n", code)
 			select {
 			case l := <-lines:
 				if l.Text != hex.EncodeToString(want) {

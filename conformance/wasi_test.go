@@ -1,13 +1,10 @@
 package conformance
 
 import (
-	"context"
 	"os"
 	"testing"
 	"time"
 
-	"github.com/tinycontainer/tinycontainer/device"
-	"github.com/tinycontainer/tinycontainer/meta"
 	"github.com/tinycontainer/tinycontainer/mgmt"
 )
 
@@ -30,25 +27,7 @@ func TestWASISubset(t *testing.T) {
 		{"no log, no clock", " []\n", 3, nil, 3},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			lines := make(chan mgmt.LogLine, 16)
-			ctx, cancel := context.WithCancel(context.Background())
-			d, err := device.New(ctx, device.Options{OnLog: func(l mgmt.LogLine) { lines <- l }})
-			if err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan struct{})
-			go func() { d.Run(ctx); close(done) }()
-			defer func() { cancel(); <-done; d.Close(context.Background()) }()
-			m, err := meta.Parse([]byte("name: wasi\ntenant: t1\nversion: 1\nruntime: wasm\nschedule: {trigger: once}\nendpoints:" + c.rules))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := d.Install(ctx, m, code); err != nil {
-				t.Fatal(err)
-			}
-			if err := d.Start("wasi"); err != nil {
-				t.Fatal(err)
-			}
+			d, lines := runOnce(t, "name: wasi\ntenant: t1\nversion: 1\nruntime: wasm\nschedule: {trigger: once}\nendpoints:"+c.rules, code)
 			for _, want := range c.lines {
 				select {
 				case l := <-lines:
