@@ -2,18 +2,15 @@ package ebpf
 
 import (
 	"context"
-	"os"
-	goruntime "runtime"
 	"testing"
 	"time"
 
 	"github.com/cilium/ebpf/asm"
-	"github.com/tetratelabs/wazero"
-	"github.com/tetratelabs/wazero/api"
 
 	"github.com/tinycontainer/tinycontainer/abi"
 	"github.com/tinycontainer/tinycontainer/bench/kernels"
 	"github.com/tinycontainer/tinycontainer/runtime"
+	"github.com/tinycontainer/tinycontainer/runtime/wasm"
 )
 
 // nopHost answers every call at once, so benchmarks measure the runtime.
@@ -26,20 +23,30 @@ func (nopHost) CallName(string, abi.Op, []byte, int) int32                      
 
 const callsPerRun = 1000
 
-// cpuMeter starts measuring the benchmark goroutine's thread CPU time; the
-// returned func reports it per op (divided by per) under unit. On a
-// machine shared with other work, wall time also counts the time spent
+// cpuLoop runs the benchmark loop body under wasm.Measure and reports
+// the benchmark thread's CPU time per op (divided by per) under unit. On
+// a machine shared with other work, wall time also counts the time spent
 // waiting for a CPU; thread CPU time does not.
-func cpuMeter(b *testing.B, per int, unit string) func() {
-	goruntime.LockOSThread()
-	start, ok := threadCPU()
-	return func() {
-		end, _ := threadCPU()
-		goruntime.UnlockOSThread()
-		if ok {
-			b.ReportMetric(float64(end-start)/float64(b.N*per), unit)
+func cpuLoop(b *testing.B, per int, unit string, body func() error) {
+	d, err := wasm.Measure(func() error {
+		for b.Loop() {
+			if err := body(); err != nil {
+				return err
+			}
 		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
 	}
+	b.ReportMetric(float64(d.Nanoseconds())/float64(b.N*per), unit)
+}
+
+// reportBare reports a bare wazero yardstick: the CPU time d of n ops. The
+// wall ns/op of such a benchmark includes compiling the module, so cpu-ns
+// is its figure.
+func reportBare(b *testing.B, d time.Duration, n int, unit string) {
+	b.ReportMetric(float64(d.Nanoseconds())/float64(n), unit)
 }
 
 // BenchmarkHelperCall: an eBPF loop calling helper 3 (close) callsPerRun
@@ -61,49 +68,20 @@ func BenchmarkHelperCall(b *testing.B) {
 		in, _ := m.Instantiate(context.Background(), nopHost{})
 		var budget runtime.Budget
 		budget.Arm(time.Hour)
-		stop := cpuMeter(b, callsPerRun, "cpu-ns/call")
-		for b.Loop() {
-			if _, err := in.Run(context.Background(), &budget); err != nil {
-				b.Fatal(err)
-			}
-		}
-		stop()
+		cpuLoop(b, callsPerRun, "cpu-ns/call", func() error {
+			_, err := in.Run(context.Background(), &budget)
+			return err
+		})
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*callsPerRun), "ns/call")
 	})
 	b.Run("wazero", func(b *testing.B) {
-		ctx := context.Background()
-		r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler())
-		defer r.Close(ctx)
-		_, err := r.NewHostModuleBuilder("tc").NewFunctionBuilder().
-			WithGoModuleFunction(api.GoModuleFunc(func(_ context.Context, _ api.Module, stack []uint64) { stack[0] = 0 }),
-				[]api.ValueType{api.ValueTypeI32}, []api.ValueType{api.ValueTypeI32}).
-			Export("close").Instantiate(ctx)
+		n := b.N * callsPerRun
+		d, err := wasm.BareHostCall(context.Background(), n)
 		if err != nil {
 			b.Fatal(err)
 		}
-		mod := instantiateWasm(b, r, "testdata/hostcall.wasm")
-		loop := mod.ExportedFunction("loop")
-		stop := cpuMeter(b, callsPerRun, "cpu-ns/call")
-		for b.Loop() {
-			if _, err := loop.Call(ctx, callsPerRun); err != nil {
-				b.Fatal(err)
-			}
-		}
-		stop()
-		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*callsPerRun), "ns/call")
+		reportBare(b, d, n, "cpu-ns/call")
 	})
-}
-
-func instantiateWasm(b *testing.B, r wazero.Runtime, path string) api.Module {
-	code, err := os.ReadFile(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	mod, err := r.Instantiate(context.Background(), code)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return mod
 }
 
 // BenchmarkCRC32: the same C kernel (bench/kernels/crc32_kernel.h) checksums
@@ -122,38 +100,21 @@ func BenchmarkCRC32(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.SetBytes(size)
-		stop := cpuMeter(b, 1, "cpu-ns/op")
-		for b.Loop() {
-			if _, err := in.Run(context.Background(), &budget); err != nil {
-				b.Fatal(err)
-			}
-		}
-		stop()
+		cpuLoop(b, 1, "cpu-ns/op", func() error {
+			_, err := in.Run(context.Background(), &budget)
+			return err
+		})
 	})
 	b.Run("wazero", func(b *testing.B) {
-		ctx := context.Background()
-		r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler())
-		defer r.Close(ctx)
 		code, err := kernels.Wasm("crc32")
 		if err != nil {
 			b.Fatal(err)
 		}
-		mod, err := r.Instantiate(ctx, code)
+		d, err := wasm.RunBare(context.Background(), code, b.N)
 		if err != nil {
 			b.Fatal(err)
 		}
-		main := mod.ExportedFunction("tc_main")
-		if _, err := main.Call(ctx); err != nil {
-			b.Fatal(err)
-		}
-		b.SetBytes(size)
-		stop := cpuMeter(b, 1, "cpu-ns/op")
-		for b.Loop() {
-			if _, err := main.Call(ctx); err != nil {
-				b.Fatal(err)
-			}
-		}
-		stop()
+		reportBare(b, d, b.N, "cpu-ns/op")
 	})
 }
 
@@ -170,13 +131,10 @@ func BenchmarkInstantiate(b *testing.B) {
 				m = loadGuest(b, name, 16*1024).(*Module)
 			}
 			b.ReportAllocs()
-			stop := cpuMeter(b, 1, "cpu-ns/op")
-			for b.Loop() {
-				if _, err := m.Instantiate(context.Background(), nopHost{}); err != nil {
-					b.Fatal(err)
-				}
-			}
-			stop()
+			cpuLoop(b, 1, "cpu-ns/op", func() error {
+				_, err := m.Instantiate(context.Background(), nopHost{})
+				return err
+			})
 			b.ReportMetric(float64(m.dataLen), "data-bytes")
 		})
 	}
@@ -193,13 +151,10 @@ func BenchmarkActivation(b *testing.B) {
 	var budget runtime.Budget
 	budget.Arm(time.Hour)
 	b.ReportAllocs()
-	stop := cpuMeter(b, 1, "cpu-ns/op")
-	for b.Loop() {
-		if _, err := in.Run(context.Background(), &budget); err != nil {
-			b.Fatal(err)
-		}
-	}
-	stop()
+	cpuLoop(b, 1, "cpu-ns/op", func() error {
+		_, err := in.Run(context.Background(), &budget)
+		return err
+	})
 }
 
 // BenchmarkBudgetOvershoot runs the runaway guest under a 1 ms budget and
