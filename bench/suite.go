@@ -23,23 +23,12 @@ func Run(o Options, progress func(Result)) []Result {
 			add(r)
 		}
 	}
-	bare, err := BareHostCall(o)
-	if err != nil {
-		fail("wazero/bare_host_call", err)
+	if rs, err := EndpointCallsVsBare(o); err != nil {
+		fail("endpoint_calls", err)
+	} else {
+		add(rs...)
 	}
-	for i, kind := range []string{"wasm", "ebpf"} {
-		if rs, err := EndpointCalls(kind, o); err != nil {
-			fail(kind+"/endpoint_call", err)
-		} else if bare > 0 {
-			if i > 0 { // the yardstick is listed once
-				rs = judgeCalls(rs, bare)[1:]
-			} else {
-				rs = judgeCalls(rs, bare)
-			}
-			add(rs...)
-		} else {
-			add(rs...)
-		}
+	for _, kind := range []string{"wasm", "ebpf"} {
 		one(kind+"/activation_warm", func() (Result, error) { return ActivationOverhead(kind, o) })
 		one(kind+"/instantiate", func() (Result, error) { return Instantiation(kind, o) })
 		one(kind+"/budget_stop_p99", func() (Result, error) { return BudgetStop(kind, o) })

@@ -99,6 +99,10 @@ type Session struct {
 	reg     *Registry
 	auditor Auditor
 	rules   atomic.Pointer[Rules]
+	// gen mirrors rules' generation, stored after rules, so the fast path
+	// compares a handle's grant against one word of the session (a handle
+	// computed under newer rules only looks stale and takes the full path).
+	gen     atomic.Uint64
 	handles []handle
 
 	// Mem is the guest memory during a call, for endpoints (such as ml)
@@ -125,12 +129,15 @@ var (
 // NewSession returns a session for container under rules.
 func NewSession(container, tenant string, reg *Registry, rules *Rules, a Auditor) *Session {
 	s := &Session{Container: container, Tenant: tenant, reg: reg, auditor: a}
-	s.rules.Store(rules)
+	s.SetRules(rules)
 	return s
 }
 
 // SetRules installs new rules; they apply from the next call on.
-func (s *Session) SetRules(r *Rules) { s.rules.Store(r) }
+func (s *Session) SetRules(r *Rules) {
+	s.rules.Store(r)
+	s.gen.Store(r.gen)
+}
 
 // Rules returns the rules in force.
 func (s *Session) Rules() *Rules { return s.rules.Load() }
@@ -253,8 +260,8 @@ func (s *Session) CallBuf(mem runtime.Memory, h, op, bufPtr uint32, buf []byte, 
 	s.counts.Calls++
 	if h < uint32(len(s.handles)) {
 		hd := &s.handles[h]
-		gen := s.rules.Load().gen
-		if op <= 15 && hd.fast&(1<<op) != 0 && hd.gen == gen {
+		gen := s.gen.Load()
+		if hd.fast&(1<<op) != 0 && hd.gen == gen { // ops past 15 shift out to 0
 			if hd.mem {
 				s.Mem = mem
 			}

@@ -109,9 +109,13 @@ func tcCall(ctx context.Context, mod api.Module, stack []uint64) {
 	h, op, ptr := api.DecodeU32(stack[0]), api.DecodeU32(stack[1]), api.DecodeU32(stack[2])
 	in, bufCap := api.DecodeU32(stack[3]), api.DecodeU32(stack[4])
 	if lm := a.inst.alloc.mem; a.bufHost != nil && lm != nil {
-		cur := lm.cur
+		cur := lm.cur // what wazero itself uses now, memory.grow included
 		if end := uint64(ptr) + uint64(max(in, bufCap)); end <= uint64(len(cur)) {
-			stack[0] = api.EncodeI32(a.bufHost.CallBuf(a.memory(mod), h, op, ptr, cur[ptr:end:end], in, bufCap))
+			if a.mem == nil {
+				a.memory(mod)
+			}
+			// a stands for the guest memory (see activation.Read).
+			stack[0] = api.EncodeI32(a.bufHost.CallBuf(a, h, op, ptr, cur[ptr:end:end], in, bufCap))
 			return
 		}
 	}

@@ -48,6 +48,11 @@ func (a *activation) Value(key any) any {
 }
 
 // memory is the guest memory for the Host, bound on first use.
+// Read implements runtime.Memory over the instance's memory (bound by the
+// host call that passes a), so the activation can stand for the memory
+// without an interface conversion on every call.
+func (a *activation) Read(ptr, n uint32) ([]byte, bool) { return a.mem.Read(ptr, n) }
+
 func (a *activation) memory(mod api.Module) runtime.Memory {
 	if a.mem == nil {
 		if a.inst.m.hasMemory {
