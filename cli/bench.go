@@ -2,6 +2,8 @@ package cli
 
 import (
 	"fmt"
+	"os"
+	"runtime/pprof"
 
 	"github.com/spf13/cobra"
 
@@ -9,7 +11,10 @@ import (
 )
 
 func newBenchCmd() *cobra.Command {
-	var asJSON, quick bool
+	var (
+		asJSON, quick bool
+		cpuprofile    string
+	)
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Print the performance figures of this build",
@@ -22,6 +27,17 @@ machine. Each figure is shown with its target and whether it meets it.`,
 		Example: "  tinycontainer bench\n  tinycontainer bench --json > figures.json\n  tinycontainer bench --quick",
 		Args:    usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cpuprofile != "" {
+				f, err := os.Create(cpuprofile)
+				if err != nil {
+					return usageError{err}
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
 			out := cmd.OutOrStdout()
 			var progress func(bench.Result)
 			if !asJSON {
@@ -37,5 +53,6 @@ machine. Each figure is shown with its target and whether it meets it.`,
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "JSON output")
 	cmd.Flags().BoolVar(&quick, "quick", false, "few iterations: rough figures, fast")
+	cmd.Flags().StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of the run to this file (the build's default.pgo is made from one)")
 	return cmd
 }
