@@ -7,7 +7,7 @@ CLANG ?= clang
 SDK := sdk/c
 WASM_CFLAGS := --target=wasm32 -O2 -nostdlib -ffreestanding -fno-builtin -I$(SDK) \
 	-Wl,--no-entry -Wl,--strip-all -Wl,-z,stack-size=8192 -Wl,--initial-memory=65536
-BPF_CFLAGS := -target bpf -O2 -ffreestanding -I$(SDK)
+BPF_CFLAGS := -target bpf -mcpu=v3 -O2 -ffreestanding -I$(SDK)
 
 GUEST_DIRS := $(shell find . -type d \( -name testdata -o -name examples -o -path ./bench/kernels \) -not -path './.git/*')
 BPF_SRC := $(shell find $(GUEST_DIRS) -name '*.bpf.c' 2>/dev/null)
@@ -22,6 +22,11 @@ guests: $(GUESTS)
 # A guest also depends on the C sources and headers beside it (X.bpf.c
 # includes X.c; kernels share headers).
 .SECONDEXPANSION:
+# X.v1.bpf.c builds for the base eBPF ISA (what plain `clang -target bpf -O2`
+# emits), so the runtime stays tested on it too.
+%.v1.bpf.o: %.v1.bpf.c $(SDK)/tinycontainer.h $$(wildcard $$(dir $$*)*.c $$(dir $$*)*.h)
+	$(CLANG) $(BPF_CFLAGS) -mcpu=v1 -c $< -o $@
+
 %.bpf.o: %.bpf.c $(SDK)/tinycontainer.h $$(wildcard $$(dir $$*)*.c $$(dir $$*)*.h)
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 

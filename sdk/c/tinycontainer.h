@@ -3,7 +3,8 @@
  * for both guest targets:
  *
  *   clang --target=wasm32 -O2 -nostdlib -Wl,--no-entry ...   (WebAssembly)
- *   clang -target bpf -O2 -c ...                             (eBPF femto-container)
+ *   clang -target bpf -mcpu=v3 -O2 -c ...                    (eBPF femto-container;
+ *                                                            plain -O2 works too, v3 is faster)
  *
  * A guest defines `static int32_t my_main(void)` and writes TC_MAIN(my_main).
  * Every host function returns a value >= 0 or a negative errno (TC_E*).
