@@ -6,6 +6,7 @@ import (
 	"fmt"
 	goruntime "runtime"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"github.com/tinycontainer/tinycontainer/abi"
@@ -15,6 +16,19 @@ import (
 	"github.com/tinycontainer/tinycontainer/runtime"
 	"github.com/tinycontainer/tinycontainer/sched"
 )
+
+// releases is an inbox of empty messages, one per release, so each
+// scheduler release is exactly one activation.
+type releases struct{ n atomic.Int64 }
+
+func (r *releases) Next() (string, []byte, bool) {
+	if r.n.Add(-1) < 0 {
+		r.n.Add(1)
+		return "", nil, false
+	}
+	return "bench", nil, true
+}
+func (r *releases) Len() int { return int(r.n.Load()) }
 
 // staticInbox hands the same message to every activation.
 type staticInbox struct{ payload []byte }
@@ -121,7 +135,8 @@ func ActivationOverhead(kind string, o Options) (Result, error) {
 		return Result{}, err
 	}
 	defer x.close()
-	x.c.SetInbox(nil) // not Ready: each Release is exactly one activation
+	inbox := &releases{}
+	x.c.SetInbox(inbox)
 	done := make(chan struct{}, 1)
 	s := sched.New(sched.Options{})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -135,6 +150,7 @@ func ActivationOverhead(kind string, o Options) (Result, error) {
 	samples := make([]time.Duration, 0, n)
 	for range n {
 		t0 := time.Now()
+		inbox.n.Add(1)
 		s.Release("nop")
 		<-done
 		samples = append(samples, time.Since(t0))

@@ -57,7 +57,6 @@ type entry struct {
 	timerIx int // index in the timer heap, -1 when not in it
 	queued  bool
 	running bool
-	again   bool // released while running: run once more afterwards
 	removed bool
 	idle    chan struct{} // closed when a removed entry stops running
 }
@@ -166,12 +165,10 @@ func (s *Scheduler) drop(e *entry) {
 // It never blocks for long and may be called from any goroutine.
 func (s *Scheduler) Release(id string) {
 	s.mu.Lock()
-	if e, ok := s.tasks[id]; ok && !e.queued {
-		if e.running {
-			e.again = true // not lost: the activation ahead may have missed it
-		} else {
-			s.enqueue(e, runtime.Now())
-		}
+	// While the task runs, a release is not lost: the worker asks Ready()
+	// when the activation ends (the message is still in the inbox).
+	if e, ok := s.tasks[id]; ok && !e.queued && !e.running {
+		s.enqueue(e, runtime.Now())
 	}
 	s.mu.Unlock()
 }
@@ -321,11 +318,9 @@ func (s *Scheduler) worker(ctx context.Context) {
 		if removed && e.idle != nil {
 			close(e.idle)
 		}
-		again := e.again
-		e.again = false
 		switch trig := e.t.Schedule().Trigger; {
 		case e.removed || s.closed:
-		case trig == meta.Event && (again || e.t.Ready()):
+		case trig == meta.Event && e.t.Ready():
 			s.enqueue(e, runtime.Now())
 		case trig == meta.Once && f != nil && action == Continue:
 			s.enqueue(e, runtime.Now()) // the restart the policy chose

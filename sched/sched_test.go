@@ -174,7 +174,8 @@ func TestEventTaskRunsOncePerMessage(t *testing.T) {
 	f.ready.Store(5)
 	s.Release("e")
 	eventually(t, "5 activations", func() bool { return f.activations.Load() == 5 })
-	s.Release("e") // nothing waiting: Ready is false, but an explicit release still runs once
+	f.ready.Store(1)
+	s.Release("e")
 	eventually(t, "6 activations", func() bool { return f.activations.Load() == 6 })
 }
 
@@ -270,9 +271,11 @@ func TestManyWorkersHammer(t *testing.T) {
 	}
 }
 
-// A release that arrives while the task runs is not lost (regression: the
-// activation-overhead benchmark hung when its release raced the end of the
-// previous activation).
+// A message that arrives while the task runs is not lost: the worker asks
+// Ready() when the activation ends (regression: the activation-overhead
+// benchmark hung when its release raced the end of an activation), and an
+// event task never runs without a message (regression: a remembered release
+// ran it with an empty inbox, which reset its fault count).
 func TestReleaseDuringActivationIsNotLost(t *testing.T) {
 	s := start(t, Options{})
 	gate := make(chan struct{})
@@ -284,12 +287,19 @@ func TestReleaseDuringActivationIsNotLost(t *testing.T) {
 		return nil
 	}}
 	s.Add("e", f)
+	f.ready.Add(1)
 	s.Release("e")
 	eventually(t, "the first activation", running.Load)
-	s.Release("e") // while running
+	f.ready.Add(1) // a message arrives while it runs
+	s.Release("e")
 	gate <- struct{}{}
 	eventually(t, "the second activation", func() bool { return f.activations.Load() == 2 })
 	gate <- struct{}{}
+	s.Release("e") // no message: no activation
+	time.Sleep(5 * time.Millisecond)
+	if n := f.activations.Load(); n != 2 {
+		t.Fatalf("%d activations for 2 messages", n)
+	}
 }
 
 // A once task that faults is restarted by the policy until it succeeds or
