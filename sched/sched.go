@@ -161,13 +161,14 @@ func (s *Scheduler) drop(e *entry) {
 	}
 }
 
-// Release asks for an activation of an event task (a message arrived).
-// It never blocks for long and may be called from any goroutine.
+// Release asks for an activation of an event task (a message arrived); it
+// runs when the task has a message waiting (Ready). It never blocks for
+// long and may be called from any goroutine.
 func (s *Scheduler) Release(id string) {
 	s.mu.Lock()
 	// While the task runs, a release is not lost: the worker asks Ready()
 	// when the activation ends (the message is still in the inbox).
-	if e, ok := s.tasks[id]; ok && !e.queued && !e.running {
+	if e, ok := s.tasks[id]; ok && !e.queued && !e.running && e.t.Ready() {
 		s.enqueue(e, runtime.Now())
 	}
 	s.mu.Unlock()
