@@ -159,7 +159,7 @@ func (k *conv) pair(patch []int64, filter []int8, base []int32, out []int8) {
 	K := len(patch)
 	two := len(out) > k.outD
 	for c := range k.outD {
-		s := dotPacked(filter[c*K:(c+1)*K], patch)
+		s := dot(filter[c*K:(c+1)*K], patch)
 		lo := int32(s)
 		out[c] = requant(lo+base[c], k.mult[c], int(k.shift[c]), k.outOffset, k.actMin, k.actMax)
 		if two {
@@ -169,47 +169,26 @@ func (k *conv) pair(patch []int64, filter []int8, base []int32, out []int8) {
 	}
 }
 
-// dotPacked is sum(f[i]*p[i]) over int64 lanes; the loop is unrolled with
-// constant indexes into 8-element slices so no bounds checks remain.
-func dotPacked(f []int8, p []int64) int64 {
-	var s0, s1 int64
-	for len(f) >= 8 && len(p) >= 8 {
-		f8, x := f[:8:8], p[:8:8]
-		s0 += int64(f8[0]) * x[0]
-		s1 += int64(f8[1]) * x[1]
-		s0 += int64(f8[2]) * x[2]
-		s1 += int64(f8[3]) * x[3]
-		s0 += int64(f8[4]) * x[4]
-		s1 += int64(f8[5]) * x[5]
-		s0 += int64(f8[6]) * x[6]
-		s1 += int64(f8[7]) * x[7]
-		f, p = f[8:], p[8:]
-	}
-	p = p[:len(f)]
-	for i, v := range f {
-		s0 += int64(v) * p[i]
-	}
-	return s0 + s1
-}
-
-// dot32 is sum(f[i]*x[i]) in wrapping int32, unrolled like dotPacked.
-func dot32(f []int8, x []int32) int32 {
-	var s0, s1 int32
+// dot is sum(f[i]*x[i]) in T's wrapping arithmetic; the loop is unrolled
+// with constant indexes into 8-element slices so no bounds checks remain.
+// int32 and int64 instantiate separately, so neither pays for the other.
+func dot[T int32 | int64](f []int8, x []T) T {
+	var s0, s1 T
 	for len(f) >= 8 && len(x) >= 8 {
 		f8, x8 := f[:8:8], x[:8:8]
-		s0 += int32(f8[0]) * x8[0]
-		s1 += int32(f8[1]) * x8[1]
-		s0 += int32(f8[2]) * x8[2]
-		s1 += int32(f8[3]) * x8[3]
-		s0 += int32(f8[4]) * x8[4]
-		s1 += int32(f8[5]) * x8[5]
-		s0 += int32(f8[6]) * x8[6]
-		s1 += int32(f8[7]) * x8[7]
+		s0 += T(f8[0]) * x8[0]
+		s1 += T(f8[1]) * x8[1]
+		s0 += T(f8[2]) * x8[2]
+		s1 += T(f8[3]) * x8[3]
+		s0 += T(f8[4]) * x8[4]
+		s1 += T(f8[5]) * x8[5]
+		s0 += T(f8[6]) * x8[6]
+		s1 += T(f8[7]) * x8[7]
 		f, x = f[8:], x[8:]
 	}
 	x = x[:len(f)]
 	for i, v := range f {
-		s0 += int32(v) * x[i]
+		s0 += T(v) * x[i]
 	}
 	return s0 + s1
 }
@@ -334,7 +313,7 @@ func (k *fullyConnected) run(a []int8, w []byte, s *scratch) {
 			xs[i] = int32(v) + k.inOffset
 		}
 		for c := range k.units {
-			out[b*k.units+c] = k.finish(dot32(filter[c*k.depth:(c+1)*k.depth], xs), bias, c)
+			out[b*k.units+c] = k.finish(dot(filter[c*k.depth:(c+1)*k.depth], xs), bias, c)
 		}
 	}
 }
