@@ -145,12 +145,14 @@ func (c *Container) Activate(ctx context.Context, b *runtime.Budget) error {
 	start := runtime.Now()
 	code, err := c.inst.Run(ctx, b)
 	c.cpuNs.Add(uint64(runtime.Now() - start))
-	c.activations.Add(1)
 	n := c.sess.TakeCounts()
 	c.calls.Add(n.Calls)
 	c.denied.Add(n.Denied)
 	c.limited.Add(n.Limited)
 	c.sess.Flush()
+	// The activation count moves last, so a reader that sees it sees the
+	// rest of this activation's record too.
+	defer c.activations.Add(1)
 	if err != nil {
 		var f *runtime.Fault
 		if !errors.As(err, &f) {
@@ -167,10 +169,13 @@ func (c *Container) Activate(ctx context.Context, b *runtime.Budget) error {
 // fault records f and drops the instance, so the next activation starts
 // fresh (kv data lives in the store and stays).
 func (c *Container) fault(f *runtime.Fault) error {
-	c.faults.Add(1)
-	c.consecutive.Add(1)
+	// last_fault first: a reader that sees the new count sees its kind
+	// (regression: a status read between the two showed faults 1 with no
+	// last_fault).
 	c.lastFault.Store(f.Kind)
 	c.dropInstance()
+	c.consecutive.Add(1)
+	c.faults.Add(1)
 	return f
 }
 
