@@ -21,7 +21,6 @@ import (
 	"github.com/tinycontainer/tinycontainer/abi"
 	"github.com/tinycontainer/tinycontainer/device"
 	"github.com/tinycontainer/tinycontainer/meta"
-	"github.com/tinycontainer/tinycontainer/mgmt"
 )
 
 //go:embed testdata/*.wasm testdata/*.bpf.o
@@ -126,32 +125,6 @@ func (r *rig) install(m *meta.Manifest, code []byte) error {
 		return err
 	}
 	return r.d.Start(m.Name)
-}
-
-// activate sends one message to name and waits for the activation to end,
-// returning the container's status after it.
-func (r *rig) activate(name string, payload []byte) (mgmt.ContainerStatus, error) {
-	before, err := r.d.Status(name)
-	if err != nil {
-		return before, err
-	}
-	if err := r.d.Bus().Publish("bench", "bench/"+name, payload); err != nil {
-		return before, err
-	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		st, _ := r.d.Status(name)
-		if st.Activations > before.Activations {
-			if st.Faults != before.Faults {
-				return st, fmt.Errorf("%s faulted: %s", name, st.LastFault)
-			}
-			return st, nil
-		}
-		if time.Now().After(deadline) {
-			return st, fmt.Errorf("%s: activation did not end", name)
-		}
-		time.Sleep(20 * time.Microsecond)
-	}
 }
 
 func loopMsg(op abi.Op, n int) []byte {

@@ -22,12 +22,11 @@ type field struct {
 	ref    node   // child object, or nil
 }
 
-func (t *table) set(idx int, v []byte)   { t.fields = append(t.fields, field{idx: idx, scalar: v}) }
-func (t *table) ref(idx int, n node)     { t.fields = append(t.fields, field{idx: idx, ref: n}) }
-func (t *table) u8(idx int, v uint8)     { t.set(idx, []byte{v}) }
-func (t *table) i32(idx int, v int32)    { t.set(idx, binary.LittleEndian.AppendUint32(nil, uint32(v))) }
-func (t *table) f32(idx int, v float32)  { t.i32(idx, int32(math.Float32bits(v))) }
-func (t *table) boolean(idx int, v bool) { t.u8(idx, map[bool]uint8{false: 0, true: 1}[v]) }
+func (t *table) set(idx int, v []byte)  { t.fields = append(t.fields, field{idx: idx, scalar: v}) }
+func (t *table) ref(idx int, n node)    { t.fields = append(t.fields, field{idx: idx, ref: n}) }
+func (t *table) u8(idx int, v uint8)    { t.set(idx, []byte{v}) }
+func (t *table) i32(idx int, v int32)   { t.set(idx, binary.LittleEndian.AppendUint32(nil, uint32(v))) }
+func (t *table) f32(idx int, v float32) { t.i32(idx, int32(math.Float32bits(v))) }
 
 // vec is a vector of scalars (elem bytes each) or of tables.
 type vec struct {

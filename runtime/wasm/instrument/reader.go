@@ -16,10 +16,9 @@ type reader struct {
 	base int
 }
 
-func (r *reader) pos() int     { return r.base + r.off }
-func (r *reader) eof() bool    { return r.off >= len(r.b) }
-func (r *reader) left() int    { return len(r.b) - r.off }
-func (r *reader) rest() []byte { return r.b[r.off:] }
+func (r *reader) pos() int  { return r.base + r.off }
+func (r *reader) eof() bool { return r.off >= len(r.b) }
+func (r *reader) left() int { return len(r.b) - r.off }
 
 func (r *reader) errorf(format string, args ...any) error {
 	return fmt.Errorf("%w: at offset %#x: %s", runtime.ErrInvalidCode, r.pos(), fmt.Sprintf(format, args...))
