@@ -313,15 +313,10 @@ func (e *emitter) op(b ...byte) { e.out = append(e.out, b...) }
 func (e *emitter) u32(v uint32) { e.out = appendU32(e.out, v) }
 func (e *emitter) i32(v int32)  { e.op(0x41); e.out = appendS32(e.out, v) }
 
-// fuelCheck charges w and calls the checkpoint when the fuel runs out.
-func (e *emitter) fuelCheck(w int32) {
-	if e.p.class == classLocal {
-		e.op(0x20)
-		e.u32(e.local) // local.get L
-	} else {
-		e.op(0x23)
-		e.u32(e.fuel) // global.get F
-	}
+// charge subtracts w from the fuel value on the stack, keeps the result in
+// L (and in F for entry-charged functions) and leaves L and 0 on the stack
+// for the comparison that follows.
+func (e *emitter) charge(w int32) {
 	e.i32(w)
 	e.op(0x6B, 0x22) // i32.sub; local.tee L
 	e.u32(e.local)
@@ -332,8 +327,10 @@ func (e *emitter) fuelCheck(w int32) {
 		e.u32(e.local) // local.get L
 	}
 	e.i32(0)
-	e.op(0x48, 0x04, 0x40, 0x10) // i32.lt_s; if; call checkpoint
-	e.u32(e.checkpoint)
+}
+
+// refuel resets the fuel (L or F) to the interval after a checkpoint.
+func (e *emitter) refuel() {
 	e.i32(e.interval)
 	if e.p.class == classLocal {
 		e.op(0x21)
@@ -342,6 +339,21 @@ func (e *emitter) fuelCheck(w int32) {
 		e.op(0x24)
 		e.u32(e.fuel)
 	}
+}
+
+// fuelCheck charges w and calls the checkpoint when the fuel runs out.
+func (e *emitter) fuelCheck(w int32) {
+	if e.p.class == classLocal {
+		e.op(0x20)
+		e.u32(e.local) // local.get L
+	} else {
+		e.op(0x23)
+		e.u32(e.fuel) // global.get F
+	}
+	e.charge(w)
+	e.op(0x48, 0x04, 0x40, 0x10) // i32.lt_s; if; call checkpoint
+	e.u32(e.checkpoint)
+	e.refuel()
 	e.op(0x0B)
 }
 
@@ -375,16 +387,7 @@ func (e *emitter) prologue() {
 	e.op(0x02, 0x40, 0x02, 0x40) // block $go; block $slow
 	e.op(0x23)
 	e.u32(e.fuel) // global.get F
-	e.i32(w)
-	e.op(0x6B, 0x22) // i32.sub; local.tee L
-	e.u32(e.local)
-	if e.p.class == classEntry {
-		e.op(0x24)
-		e.u32(e.fuel) // global.set F
-		e.op(0x20)
-		e.u32(e.local) // local.get L
-	}
-	e.i32(0)
+	e.charge(w)
 	e.op(0x48, 0x0D, 0, 0x0C, 1, 0x0B) // i32.lt_s; br_if $slow; br $go; end $slow
 	params := e.paramIdx[:0]
 	for i := range e.params {
@@ -392,14 +395,7 @@ func (e *emitter) prologue() {
 	}
 	e.paramIdx = params
 	e.checkpointCall(params)
-	e.i32(e.interval)
-	if e.p.class == classLocal {
-		e.op(0x21)
-		e.u32(e.local)
-	} else {
-		e.op(0x24)
-		e.u32(e.fuel)
-	}
+	e.refuel()
 	e.op(0x0B) // end $go
 }
 
