@@ -283,9 +283,15 @@ func compile(code []byte) (*program, error) {
 	if err != nil {
 		return nil, err
 	}
-	fuse(p.insns)
-	p.insns = append(p.insns, insn{op: opHalt})
+	p.insns = prepare(p.insns)
 	return p, nil
+}
+
+// prepare fuses verified code for the interpreter and ends it with the
+// halt instruction.
+func prepare(insns []insn) []insn {
+	fuse(insns)
+	return append(insns, insn{op: opHalt})
 }
 
 // verify decodes and verifies raw little-endian eBPF code: every

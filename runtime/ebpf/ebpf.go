@@ -39,11 +39,20 @@ var (
 // Runtime compiles eBPF objects. It holds no resources; Close only makes
 // later Compile calls fail.
 type Runtime struct {
-	closed atomic.Bool
+	interpret bool
+	closed    atomic.Bool
 }
 
-// New returns an eBPF runtime.
-func New() *Runtime { return &Runtime{} }
+// New returns an eBPF runtime that translates programs to machine code
+// where it can (linux/amd64) and interprets them elsewhere.
+func New() *Runtime { return &Runtime{interpret: !jitSupported} }
+
+// NewInterpreter returns an eBPF runtime that always interprets.
+func NewInterpreter() *Runtime { return &Runtime{interpret: true} }
+
+// Compiled reports whether m runs as machine code rather than in the
+// interpreter.
+func (m *Module) Compiled() bool { return m.jit != nil }
 
 // Kind is runtime.EBPF.
 func (r *Runtime) Kind() runtime.Kind { return runtime.EBPF }
@@ -71,7 +80,7 @@ func (r *Runtime) Compile(ctx context.Context, code []byte, cfg runtime.Config) 
 	if err != nil {
 		return nil, err
 	}
-	prog, err := compile(img.code)
+	prog, err := verify(img.code)
 	if err != nil {
 		return nil, err
 	}
@@ -79,6 +88,14 @@ func (r *Runtime) Compile(ctx context.Context, code []byte, cfg runtime.Config) 
 	if need := m.memorySize(); need > limit {
 		return nil, fmt.Errorf("%w: needs %d bytes (stack %d for %d frames, data %d), the limit is %d",
 			runtime.ErrLimit, need, m.stackLen, prog.depth, img.size, limit)
+	}
+	if !r.interpret {
+		// A platform that refuses executable memory still runs the
+		// program, interpreted.
+		m.jit, _ = jitCompile(prog.insns, m.stackLen, m.dataLen, m.roLen)
+	}
+	if m.jit == nil {
+		m.insns = prepare(prog.insns)
 	}
 	return m, nil
 }
@@ -92,7 +109,8 @@ func (r *Runtime) Close(context.Context) error {
 // Module is a verified program with its initial data. It is immutable, so
 // any number of goroutines may instantiate it at once.
 type Module struct {
-	insns    []insn
+	insns    []insn   // as verified when jit is set, else prepared for the interpreter
+	jit      *jitCode // machine code, or nil
 	init     []byte // initial contents of the data region's first len(init) bytes
 	roLen    uint32
 	dataLen  uint32
@@ -172,7 +190,13 @@ func (in *Instance) Run(ctx context.Context, b *runtime.Budget) (int32, error) {
 	}
 	a := activations.Get().(*activation)
 	a.reset(ctx, in, b)
-	code, err := a.run(in.mod.insns)
+	var code int32
+	var err error
+	if in.mod.jit != nil {
+		code, err = a.runJIT(in.mod.jit, in.mod.insns)
+	} else {
+		code, err = a.run(in.mod.insns)
+	}
 	a.release()
 	activations.Put(a)
 	if err != nil {
@@ -220,6 +244,7 @@ type activation struct {
 	halt    int // index of the opHalt instruction ending the program
 	pc      int // the interpreter's pc while it calls the host
 	err     error
+	jit     jitState
 }
 
 // frame is a suspended caller: where to return and its callee-saved

@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
+	"slices"
 	"testing"
 
 	"github.com/cilium/ebpf/asm"
@@ -99,19 +101,57 @@ func assemble(t testing.TB, insns ...asm.Instruction) []byte {
 	return buf.Bytes()
 }
 
-// rawModule verifies raw code into a module without data sections.
-func rawModule(code []byte) (*Module, error) {
-	p, err := compile(code)
+// rawModule verifies raw code into a module without data sections, as
+// New's runtime would run it (machine code where the platform has a
+// compiler).
+func rawModule(code []byte) (*Module, error) { return rawModuleOn(code, !jitSupported) }
+
+// rawModuleOn is rawModule in the interpreter (interpret) or compiled.
+func rawModuleOn(code []byte, interpret bool) (*Module, error) {
+	p, err := verify(code)
 	if err != nil {
 		return nil, err
 	}
-	return newModule(p, &image{code: code}), nil
+	m := newModule(p, &image{code: code})
+	if !interpret {
+		if m.jit, err = jitCompile(p.insns, m.stackLen, m.dataLen, m.roLen); err != nil {
+			return nil, err
+		}
+		return m, nil
+	}
+	m.insns = prepare(p.insns)
+	return m, nil
 }
 
-// runRaw runs raw code once against host.
-func runRaw(t testing.TB, code []byte, host runtime.Host) (int32, error) {
+// runRaw runs raw code once against host. Where the platform compiles,
+// it also runs the code in the interpreter against a copy of host and
+// fails the test unless both give the same result, error and logs.
+func runRaw(t testing.TB, code []byte, host *fakeHost) (int32, error) {
 	t.Helper()
-	m, err := rawModule(code)
+	twin := &fakeHost{allowed: host.allowed, temp: host.temp, open: slices.Clone(host.open), logs: slices.Clone(host.logs)}
+	got, err := runOn(t, code, host, !jitSupported)
+	if jitSupported {
+		want, werr := runOn(t, code, twin, true)
+		if got != want || fmt.Sprint(err) != fmt.Sprint(werr) || !slices.Equal(host.logs, twin.logs) {
+			t.Errorf("compiled code gave %d, %v, logs %q; the interpreter %d, %v, logs %q",
+				got, err, host.logs, want, werr, twin.logs)
+		}
+	}
+	return got, err
+}
+
+// engines lists the ways this platform runs code: interpreted, and
+// compiled where there is a compiler.
+func engines() []bool {
+	if jitSupported {
+		return []bool{true, false}
+	}
+	return []bool{true}
+}
+
+func runOn(t testing.TB, code []byte, host runtime.Host, interpret bool) (int32, error) {
+	t.Helper()
+	m, err := rawModuleOn(code, interpret)
 	if err != nil {
 		t.Fatalf("compile: %v", err)
 	}
@@ -210,18 +250,20 @@ func TestBufHostFastPath(t *testing.T) {
 		{"zero-length at the top", prog(func() asm.Instruction { return asm.Add.Imm(asm.R3, 0) }, 0, 0), "call", 0x11223344},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			h := &bufHost{t: t}
-			got, err := runRaw(t, c.code, h)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(h.paths) != 1 || h.paths[0] != c.path {
-				t.Errorf("paths %v, want [%s]", h.paths, c.path)
-			}
-			if got != c.result {
-				t.Errorf("result %#x, want %#x", got, c.result)
-			}
-		})
+		for _, interpret := range engines() {
+			t.Run(fmt.Sprintf("%s/interpreted=%v", c.name, interpret), func(t *testing.T) {
+				h := &bufHost{t: t}
+				got, err := runOn(t, c.code, h, interpret)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(h.paths) != 1 || h.paths[0] != c.path {
+					t.Errorf("paths %v, want [%s]", h.paths, c.path)
+				}
+				if got != c.result {
+					t.Errorf("result %#x, want %#x", got, c.result)
+				}
+			})
+		}
 	}
 }

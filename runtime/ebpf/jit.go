@@ -1,0 +1,114 @@
+package ebpf
+
+import (
+	goruntime "runtime"
+	"unsafe"
+)
+
+// Why generated code returned to runJIT (jitState.exit).
+const (
+	exitDone   = iota // the entry function returned r0
+	exitHelper        // helper call at arg; go on at resume
+	exitPoll          // fuel ran out at arg: poll the budget, go on at resume
+	exitStep          // rare instruction at arg for the interpreter; go on at resume
+	exitMem           // memory fault by instruction arg at guest address addr
+	exitDepth         // call at arg nests too deep
+)
+
+// jitState is what generated code reads and writes besides the guest
+// registers it holds: the register file between exits, the fuel, where
+// to go on, and the host addresses of the container's memory. Its
+// layout is read by the code generator through unsafe.Offsetof.
+type jitState struct {
+	regs   [16]uint64 // r0-r10 between exits; r10 always current
+	fuel   int64
+	resume uintptr // code address the next entry jumps to
+	exit   uint32
+	arg    uint32
+	addr   uint64     // faulting guest address
+	depth  uint64     // frames below the entry function's
+	hostFP uintptr    // host address of guest r10
+	stack  uintptr    // host address of the lowest stack byte
+	data   uintptr    // host address of DataBase (0 when there is no data)
+	save   [2]uint64  // guest registers parked around division
+	frames [maxCallDepth]jitFrame
+}
+
+// jitFrame is a suspended caller: return address (code and instruction
+// index) and r6-r9. 64 bytes, so the code indexes with a shift.
+type jitFrame struct {
+	ret    uintptr
+	retIdx uint64
+	regs   [4]uint64
+	_      [2]uint64
+}
+
+// runJIT runs the module's machine code until the entry function exits,
+// serving its exits: helper calls, budget polls, the rare instructions
+// the code generator leaves to the interpreter, and faults.
+func (a *activation) runJIT(j *jitCode, prog []insn) (int32, error) {
+	st := &a.jit
+	st.regs = [16]uint64{regFP: StackTop}
+	st.fuel, st.depth = checkpointFuel, 0
+	stack := a.mem.stack
+	st.stack = uintptr(unsafe.Pointer(unsafe.SliceData(stack)))
+	st.hostFP = st.stack + uintptr(len(stack))
+	st.data = uintptr(unsafe.Pointer(unsafe.SliceData(a.mem.data)))
+	st.resume = j.startPC()
+	defer goruntime.KeepAlive(j)
+	defer goruntime.KeepAlive(a)
+	for {
+		jitCall(j.entryPC(), st)
+		pc := int(st.arg)
+		switch st.exit {
+		case exitDone:
+			return int32(st.regs[0]), nil
+		case exitHelper:
+			r := &st.regs
+			switch prog[pc].op {
+			case opCallOpen:
+				r[0] = uint64(int64(a.host.Open(&a.mem, uint32(r[1]), uint32(r[2]))))
+			case opCallCall:
+				r[0] = uint64(int64(a.call(uint32(r[1]), uint32(r[2]), uint32(r[3]), uint32(r[4]), uint32(r[5]))))
+			default:
+				r[0] = uint64(int64(a.host.Close(uint32(r[1]))))
+			}
+			if st.fuel -= helperFuel; st.fuel < 0 {
+				if err := a.poll(pc + 1); err != nil {
+					return 0, err
+				}
+				st.fuel = checkpointFuel
+			}
+		case exitPoll:
+			if err := a.poll(pc); err != nil {
+				return 0, err
+			}
+			st.fuel = checkpointFuel
+		case exitStep:
+			if err := a.rareOp(&prog[pc], &st.regs, pc+1); err != nil {
+				return 0, err
+			}
+		case exitMem:
+			in := &prog[pc]
+			what := "load"
+			if in.op >= opStB {
+				what = "store"
+			}
+			return 0, memFault(pc+1, what, accessSize(in.op), st.addr)
+		default: // exitDepth
+			return 0, depthFault(pc+1, len(stack)/frameSize)
+		}
+	}
+}
+
+// accessSize is the width of a plain load or store.
+func accessSize(o op) uint64 {
+	switch {
+	case o >= opLdxB && o <= opLdxDW:
+		return 1 << (o - opLdxB)
+	case o >= opStB && o <= opStDW:
+		return 1 << (o - opStB)
+	default:
+		return 1 << (o - opStxB)
+	}
+}
