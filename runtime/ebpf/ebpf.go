@@ -111,7 +111,7 @@ func (r *Runtime) Close(context.Context) error {
 type Module struct {
 	insns    []insn   // as verified when jit is set, else prepared for the interpreter
 	jit      *jitCode // machine code, or nil
-	init     []byte // initial contents of the data region's first len(init) bytes
+	init     []byte   // initial contents of the data region's first len(init) bytes
 	roLen    uint32
 	dataLen  uint32
 	stackLen uint32

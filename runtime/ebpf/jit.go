@@ -25,12 +25,12 @@ type jitState struct {
 	resume uintptr // code address the next entry jumps to
 	exit   uint32
 	arg    uint32
-	addr   uint64     // faulting guest address
-	depth  uint64     // frames below the entry function's
-	hostFP uintptr    // host address of guest r10
-	stack  uintptr    // host address of the lowest stack byte
-	data   uintptr    // host address of DataBase (0 when there is no data)
-	save   [2]uint64  // guest registers parked around division
+	addr   uint64    // faulting guest address
+	depth  uint64    // frames below the entry function's
+	hostFP uintptr   // host address of guest r10
+	stack  uintptr   // host address of the lowest stack byte
+	data   uintptr   // host address of DataBase (0 when there is no data)
+	save   [2]uint64 // guest registers parked around division
 	frames [maxCallDepth]jitFrame
 }
 

@@ -84,12 +84,12 @@ func jitCompile(insns []insn, stackLen, dataLen, roLen uint32) (*jitCode, error)
 }
 
 type jitCompiler struct {
-	a                       x86
-	insns                   []insn
+	a                        x86
+	insns                    []insn
 	stackLen, dataLen, roLen uint32
-	at                      []label // label of each instruction
-	exitStub                label
-	stubs                   []func() // out-of-line code, emitted after the body
+	at                       []label // label of each instruction
+	exitStub                 label
+	stubs                    []func() // out-of-line code, emitted after the body
 }
 
 // compile returns the code and the offset of instruction 0.
