@@ -174,13 +174,27 @@ func shape(data []byte) []byte {
 		}
 		code = append(code, ri(opc, dst, src, off, imm)...)
 	}
-	return append(code, exit...)
+	return append(code, foldRegs...)
 }
+
+// foldRegs ends a shaped program: r0 ^= r1 ... r9, then its high half
+// into its low half, so the exit code depends on every register.
+var foldRegs = func() []byte {
+	var code []byte
+	for r := uint8(1); r < regFP; r++ {
+		code = append(code, ri(classALU64|aluXOR|srcX, 0, r, 0, 0)...)
+	}
+	code = append(code, ri(classALU64|aluMOV|srcX, 1, 0, 0, 0)...)
+	code = append(code, ri(classALU64|aluRSH|srcK, 1, 0, 0, 32)...)
+	code = append(code, ri(classALU64|aluXOR|srcX, 0, 1, 0, 0)...)
+	return append(code, exit...)
+}()
 
 // FuzzProgram takes bytes as raw instructions (raw) or shapes them into
 // mostly valid code first, and wraps them in an ELF object: compiling
 // refuses them with ErrInvalidCode or the program runs to an exit or a
-// fault within its budget, and fused and unfused code agree.
+// fault within its budget, and every engine agrees: the machine code,
+// the interpreter with fused instructions and without.
 func FuzzProgram(f *testing.F) {
 	seeds := [][]asm.Instruction{
 		{asm.Mov.Imm(asm.R0, 1), asm.Return()},
@@ -209,33 +223,51 @@ func FuzzProgram(f *testing.F) {
 		if !raw {
 			code = shape(code)
 		}
-		m, err := New().Compile(context.Background(), wrapELF(code), runtime.Config{MemoryLimit: 64 << 10})
-		if err != nil {
-			if !errors.Is(err, runtime.ErrInvalidCode) && !errors.Is(err, runtime.ErrLimit) {
-				t.Fatalf("compile error %v wraps neither ErrInvalidCode nor ErrLimit", err)
+		var outcomes, names []string
+		var errs []error
+		run := func(name string, m runtime.Module) bool {
+			h := newFakeHost()
+			in, err := m.Instantiate(context.Background(), h)
+			if err != nil {
+				t.Fatal(err)
 			}
-			return
+			code, err := checkRun(t, in)
+			if faultKind(err) == runtime.FaultBudget {
+				return false // where a time budget ran out depends on timing
+			}
+			names, errs = append(names, name), append(errs, err)
+			outcomes = append(outcomes, outcome(code, err, h))
+			return true
 		}
-		h := newFakeHost()
-		in, err := m.Instantiate(context.Background(), h)
-		if err != nil {
-			t.Fatal(err)
+		for _, rt := range []*Runtime{NewInterpreter(), New()} {
+			m, err := rt.Compile(context.Background(), wrapELF(code), runtime.Config{MemoryLimit: 64 << 10})
+			if err != nil {
+				if !errors.Is(err, runtime.ErrInvalidCode) && !errors.Is(err, runtime.ErrLimit) {
+					t.Fatalf("compile error %v wraps neither ErrInvalidCode nor ErrLimit", err)
+				}
+				return
+			}
+			if !run(fmt.Sprintf("compiled=%v", m.(*Module).Compiled()), m) {
+				return
+			}
 		}
-		code1, err1 := checkRun(t, in)
-
 		plain, err := verify(code)
 		if err != nil {
 			t.Fatalf("compiled, but verify refuses: %v", err)
 		}
 		plain.insns = append(plain.insns, insn{op: opHalt})
-		h2 := newFakeHost()
-		in2, _ := newModule(plain, &image{}).Instantiate(context.Background(), h2)
-		code2, err2 := checkRun(t, in2)
-		if faultKind(err1) == runtime.FaultBudget || faultKind(err2) == runtime.FaultBudget {
-			return // where a time budget ran out depends on timing
+		if !run("unfused", newModule(plain, &image{})) {
+			return
 		}
-		if a, b := outcome(code1, err1, h), outcome(code2, err2, h2); a != b {
-			t.Fatalf("fused and unfused code disagree:\n%s\n%s", a, b)
+		for k := 1; k < len(outcomes); k++ {
+			if outcomes[k] != outcomes[0] {
+				t.Fatalf("%s and %s disagree:\n%s\n%s", names[0], names[k], outcomes[0], outcomes[k])
+			}
+		}
+		// The compiled code names the same instruction and address in
+		// its faults as the unfused interpreter.
+		if a, b := fmt.Sprint(errs[1]), fmt.Sprint(errs[2]); a != b {
+			t.Fatalf("compiled and unfused faults differ:\n%s\n%s", a, b)
 		}
 	})
 }
