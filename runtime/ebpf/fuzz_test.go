@@ -273,27 +273,43 @@ func FuzzProgram(f *testing.F) {
 }
 
 // FuzzELF mutates real objects: the loader refuses them with a wrapped
-// error class or they run to an exit or a fault within their budget.
+// error class or they run to an exit or a fault within their budget, the
+// same in the machine code as in the interpreter (data sections
+// included: the second run sees the first one's data).
 func FuzzELF(f *testing.F) {
 	for _, obj := range seedObjects(f) {
 		f.Add(obj)
 	}
 	f.Fuzz(func(t *testing.T, obj []byte) {
-		m, err := New().Compile(context.Background(), obj, runtime.Config{MemoryLimit: 64 << 10})
-		if err != nil {
-			if !errors.Is(err, runtime.ErrInvalidCode) && !errors.Is(err, runtime.ErrLimit) {
-				t.Fatalf("compile error %v wraps neither ErrInvalidCode nor ErrLimit", err)
-			}
-			return
-		}
-		in, err := m.Instantiate(context.Background(), newFakeHost())
-		if err != nil {
-			t.Fatal(err)
-		}
-		for range 2 { // the second run sees the first one's data
-			if _, err := checkRun(t, in); err != nil {
+		var outcomes []string
+		for _, rt := range []*Runtime{NewInterpreter(), New()} {
+			m, err := rt.Compile(context.Background(), obj, runtime.Config{MemoryLimit: 64 << 10})
+			if err != nil {
+				if !errors.Is(err, runtime.ErrInvalidCode) && !errors.Is(err, runtime.ErrLimit) {
+					t.Fatalf("compile error %v wraps neither ErrInvalidCode nor ErrLimit", err)
+				}
 				return
 			}
+			h := newFakeHost()
+			in, err := m.Instantiate(context.Background(), h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out string
+			for range 2 {
+				code, err := checkRun(t, in)
+				if faultKind(err) == runtime.FaultBudget {
+					return // where a time budget ran out depends on timing
+				}
+				out += fmt.Sprintf("%d %v; ", code, err)
+				if err != nil {
+					break
+				}
+			}
+			outcomes = append(outcomes, out+outcome(0, nil, h))
+		}
+		if outcomes[0] != outcomes[1] {
+			t.Fatalf("interpreter and machine code disagree:\n%s\n%s", outcomes[0], outcomes[1])
 		}
 	})
 }

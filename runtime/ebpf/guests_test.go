@@ -112,7 +112,7 @@ func loadKernel(t testing.TB, name string, limit uint64) runtime.Module {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := New().Compile(context.Background(), obj, runtime.Config{MemoryLimit: limit})
+	m, err := testRuntime().Compile(context.Background(), obj, runtime.Config{MemoryLimit: limit})
 	if err != nil {
 		t.Fatalf("compile %s: %v", name, err)
 	}
@@ -216,12 +216,12 @@ func TestMemoryLimit(t *testing.T) {
 	}
 	// 512 bytes of stack + 1 KiB table + 4 KiB data + a flag.
 	for _, limit := range []uint64{100, 1024, 5 * 1024} {
-		_, err := New().Compile(t.Context(), obj, runtime.Config{MemoryLimit: limit})
+		_, err := testRuntime().Compile(t.Context(), obj, runtime.Config{MemoryLimit: limit})
 		if !errors.Is(err, runtime.ErrLimit) {
 			t.Errorf("limit %d: got %v, want ErrLimit", limit, err)
 		}
 	}
-	m, err := New().Compile(t.Context(), obj, runtime.Config{MemoryLimit: 6 * 1024})
+	m, err := testRuntime().Compile(t.Context(), obj, runtime.Config{MemoryLimit: 6 * 1024})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +232,7 @@ func TestMemoryLimit(t *testing.T) {
 }
 
 func TestLifecycle(t *testing.T) {
-	r := New()
+	r := testRuntime()
 	if r.Kind() != runtime.EBPF {
 		t.Errorf("kind %q", r.Kind())
 	}

@@ -104,7 +104,7 @@ func assemble(t testing.TB, insns ...asm.Instruction) []byte {
 // rawModule verifies raw code into a module without data sections, as
 // New's runtime would run it (machine code where the platform has a
 // compiler).
-func rawModule(code []byte) (*Module, error) { return rawModuleOn(code, !jitSupported) }
+func rawModule(code []byte) (*Module, error) { return rawModuleOn(code, testRuntime().interpret) }
 
 // rawModuleOn is rawModule in the interpreter (interpret) or compiled.
 func rawModuleOn(code []byte, interpret bool) (*Module, error) {
@@ -171,7 +171,7 @@ func loadGuest(t testing.TB, name string, limit uint64) runtime.Module {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := New().Compile(context.Background(), obj, runtime.Config{MemoryLimit: limit})
+	m, err := testRuntime().Compile(context.Background(), obj, runtime.Config{MemoryLimit: limit})
 	if err != nil {
 		t.Fatalf("compile %s: %v", name, err)
 	}

@@ -7,8 +7,10 @@ import (
 
 // Why generated code returned to runJIT (jitState.exit).
 const (
-	exitDone   = iota // the entry function returned r0
-	exitHelper        // helper call at arg; go on at resume
+	exitDone  = iota // the entry function returned r0
+	exitOpen         // helper 1 (open) at arg; go on at resume
+	exitCall         // helper 2 (call)
+	exitClose        // helper 3 (close)
 	exitPoll          // fuel ran out at arg: poll the budget, go on at resume
 	exitStep          // rare instruction at arg for the interpreter; go on at resume
 	exitMem           // memory fault by instruction arg at guest address addr
@@ -63,13 +65,13 @@ func (a *activation) runJIT(j *jitCode, prog []insn) (int32, error) {
 		switch st.exit {
 		case exitDone:
 			return int32(st.regs[0]), nil
-		case exitHelper:
+		case exitCall, exitOpen, exitClose:
 			r := &st.regs
-			switch prog[pc].op {
-			case opCallOpen:
-				r[0] = uint64(int64(a.host.Open(&a.mem, uint32(r[1]), uint32(r[2]))))
-			case opCallCall:
+			switch st.exit {
+			case exitCall:
 				r[0] = uint64(int64(a.call(uint32(r[1]), uint32(r[2]), uint32(r[3]), uint32(r[4]), uint32(r[5]))))
+			case exitOpen:
+				r[0] = uint64(int64(a.host.Open(&a.mem, uint32(r[1]), uint32(r[2]))))
 			default:
 				r[0] = uint64(int64(a.host.Close(uint32(r[1]))))
 			}

@@ -263,7 +263,7 @@ func (c *jitCompiler) insn(i int) error {
 	case o >= opStxB && o <= opStxDW:
 		c.mem(i, in, 1<<(o-opStxB), true, false)
 	case o == opCallOpen || o == opCallCall || o == opCallClose:
-		c.exitTo(exitHelper, i, c.at[i+1], true)
+		c.exitTo(exitOpen+uint32(o-opCallOpen), i, c.at[i+1], true)
 	case o == opCallLocal:
 		c.callLocal(i, in)
 	case o == opExit:
