@@ -37,7 +37,7 @@ func (f *deviceFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.board, "board", "", "board file (JSON) describing the simulated sensors and actuators")
 	cmd.Flags().Uint64Var(&f.seed, "seed", 1, "seed of the simulated board's readings")
 	cmd.Flags().IntVar(&f.workers, "workers", 1, "activations that may run at once (cores)")
-	cmd.Flags().BoolVar(&f.interpreter, "interpreter", false, "run WebAssembly in the interpreter instead of the compiler")
+	cmd.Flags().BoolVar(&f.interpreter, "interpreter", false, "run guests (WebAssembly and eBPF) in interpreters instead of compiling them to machine code")
 	cmd.Flags().StringVar(&f.mqtt, "mqtt", "", "connect messaging to an MQTT v5 broker, e.g. mqtt://127.0.0.1:1883")
 }
 

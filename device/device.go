@@ -43,7 +43,7 @@ type Options struct {
 	Workers     int
 	Store       store.Store // nil: in memory
 	Bus         *msg.Bus    // nil: a local bus
-	Interpreter bool        // WebAssembly in wazero's interpreter instead of its compiler
+	Interpreter bool        // guests in interpreters (wazero's, ours for eBPF) instead of compiled to machine code
 	MQTT        string      // when set, bridge the bus to this MQTT v5 broker URL
 	CacheDir    string      // when set, compiled code is kept here across restarts
 	Logger      *slog.Logger
@@ -134,7 +134,7 @@ func New(ctx context.Context, opts Options) (*Device, error) {
 	if err != nil {
 		return nil, fmt.Errorf("webassembly runtime: %w", err)
 	}
-	d.runtimes = map[runtime.Kind]runtime.Runtime{runtime.Wasm: wrt, runtime.EBPF: ebpf.New()}
+	d.runtimes = map[runtime.Kind]runtime.Runtime{runtime.Wasm: wrt, runtime.EBPF: ebpfRuntime(opts.Interpreter)}
 
 	d.reg.Register("log", &eplog.Endpoint{Sink: d})
 	d.reg.Register("clock", &clock.Endpoint{Start: d.start})
@@ -513,4 +513,13 @@ func (d *Device) Restore(name string, s container.State) error {
 		return in.c.Move(container.Faulted)
 	}
 	return nil
+}
+
+// ebpfRuntime is the eBPF engine: machine code where the platform has a
+// compiler, unless interpret asks for the interpreter.
+func ebpfRuntime(interpret bool) *ebpf.Runtime {
+	if interpret {
+		return ebpf.NewInterpreter()
+	}
+	return ebpf.New()
 }

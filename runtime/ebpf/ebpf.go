@@ -1,13 +1,16 @@
 // Package ebpf is the eBPF "femto-container" runtime: it runs clang BPF
-// objects (clang -target bpf -O2 -c) in an interpreter, under the same
-// guest ABI, rulebook and scheduler as WebAssembly (SPEC section 2).
+// objects (clang -target bpf -O2 -c) under the same guest ABI, rulebook
+// and scheduler as WebAssembly (SPEC section 2), as x86-64 machine code
+// on linux/amd64 and in an interpreter elsewhere (or when asked).
 //
 // There is no kernel and there are no maps. Compile links the object
 // itself (the tc_main section, the functions it calls, .rodata*, .data*,
 // .bss*), verifies every instruction, and lays the container out in a
 // 32-bit guest address space: stack frames below StackTop, data from
 // DataBase. Every memory access is checked against those regions at run
-// time, and the only helpers are the three of the guest ABI.
+// time, and the only helpers are the three of the guest ABI. Both
+// engines behave the same, faults included; the tests and fuzzers run
+// every program on both and compare.
 package ebpf
 
 import (
