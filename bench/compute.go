@@ -141,8 +141,10 @@ func Compute(o Options) ([]Result, error) {
 }
 
 // EBPFCompute runs the CRC32 kernel as an eBPF container against the same C
-// source compiled to WebAssembly under bare wazero.
-func EBPFCompute(o Options) (Result, error) {
+// source compiled to WebAssembly under bare wazero: as the device runs it
+// (machine code where the platform has a compiler), or interpreted (the
+// figure for platforms without one; no target).
+func EBPFCompute(o Options, interpret bool) (Result, error) {
 	bpf, err := kernels.BPF("crc32")
 	if err != nil {
 		return Result{}, err
@@ -151,7 +153,7 @@ func EBPFCompute(o Options) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	d, err := device.New(context.Background(), device.Options{})
+	d, err := device.New(context.Background(), device.Options{Interpreter: interpret})
 	if err != nil {
 		return Result{}, err
 	}
@@ -181,8 +183,13 @@ func EBPFCompute(o Options) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	r := float64(ours) / float64(bare)
-	return judged(Result{Name: "ebpf/compute_crc32", Value: r, Unit: "x wazero compiled", Target: "<= 10x",
-		Note: fmt.Sprintf("interpreter %v vs wazero %v per run", (ours / time.Duration(runs)).Round(time.Microsecond),
-			(bare / time.Duration(runs)).Round(time.Microsecond))}, r <= 10), nil
+	r := Result{Name: "ebpf/compute_crc32", Value: float64(ours) / float64(bare), Unit: "x wazero compiled",
+		Note: fmt.Sprintf("eBPF %v vs wazero %v per run", (ours / time.Duration(runs)).Round(time.Microsecond),
+			(bare / time.Duration(runs)).Round(time.Microsecond))}
+	if interpret {
+		r.Name += "_interpreted"
+		return r, nil
+	}
+	r.Target = "<= 10x"
+	return judged(r, r.Value <= 10), nil
 }

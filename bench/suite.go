@@ -38,7 +38,8 @@ func Run(o Options, progress func(Result)) []Result {
 	} else {
 		add(rs...)
 	}
-	one("ebpf/compute_crc32", func() (Result, error) { return EBPFCompute(o) })
+	one("ebpf/compute_crc32", func() (Result, error) { return EBPFCompute(o, false) })
+	one("ebpf/compute_crc32_interpreted", func() (Result, error) { return EBPFCompute(o, true) })
 	one("wasm/idle_container_rss", func() (Result, error) { return Density(o) })
 	one("msg/publish_to_activation", func() (Result, error) { return MessageLatency(o) })
 	add(MLInference(o)...)

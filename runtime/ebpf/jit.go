@@ -69,7 +69,15 @@ func (a *activation) runJIT(j *jitCode, prog []insn) (int32, error) {
 			r := &st.regs
 			switch st.exit {
 			case exitCall:
-				r[0] = uint64(int64(a.call(uint32(r[1]), uint32(r[2]), uint32(r[3]), uint32(r[4]), uint32(r[5]))))
+				// a.call, with its commonest case (a buffer on the stack)
+				// written out: it saves a call per helper call.
+				ptr, inLen, bufCap := uint32(r[3]), uint32(r[4]), uint32(r[5])
+				n := uint64(max(inLen, bufCap))
+				if o := uint64(ptr) - (StackTop - uint64(len(stack))); a.bufHost != nil && o < uint64(len(stack)) && uint64(len(stack))-o >= n {
+					r[0] = uint64(int64(a.bufHost.CallBuf(&a.mem, uint32(r[1]), uint32(r[2]), ptr, stack[o:o+n:o+n], inLen, bufCap)))
+				} else {
+					r[0] = uint64(int64(a.call(uint32(r[1]), uint32(r[2]), ptr, inLen, bufCap)))
+				}
 			case exitOpen:
 				r[0] = uint64(int64(a.host.Open(&a.mem, uint32(r[1]), uint32(r[2]))))
 			default:
