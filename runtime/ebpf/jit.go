@@ -11,10 +11,10 @@ const (
 	exitOpen         // helper 1 (open) at arg; go on at resume
 	exitCall         // helper 2 (call)
 	exitClose        // helper 3 (close)
-	exitPoll          // fuel ran out at arg: poll the budget, go on at resume
-	exitStep          // rare instruction at arg for the interpreter; go on at resume
-	exitMem           // memory fault by instruction arg at guest address addr
-	exitDepth         // call at arg nests too deep
+	exitPoll         // fuel ran out at arg: poll the budget, go on at resume
+	exitStep         // rare instruction at arg for the interpreter; go on at resume
+	exitMem          // memory fault by instruction arg at guest address addr
+	exitDepth        // call at arg nests too deep
 )
 
 // jitState is what generated code reads and writes besides the guest
