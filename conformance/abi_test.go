@@ -103,10 +103,10 @@ var abiCases = []struct {
 }
 
 func TestABI(t *testing.T) {
-	forEachRuntime(t, func(t *testing.T, kind, file string) {
+	forEachRuntime(t, func(t *testing.T, tg target) {
 		for _, c := range abiCases {
 			t.Run(c.name, func(t *testing.T) {
-				r := newRig(t, kind, file, c.rules)
+				r := newRig(t, tg, c.rules)
 				got := r.run(c.prog, len(c.want))
 				for i, w := range c.want {
 					g := got[i]

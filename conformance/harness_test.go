@@ -24,10 +24,19 @@ import (
 
 // runtimes under test: the probe built for each (eBPF twice: for the v3
 // ISA our Makefile uses, and for the base ISA plain clang emits).
-var runtimes = []struct{ name, kind, file string }{
-	{"wasm", "wasm", "testdata/probe.wasm"},
-	{"ebpf", "ebpf", "testdata/probe.bpf.o"},
-	{"ebpf-v1", "ebpf", "testdata/probe.v1.bpf.o"},
+// target is one way of running the probe: a runtime kind, the probe built
+// for it, and whether guests are interpreted (device.Options.Interpreter).
+type target struct {
+	name, kind, file string
+	interpret        bool
+}
+
+var runtimes = []target{
+	{"wasm", "wasm", "testdata/probe.wasm", false},
+	{"ebpf", "ebpf", "testdata/probe.bpf.o", false},
+	{"ebpf-v1", "ebpf", "testdata/probe.v1.bpf.o", false},
+	{"ebpf-interpreted", "ebpf", "testdata/probe.bpf.o", true},
+	{"ebpf-v1-interpreted", "ebpf", "testdata/probe.v1.bpf.o", true},
 }
 
 // prog builds a probe program.
@@ -105,9 +114,10 @@ func manifestFor(t *testing.T, kind, rules string, version uint64) *meta.Manifes
 	return m
 }
 
-func newRig(t *testing.T, kind, file, rules string) *rig {
+func newRig(t *testing.T, tg target, rules string) *rig {
 	t.Helper()
-	code, err := os.ReadFile(file)
+	kind := tg.kind
+	code, err := os.ReadFile(tg.file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,9 +125,10 @@ func newRig(t *testing.T, kind, file, rules string) *rig {
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	d, err := device.New(ctx, device.Options{
-		Seed:    1,
-		OnLog:   func(l mgmt.LogLine) { r.lines <- l },
-		OnAudit: func(e mgmt.AuditEntry) { r.audit <- e },
+		Seed:        1,
+		Interpreter: tg.interpret,
+		OnLog:       func(l mgmt.LogLine) { r.lines <- l },
+		OnAudit:     func(e mgmt.AuditEntry) { r.audit <- e },
 		OnHalt: func(_ string, s container.State, _ *runtime.Fault) {
 			r.mu.Lock()
 			r.halted = append(r.halted, s)
@@ -197,9 +208,9 @@ func (r *rig) waitStatus(what string, cond func(mgmt.ContainerStatus) bool) mgmt
 }
 
 // forEachRuntime runs f as a subtest for every runtime.
-func forEachRuntime(t *testing.T, f func(t *testing.T, kind, file string)) {
+func forEachRuntime(t *testing.T, f func(t *testing.T, tg target)) {
 	for _, rt := range runtimes {
-		t.Run(rt.name, func(t *testing.T) { f(t, rt.kind, rt.file) })
+		t.Run(rt.name, func(t *testing.T) { f(t, rt) })
 	}
 }
 

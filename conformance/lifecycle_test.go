@@ -12,14 +12,14 @@ import (
 // earlier, the container is not restarted and keeps its memory (the handle
 // table is instance state); a new grant applies at the next call too.
 func TestLiveMetadataUpdate(t *testing.T) {
-	forEachRuntime(t, func(t *testing.T, kind, file string) {
-		r := newRig(t, kind, file, "  - {name: sensor/temperature, ops: [read]}\n")
+	forEachRuntime(t, func(t *testing.T, tg target) {
+		r := newRig(t, tg, "  - {name: sensor/temperature, ops: [read]}\n")
 		first := r.run(prog{}.open("sensor/temperature").call(res(0), read, nil, 4), 2)
 		h := byte(first[0].r)
 		if first[1].r != 4 {
 			t.Fatalf("read before revoke: %d", first[1].r)
 		}
-		if err := r.dev.UpdateManifest(manifestFor(t, kind, "  - {name: kv, ops: [get]}\n", 2)); err != nil {
+		if err := r.dev.UpdateManifest(manifestFor(t, tg.kind, "  - {name: kv, ops: [get]}\n", 2)); err != nil {
 			t.Fatal(err)
 		}
 		got := r.run(prog{}.call(h, read, nil, 4), 1)
@@ -34,7 +34,7 @@ func TestLiveMetadataUpdate(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatal("denied call not audited")
 		}
-		if err := r.dev.UpdateManifest(manifestFor(t, kind, "  - {name: 'sensor/#', ops: [read]}\n", 3)); err != nil {
+		if err := r.dev.UpdateManifest(manifestFor(t, tg.kind, "  - {name: 'sensor/#', ops: [read]}\n", 3)); err != nil {
 			t.Fatal(err)
 		}
 		if got := r.run(prog{}.call(h, read, nil, 4), 1); got[0].r != 4 {
@@ -44,7 +44,7 @@ func TestLiveMetadataUpdate(t *testing.T) {
 		if st.Faults != 0 || st.Version != 3 || st.DeniedCalls != 1 || st.State != mgmt.StateRunning {
 			t.Fatalf("status %+v", st)
 		}
-		if err := r.dev.UpdateManifest(manifestFor(t, kind, "", 3)); err == nil {
+		if err := r.dev.UpdateManifest(manifestFor(t, tg.kind, "", 3)); err == nil {
 			t.Fatal("an update with the same version was accepted")
 		}
 	})
@@ -54,8 +54,8 @@ func TestLiveMetadataUpdate(t *testing.T) {
 // instance (old handles are gone); after max_faults consecutive faults the
 // container is faulted and the device goes on.
 func TestFaultsAndRestart(t *testing.T) {
-	forEachRuntime(t, func(t *testing.T, kind, file string) {
-		r := newRig(t, kind, file, "  - {name: clock, ops: [read]}\n")
+	forEachRuntime(t, func(t *testing.T, tg target) {
+		r := newRig(t, tg, "  - {name: clock, ops: [read]}\n")
 		h := byte(r.run(prog{}.open("clock"), 1)[0].r)
 		if err := r.dev.Bus().Publish("tester", "probe/run", prog{}.spin()); err != nil {
 			t.Fatal(err)
@@ -97,11 +97,11 @@ func TestFaultsAndRestart(t *testing.T) {
 
 // Stats carry the SPEC section 6 fields.
 func TestStatsFields(t *testing.T) {
-	forEachRuntime(t, func(t *testing.T, kind, file string) {
-		r := newRig(t, kind, file, "")
+	forEachRuntime(t, func(t *testing.T, tg target) {
+		r := newRig(t, tg, "")
 		r.run(prog{}.open("clock"), 1)
 		st := r.waitStatus("the activation to be counted", func(s mgmt.ContainerStatus) bool { return s.Activations >= 1 })
-		if st.Name != "probe" || st.Tenant != "t1" || st.Runtime != kind || st.Version != 1 ||
+		if st.Name != "probe" || st.Tenant != "t1" || st.Runtime != tg.kind || st.Version != 1 ||
 			st.DeniedCalls != 1 || st.EndpointCalls < 5 || st.MissedDeadlines != 0 || st.LastFault != "" {
 			t.Fatalf("status %+v", st)
 		}
