@@ -206,6 +206,40 @@ func Instantiation(kind string, o Options) (Result, error) {
 		Target: "< " + target.String(), Note: "CPU time per Instantiate+Close of " + file}, per < target), nil
 }
 
+// EBPFIdleMemory is the heap an idle eBPF instance holds: n instances of a
+// guest without data sections, each run once (the stack is borrowed per
+// activation, so it is not theirs to keep) and kept alive.
+func EBPFIdleMemory(o Options) (Result, error) {
+	d, err := device.New(context.Background(), device.Options{})
+	if err != nil {
+		return Result{}, err
+	}
+	defer d.Close(context.Background())
+	mod, err := d.Runtime(runtime.EBPF).Compile(context.Background(), guest("nop.bpf.o"), runtime.Config{MemoryLimit: 64 << 10})
+	if err != nil {
+		return Result{}, err
+	}
+	defer mod.Close(context.Background())
+	insts := make([]runtime.Instance, o.n(10000, 100))
+	var before, after goruntime.MemStats
+	goruntime.GC()
+	goruntime.ReadMemStats(&before)
+	for i := range insts {
+		if insts[i], err = mod.Instantiate(context.Background(), nopHost{}); err != nil {
+			return Result{}, err
+		}
+		if _, err := insts[i].Run(context.Background(), nil); err != nil {
+			return Result{}, err
+		}
+	}
+	goruntime.GC()
+	goruntime.ReadMemStats(&after)
+	per := float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(len(insts))
+	goruntime.KeepAlive(insts)
+	return judged(Result{Name: "ebpf/idle_instance_bytes", Value: per, Unit: "bytes/instance", Target: "< 2 KiB + data",
+		Note: fmt.Sprintf("%d idle instances of nop.bpf.o (no data), each run once; Go heap delta", len(insts))}, per < 2048), nil
+}
+
 type nopHost struct{}
 
 func (nopHost) Open(runtime.Memory, uint32, uint32) int32                         { return -1 }

@@ -41,6 +41,7 @@ func Run(o Options, progress func(Result)) []Result {
 	one("ebpf/compute_crc32", func() (Result, error) { return EBPFCompute(o, false) })
 	one("ebpf/compute_crc32_interpreted", func() (Result, error) { return EBPFCompute(o, true) })
 	one("wasm/idle_container_rss", func() (Result, error) { return Density(o) })
+	one("ebpf/idle_instance_bytes", func() (Result, error) { return EBPFIdleMemory(o) })
 	one("msg/publish_to_activation", func() (Result, error) { return MessageLatency(o) })
 	add(MLInference(o)...)
 	return out
