@@ -14,11 +14,18 @@ import (
 	"github.com/tinycontainer/tinycontainer/runtime"
 )
 
-// wrapELF wraps raw code as a minimal relocatable BPF object whose only
-// section is tc_main.
+// wrapELF wraps raw code as a minimal relocatable BPF object: the
+// tc_main section, 16 bytes of .rodata and 48 of .data (so the data
+// region has a read-only part, DataBase to DataBase+16, and a writable
+// one up to DataBase+64).
 func wrapELF(code []byte) []byte {
 	const ehdr, shdr = 64, 64
-	strtab := []byte("\x00tc_main\x00.shstrtab\x00")
+	strtab := []byte("\x00tc_main\x00.shstrtab\x00.rodata\x00.data\x00")
+	ro := []byte("read-only bytes!")
+	data := make([]byte, 48)
+	for i := range data {
+		data[i] = byte(i*37 + 1)
+	}
 	le := binary.LittleEndian
 	var b bytes.Buffer
 	h := make([]byte, ehdr)
@@ -26,14 +33,16 @@ func wrapELF(code []byte) []byte {
 	le.PutUint16(h[16:], 1)   // ET_REL
 	le.PutUint16(h[18:], 247) // EM_BPF
 	le.PutUint32(h[20:], 1)
-	le.PutUint64(h[40:], uint64(ehdr+len(code)+len(strtab))) // e_shoff
+	body := ehdr + len(code) + len(ro) + len(data) + len(strtab)
+	le.PutUint64(h[40:], uint64(body)) // e_shoff
 	le.PutUint16(h[52:], ehdr)
 	le.PutUint16(h[58:], shdr)
-	le.PutUint16(h[60:], 3) // sections: null, tc_main, .shstrtab
+	le.PutUint16(h[60:], 5) // sections: null, tc_main, .shstrtab, .rodata, .data
 	le.PutUint16(h[62:], 2)
 	b.Write(h)
-	b.Write(code)
-	b.Write(strtab)
+	for _, part := range [][]byte{code, ro, data, strtab} {
+		b.Write(part)
+	}
 	section := func(name, typ uint32, flags, off, size, align uint64) {
 		s := make([]byte, shdr)
 		le.PutUint32(s[0:], name)
@@ -44,9 +53,13 @@ func wrapELF(code []byte) []byte {
 		le.PutUint64(s[48:], align)
 		b.Write(s)
 	}
+	off := uint64(ehdr)
 	section(0, 0, 0, 0, 0, 0)
-	section(1, 1, 0x6, ehdr, uint64(len(code)), 8)                   // PROGBITS, ALLOC|EXECINSTR
-	section(9, 3, 0, uint64(ehdr+len(code)), uint64(len(strtab)), 1) // STRTAB
+	section(1, 1, 0x6, off, uint64(len(code)), 8) // PROGBITS, ALLOC|EXECINSTR
+	off += uint64(len(code))
+	section(9, 3, 0, off+uint64(len(ro)+len(data)), uint64(len(strtab)), 1) // STRTAB
+	section(19, 1, 0x2, off, uint64(len(ro)), 8)                            // .rodata: ALLOC
+	section(27, 1, 0x3, off+uint64(len(ro)), uint64(len(data)), 8)          // .data: ALLOC|WRITE
 	return b.Bytes()
 }
 
@@ -112,7 +125,7 @@ var shapedOpcodes = func() []byte {
 // in exit. Memory offsets stay raw half of the time, to aim outside.
 func shape(data []byte) []byte {
 	n := len(data)/insnSize + 1
-	code := make([]byte, 0, n*insnSize)
+	code := append(make([]byte, 0, n*insnSize+len(edgePointers)), edgePointers...)
 	atomics := []int32{atomicADD, atomicOR, atomicAND, atomicXOR, atomicADD | atomicFETCH, atomicOR | atomicFETCH,
 		atomicAND | atomicFETCH, atomicXOR | atomicFETCH, atomicXCHG, atomicCMPXCHG}
 	for i := 0; i+insnSize <= len(data); i += insnSize {
@@ -156,8 +169,15 @@ func shape(data []byte) []byte {
 			off = int16(int(uint16(off))%n - i/insnSize - 1)
 		case opc == rawLDDW:
 			dst %= regFP
-			code = append(code, ri(opc, dst, 0, 0, imm)...)
-			code = append(code, ri(0, 0, 0, 0, int32(off))...)
+			v := uint64(uint32(imm)) | uint64(uint16(off))<<32
+			switch d[3] % 4 { // aim at the regions' edges as often as not
+			case 1:
+				v = DataBase + uint64(uint32(imm)%80)
+			case 2:
+				v = StackTop - uint64(uint32(imm)%1100)
+			}
+			code = append(code, ri(opc, dst, 0, 0, int32(uint32(v)))...)
+			code = append(code, ri(0, 0, 0, 0, int32(uint32(v>>32)))...)
 			continue
 		case class == classLDX:
 			dst %= regFP
@@ -169,13 +189,32 @@ func shape(data []byte) []byte {
 		default: // classSTX
 			imm = 0
 		}
-		if (class == classLDX || class == classST || class == classSTX) && d[2]&0x80 == 0 {
-			off = -int16(d[3]) // near the frame pointer
+		if class == classLDX || class == classST || class == classSTX {
+			switch d[2] & 0xc0 {
+			case 0, 0x40:
+				off = -int16(d[3]) // near the frame pointer
+			case 0x80:
+				off = int16(int8(d[3])) // near a pointer into data
+			}
 		}
 		code = append(code, ri(opc, dst, src, off, imm)...)
 	}
 	return append(code, foldRegs...)
 }
+
+// edgePointers starts a shaped program: r1-r9 point at and around the
+// edges of the regions wrapELF lays out (read-only data 0-16, writable
+// data 16-64, the stack below StackTop) and at null, so that the
+// program's loads and stores with small offsets hit the bounds checks.
+var edgePointers = func() []byte {
+	var code []byte
+	for r, v := range []uint64{DataBase, DataBase + 14, DataBase + 61, StackTop - 3, StackTop - frameSize - 2,
+		DataBase + 40, DataBase + 64, StackTop - 16, 0} {
+		code = append(code, ri(rawLDDW, uint8(r+1), 0, 0, int32(uint32(v)))...)
+		code = append(code, ri(0, 0, 0, 0, int32(uint32(v>>32)))...)
+	}
+	return code
+}()
 
 // foldRegs ends a shaped program: r0 ^= r1 ... r9, then its high half
 // into its low half, so the exit code depends on every register.
@@ -251,12 +290,16 @@ func FuzzProgram(f *testing.F) {
 				return
 			}
 		}
-		plain, err := verify(code)
+		img, err := loadELF(wrapELF(code), 64<<10-frameSize)
+		if err != nil {
+			t.Fatalf("compiled, but the loader refuses: %v", err)
+		}
+		plain, err := verify(img.code)
 		if err != nil {
 			t.Fatalf("compiled, but verify refuses: %v", err)
 		}
 		plain.insns = append(plain.insns, insn{op: opHalt})
-		if !run("unfused", newModule(plain, &image{})) {
+		if !run("unfused", newModule(plain, img)) {
 			return
 		}
 		for k := 1; k < len(outcomes); k++ {

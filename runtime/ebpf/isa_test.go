@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/cilium/ebpf/asm"
+
+	"github.com/tinycontainer/tinycontainer/runtime"
 )
 
 // eval64 runs insns followed by exit and returns all 64 bits of r0 (two
@@ -455,5 +457,54 @@ func TestFusion(t *testing.T) {
 				t.Errorf("fused: %#x, %v; unfused: %#x, %v", got, err1, want, err2)
 			}
 		})
+	}
+}
+
+// TestRegionEdges: loads and stores of every size at and around the ends
+// of read-only data, writable data and the stack (wrapELF's layout) are
+// allowed exactly when they lie within a region they may touch, on every
+// engine.
+func TestRegionEdges(t *testing.T) {
+	type region struct {
+		lo, hi uint64 // guest addresses [lo, hi)
+		store  bool   // stores allowed
+	}
+	regions := []region{{DataBase, DataBase + 16, false}, {DataBase + 16, DataBase + 64, true}, {StackTop - frameSize, StackTop, true}}
+	allowed := func(p, size uint64, store bool) bool {
+		for _, r := range regions {
+			if p >= r.lo && p+size <= r.hi && (r.store || !store) {
+				return true
+			}
+		}
+		// A read-only/writable straddle is one data region for loads.
+		return !store && p >= DataBase && p+size <= DataBase+64
+	}
+	sizes := []asm.Size{asm.Byte, asm.Half, asm.Word, asm.DWord}
+	for _, edge := range []uint64{DataBase, DataBase + 16, DataBase + 64, StackTop - frameSize, StackTop} {
+		for delta := int64(-9); delta <= 9; delta++ {
+			p := uint64(int64(edge) + delta)
+			for _, sz := range sizes {
+				for _, store := range []bool{false, true} {
+					access := asm.LoadMem(asm.R0, asm.R1, 0, sz)
+					if store {
+						access = asm.StoreMem(asm.R1, 0, asm.R2, sz)
+					}
+					code := assemble(t, ld(asm.R1, p), asm.Mov.Imm(asm.R2, 7), access, asm.Mov.Imm(asm.R0, 1), asm.Return())
+					want := allowed(p, uint64(sz.Sizeof()), store)
+					for _, rt := range []*Runtime{NewInterpreter(), New()} {
+						m, err := rt.Compile(t.Context(), wrapELF(code), runtime.Config{})
+						if err != nil {
+							t.Fatal(err)
+						}
+						in, _ := m.Instantiate(t.Context(), newFakeHost())
+						_, err = in.Run(t.Context(), nil)
+						if got := err == nil; got != want {
+							t.Errorf("%d-byte store=%v at %#x (compiled %v): allowed %v, want %v (%v)",
+								sz.Sizeof(), store, p, m.(*Module).Compiled(), got, want, err)
+						}
+					}
+				}
+			}
+		}
 	}
 }

@@ -90,6 +90,54 @@ type jitCompiler struct {
 	at                       []label // label of each instruction
 	exitStub                 label
 	stubs                    []func() // out-of-line code, emitted after the body
+	// dataPtr: registers that, on the straight path to this instruction,
+	// were loaded with an address in the data region (lddw) and only moved
+	// by adds since. Accesses through them check the data region first; it
+	// is only the order of two checks that are both made.
+	dataPtr [numRegs]bool
+}
+
+// jumpTargets marks the instructions a jump, a call or a return can land
+// on: what is known about registers on the straight path ends there.
+func jumpTargets(insns []insn) []bool {
+	t := make([]bool, len(insns)+1)
+	for i, in := range insns {
+		switch {
+		case in.op >= opJA && in.op <= opJSLe32K, in.op == opCallLocal:
+			t[in.off] = true
+		}
+		if in.op == opCallLocal {
+			t[i+1] = true
+		}
+	}
+	return t
+}
+
+// track updates dataPtr after in.
+func (c *jitCompiler) track(in insn) {
+	switch {
+	case in.op == opLDDW:
+		c.dataPtr[in.dst] = uint64(in.imm)-DataBase < uint64(c.dataLen)
+	case in.op == opAdd64X || in.op == opAdd64K || in.op == opSub64K:
+		// an offset into the same object
+	case in.op == opMov64X:
+		c.dataPtr[in.dst] = c.dataPtr[in.src]
+	case in.op >= opCallOpen && in.op <= opCallLocal:
+		c.dataPtr = [numRegs]bool{}
+	case writesReg(in.op):
+		c.dataPtr[in.dst] = false
+	}
+}
+
+// writesReg reports whether o writes its dst register. (Atomic fetches
+// write src or r0 and are not followed: the hint only orders two checks
+// that are both made, so a wrong one costs a jump, never safety.)
+func writesReg(o op) bool {
+	switch {
+	case o >= opAdd64X && o <= opBE64, o >= opLdxB && o <= opLdxSW:
+		return true
+	}
+	return false
 }
 
 // compile returns the code and the offset of instruction 0.
@@ -117,11 +165,16 @@ func (c *jitCompiler) compile() ([]byte, int, error) {
 	a.ret()
 
 	start := len(a.b)
+	targets := jumpTargets(c.insns)
 	for i := range c.insns {
 		a.bind(c.at[i])
+		if targets[i] {
+			c.dataPtr = [numRegs]bool{}
+		}
 		if err := c.insn(i); err != nil {
 			return nil, 0, err
 		}
+		c.track(c.insns[i])
 	}
 	a.bind(c.at[len(c.insns)])
 	for k := 0; k < len(c.stubs); k++ { // stubs may add stubs
@@ -442,33 +495,42 @@ func (c *jitCompiler) mem(i int, in insn, size int, store, fromImm bool) {
 		a.lea(addrR, guestReg[base], in.off)
 	}
 	// addrR: the guest address, 64 bits (the interpreter's p).
-	stackLo := int32(StackTop - c.stackLen)
-	a.lea(tmp, addrR, -stackLo)
-	a.aluImm(true, xCmp, tmp, int32(c.stackLen)-int32(size))
 	back := a.newLabel()
 	fault := c.stub(func() {
 		a.store(8, addrR, stReg, offAddr)
 		c.exitTo(exitMem, i, 0, false)
 	})
+	stackLo := int32(StackTop - c.stackLen)
+	stackCheck := func(miss label) {
+		a.lea(tmp, addrR, -stackLo)
+		a.aluImm(true, xCmp, tmp, int32(c.stackLen)-int32(size))
+		a.jcc(ccA, miss)
+		a.aluRegMem(xAdd, tmp, stReg, offStack)
+		access(tmp, 0)
+	}
 	lo, n := uint32(0), c.dataLen // the part of the data region allowed
 	if store {
 		lo = c.roLen
 	}
-	data := c.stub(func() {
+	dataCheck := func(miss label) {
 		if n < lo+uint32(size) {
-			a.jmp(fault)
+			a.jmp(miss)
 			return
 		}
 		a.lea(tmp, addrR, -int32(DataBase+lo))
 		a.aluImm(true, xCmp, tmp, int32(n-lo)-int32(size))
-		a.jcc(ccA, fault)
+		a.jcc(ccA, miss)
 		a.aluRegMem(xAdd, tmp, stReg, offData)
 		access(tmp, int32(lo))
+	}
+	first, second := stackCheck, dataCheck
+	if c.dataPtr[base] && base != regFP && n >= lo+uint32(size) {
+		first, second = dataCheck, stackCheck
+	}
+	first(c.stub(func() {
+		second(fault)
 		a.jmp(back)
-	})
-	a.jcc(ccA, data)
-	a.aluRegMem(xAdd, tmp, stReg, offStack)
-	access(tmp, 0)
+	}))
 	a.bind(back)
 }
 
