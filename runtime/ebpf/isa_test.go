@@ -484,13 +484,23 @@ func TestRegionEdges(t *testing.T) {
 		for delta := int64(-9); delta <= 9; delta++ {
 			p := uint64(int64(edge) + delta)
 			for _, sz := range sizes {
-				for _, store := range []bool{false, true} {
-					access := asm.LoadMem(asm.R0, asm.R1, 0, sz)
-					if store {
+				for _, kind := range []string{"load", "signed load", "store"} {
+					store := kind == "store"
+					var access asm.Instruction
+					switch kind {
+					case "load":
+						access = asm.LoadMem(asm.R0, asm.R1, 0, sz)
+					case "signed load":
+						if sz == asm.DWord {
+							continue
+						}
+						access = asm.LoadMemSX(asm.R0, asm.R1, 0, sz)
+					default:
 						access = asm.StoreMem(asm.R1, 0, asm.R2, sz)
 					}
 					code := assemble(t, ld(asm.R1, p), asm.Mov.Imm(asm.R2, 7), access, asm.Mov.Imm(asm.R0, 1), asm.Return())
 					want := allowed(p, uint64(sz.Sizeof()), store)
+					var faults []string
 					for _, rt := range []*Runtime{NewInterpreter(), New()} {
 						m, err := rt.Compile(t.Context(), wrapELF(code), runtime.Config{})
 						if err != nil {
@@ -499,9 +509,13 @@ func TestRegionEdges(t *testing.T) {
 						in, _ := m.Instantiate(t.Context(), newFakeHost())
 						_, err = in.Run(t.Context(), nil)
 						if got := err == nil; got != want {
-							t.Errorf("%d-byte store=%v at %#x (compiled %v): allowed %v, want %v (%v)",
-								sz.Sizeof(), store, p, m.(*Module).Compiled(), got, want, err)
+							t.Errorf("%d-byte %s at %#x (compiled %v): allowed %v, want %v (%v)",
+								sz.Sizeof(), kind, p, m.(*Module).Compiled(), got, want, err)
 						}
+						faults = append(faults, fmt.Sprint(err))
+					}
+					if faults[0] != faults[1] {
+						t.Errorf("%d-byte %s at %#x: the engines fault differently:\n%s\n%s", sz.Sizeof(), kind, p, faults[0], faults[1])
 					}
 				}
 			}

@@ -111,11 +111,13 @@ func (a *activation) runJIT(j *jitCode, prog []insn) (int32, error) {
 	}
 }
 
-// accessSize is the width of a plain load or store.
+// accessSize is the width of a load or store (not atomic).
 func accessSize(o op) uint64 {
 	switch {
 	case o >= opLdxB && o <= opLdxDW:
 		return 1 << (o - opLdxB)
+	case o >= opLdxSB && o <= opLdxSW:
+		return 1 << (o - opLdxSB)
 	case o >= opStB && o <= opStDW:
 		return 1 << (o - opStB)
 	default:

@@ -303,6 +303,10 @@ func (c *jitCompiler) insn(i int) error {
 		return c.alu(i, in)
 	case o == opNeg64 || o == opNeg32:
 		a.f7(o == opNeg64, 3, guestReg[in.dst])
+	case o >= opMovSX8to64 && o <= opMovSX32to64, o == opMovSX8to32 || o == opMovSX16to32:
+		c.movsx(in)
+	case o >= opLE16 && o <= opBE64:
+		c.byteSwap(in)
 	case o == opJA:
 		c.jumpTo(i, int(in.off))
 	case o >= opJEq64X && o <= opJSLe32K:
@@ -311,6 +315,8 @@ func (c *jitCompiler) insn(i int) error {
 		a.movImm(guestReg[in.dst], uint64(in.imm))
 	case o >= opLdxB && o <= opLdxDW:
 		c.mem(i, in, 1<<(o-opLdxB), false, false)
+	case o >= opLdxSB && o <= opLdxSW:
+		c.mem(i, in, 1<<(o-opLdxSB), false, false)
 	case o >= opStB && o <= opStDW:
 		c.mem(i, in, 1<<(o-opStB), true, true)
 	case o >= opStxB && o <= opStxDW:
@@ -397,6 +403,47 @@ func (c *jitCompiler) alu(i int, in insn) error {
 	return nil
 }
 
+// movsx sign-extends the low 8, 16 or 32 bits of src into dst (64-bit
+// forms; the 32-bit forms then zero-extend from bit 31).
+func (c *jitCompiler) movsx(in insn) {
+	a := &c.a
+	dst, src := guestReg[in.dst], c.src(in.src)
+	switch in.op {
+	case opMovSX8to64:
+		a.rex(true, dst, src, src >= 4 && src < 8)
+		a.b = append(a.b, 0x0f, 0xbe, 0xc0|byte(dst&7)<<3|byte(src&7))
+	case opMovSX16to64:
+		a.rr(true, []byte{0x0f, 0xbf}, dst, src)
+	case opMovSX32to64:
+		a.rr(true, []byte{0x63}, dst, src)
+	case opMovSX8to32:
+		a.rex(false, dst, src, src >= 4 && src < 8)
+		a.b = append(a.b, 0x0f, 0xbe, 0xc0|byte(dst&7)<<3|byte(src&7))
+	default: // opMovSX16to32
+		a.rr(false, []byte{0x0f, 0xbf}, dst, src)
+	}
+}
+
+// byteSwap: to little-endian truncates (guest memory is little-endian),
+// to big-endian swaps; both zero-extend.
+func (c *jitCompiler) byteSwap(in insn) {
+	a := &c.a
+	dst := guestReg[in.dst]
+	switch in.op {
+	case opLE16:
+		a.rr(false, []byte{0x0f, 0xb7}, dst, dst) // movzx r32, r16
+	case opLE32:
+		a.mov(false, dst, dst)
+	case opBE16:
+		a.b = append(a.b, 0x66) // rol r16, 8
+		a.shiftImm(false, 0, dst, 8)
+		a.rr(false, []byte{0x0f, 0xb7}, dst, dst)
+	case opBE32, opBE64:
+		a.rex(in.op == opBE64, 0, dst, false)
+		a.b = append(a.b, 0x0f, 0xc8+byte(dst&7))
+	}
+}
+
 // shiftReg shifts dst by guest register s; x86 takes the count in CL
 // (guest r4) and masks it as eBPF does.
 func (c *jitCompiler) shiftReg(w bool, ext, dst int, s uint8) {
@@ -474,8 +521,11 @@ func (c *jitCompiler) mem(i int, in insn, size int, store, fromImm bool) {
 	if store {
 		base = in.dst
 	}
+	signed := in.op >= opLdxSB && in.op <= opLdxSW
 	access := func(host int, disp int32) {
 		switch {
+		case signed:
+			a.loadSigned(size, guestReg[in.dst], host, disp)
 		case !store:
 			a.load(size, guestReg[in.dst], host, disp)
 		case fromImm:

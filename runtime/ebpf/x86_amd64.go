@@ -214,6 +214,18 @@ func (a *x86) load(size, dst, base int, disp int32) {
 	}
 }
 
+// loadSigned: dst = [base+disp] sign-extended to 64 bits, size 1, 2 or 4.
+func (a *x86) loadSigned(size, dst, base int, disp int32) {
+	switch size {
+	case 1:
+		a.rm(true, []byte{0x0f, 0xbe}, dst, base, disp, false)
+	case 2:
+		a.rm(true, []byte{0x0f, 0xbf}, dst, base, disp, false)
+	default:
+		a.rm(true, []byte{0x63}, dst, base, disp, false)
+	}
+}
+
 // store: [base+disp] = the low size bytes of src.
 func (a *x86) store(size, src, base int, disp int32) {
 	switch size {
