@@ -194,7 +194,7 @@ func (c *jitCompiler) stub(f func()) label {
 }
 
 // exitTo leaves the generated code with reason why for instruction pc;
-// the next jitCall goes on at resume (when >= 0).
+// with hasResume, the next jitCall goes on at resume.
 func (c *jitCompiler) exitTo(why uint32, pc int, resume label, hasResume bool) {
 	a := &c.a
 	a.storeImm(4, stReg, offExit, int32(why))
@@ -218,7 +218,7 @@ func (c *jitCompiler) src(r uint8) int {
 
 // charge takes n from the fuel; when it runs out the run exits to poll
 // the budget and then goes on at target.
-func (c *jitCompiler) charge(pc, target int, n int) {
+func (c *jitCompiler) charge(target, n int) {
 	a := &c.a
 	a.aluMemImm(xSub, stReg, offFuel, int32(n))
 	t := c.at[target]
@@ -226,10 +226,10 @@ func (c *jitCompiler) charge(pc, target int, n int) {
 }
 
 // jumpTo jumps from instruction pc to target; backward jumps are budget
-// checkpoints charging the distance (see jitFuel in RATIONALE).
+// checkpoints charging the distance (docs/notes/ebpf.md, "Fuel").
 func (c *jitCompiler) jumpTo(pc, target int) {
 	if target <= pc {
-		c.charge(pc, target, pc-target+1)
+		c.charge(target, pc-target+1)
 	}
 	c.a.jmp(c.at[target])
 }
@@ -625,7 +625,7 @@ func (c *jitCompiler) callLocal(i int, in insn) {
 	a.aluImm(true, xSub, hostFP, frameSize)
 	a.aluMemImm(xSub, stReg, offReg(regFP), frameSize)
 	t := int(in.off)
-	c.charge(i, t, max(i-t+1, 1))
+	c.charge(t, max(i-t+1, 1))
 	a.jmp(c.at[t])
 }
 
