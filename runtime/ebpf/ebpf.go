@@ -30,6 +30,9 @@ var (
 	ErrMemoryAccess = errors.New("memory access violation")
 	// ErrCallDepth: more than 8 nested bpf-to-bpf calls (a FaultTrap).
 	ErrCallDepth = errors.New("call stack overflow")
+	// ErrHostPanic: a host function panicked during a helper call (a
+	// FaultTrap).
+	ErrHostPanic = errors.New("host function panicked")
 )
 
 var (
@@ -193,13 +196,7 @@ func (in *Instance) Run(ctx context.Context, b *runtime.Budget) (int32, error) {
 	}
 	a := activations.Get().(*activation)
 	a.reset(ctx, in, b)
-	var code int32
-	var err error
-	if in.mod.jit != nil {
-		code, err = a.runJIT(in.mod.jit, in.mod.insns)
-	} else {
-		code, err = a.run(in.mod.insns)
-	}
+	code, err := a.exec(in.mod)
 	a.release()
 	activations.Put(a)
 	if err != nil {
@@ -225,6 +222,23 @@ func (in *Instance) Close(context.Context) error {
 			return nil
 		}
 	}
+}
+
+// exec runs m's entry function on whichever engine m has. A host
+// function that panics ends the run with a trap, as it does under wazero,
+// so a host bug a guest can reach takes down its container, not the
+// device. (No machine code is on the stack then: host functions run
+// after the code has exited.)
+func (a *activation) exec(m *Module) (code int32, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			code, err = 0, &runtime.Fault{Kind: runtime.FaultTrap, Err: fmt.Errorf("%w: %v", ErrHostPanic, p)}
+		}
+	}()
+	if m.jit != nil {
+		return a.runJIT(m.jit, m.insns)
+	}
+	return a.run(m.insns)
 }
 
 // maxStack is the largest stack a program can have.

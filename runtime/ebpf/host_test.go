@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/cilium/ebpf/asm"
@@ -265,5 +266,29 @@ func TestBufHostFastPath(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// panicHost panics in every call, like a host function with a bug.
+type panicHost struct{ nopHost }
+
+func (panicHost) Call(runtime.Memory, uint32, uint32, uint32, uint32, uint32) int32 {
+	panic("endpoint bug")
+}
+
+// TestHostPanicIsATrap: a panicking host function ends the run with a
+// trap naming the panic; the instance is faulted and the process goes on.
+func TestHostPanicIsATrap(t *testing.T) {
+	m, err := rawModule(assemble(t, asm.Mov.Imm(asm.R1, 0), asm.BuiltinFunc(helperCall).Call(), asm.Return()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, _ := m.Instantiate(t.Context(), panicHost{})
+	_, err = in.Run(t.Context(), nil)
+	if faultKind(err) != runtime.FaultTrap || !errors.Is(err, ErrHostPanic) || !strings.Contains(err.Error(), "endpoint bug") {
+		t.Fatalf("got %v, want a trap for the host's panic", err)
+	}
+	if _, err := in.Run(t.Context(), nil); !errors.Is(err, runtime.ErrClosed) {
+		t.Errorf("run after the trap: %v, want ErrClosed", err)
 	}
 }
