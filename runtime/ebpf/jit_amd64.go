@@ -2,15 +2,7 @@
 
 package ebpf
 
-import (
-	"fmt"
-	goruntime "runtime"
-	"syscall"
-	"unsafe"
-)
-
-// jitSupported: this platform compiles eBPF to machine code.
-const jitSupported = true
+import "fmt"
 
 // Guest registers r0-r9 live in host registers for the whole run. r10
 // (read-only) is not held: its host address is (hostFP), its guest value
@@ -26,39 +18,13 @@ const (
 	addrR  = r11
 )
 
-// Offsets into jitState used by the generated code.
-var (
-	offRegs   = int32(unsafe.Offsetof(jitState{}.regs))
-	offFuel   = int32(unsafe.Offsetof(jitState{}.fuel))
-	offResume = int32(unsafe.Offsetof(jitState{}.resume))
-	offExit   = int32(unsafe.Offsetof(jitState{}.exit))
-	offArg    = int32(unsafe.Offsetof(jitState{}.arg))
-	offAddr   = int32(unsafe.Offsetof(jitState{}.addr))
-	offDepth  = int32(unsafe.Offsetof(jitState{}.depth))
-	offHostFP = int32(unsafe.Offsetof(jitState{}.hostFP))
-	offStack  = int32(unsafe.Offsetof(jitState{}.stack))
-	offData   = int32(unsafe.Offsetof(jitState{}.data))
-	offSave   = int32(unsafe.Offsetof(jitState{}.save))
-	offFrames = int32(unsafe.Offsetof(jitState{}.frames))
-)
-
-func offReg(r uint8) int32 { return offRegs + 8*int32(r) }
-
 // jitCall runs code (the entry stub) with R12 = st (jit_amd64.s).
 //
 //go:noescape
 func jitCall(code uintptr, st *jitState)
 
-// jitCode is a program's machine code, mapped read+execute. It is unmapped
-// when nothing references it any more.
-type jitCode struct {
-	mem   []byte
-	entry uintptr // loads the guest registers, jumps to st.resume
-	start uintptr // instruction 0
-}
-
-func (j *jitCode) entryPC() uintptr { return j.entry }
-func (j *jitCode) startPC() uintptr { return j.start }
+// flushCode: x86 keeps instruction fetch coherent with stores.
+func flushCode([]byte) {}
 
 // jitCompile translates verified, unfused instructions to x86-64.
 func jitCompile(insns []insn, stackLen, dataLen, roLen uint32) (*jitCode, error) {
@@ -67,20 +33,7 @@ func jitCompile(insns []insn, stackLen, dataLen, roLen uint32) (*jitCode, error)
 	if err != nil {
 		return nil, err
 	}
-	size := (len(code) + 4095) &^ 4095
-	mem, err := syscall.Mmap(-1, 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANON)
-	if err != nil {
-		return nil, fmt.Errorf("ebpf: jit: mapping %d bytes of code: %w", size, err)
-	}
-	copy(mem, code)
-	if err := syscall.Mprotect(mem, syscall.PROT_READ|syscall.PROT_EXEC); err != nil {
-		syscall.Munmap(mem)
-		return nil, fmt.Errorf("ebpf: jit: protecting code: %w", err)
-	}
-	base := uintptr(unsafe.Pointer(&mem[0]))
-	j := &jitCode{mem: mem, entry: base, start: base + uintptr(start)}
-	goruntime.AddCleanup(j, func(m []byte) { syscall.Munmap(m) }, mem)
-	return j, nil
+	return mapCode(code, start)
 }
 
 type jitCompiler struct {
@@ -90,54 +43,7 @@ type jitCompiler struct {
 	at                       []label // label of each instruction
 	exitStub                 label
 	stubs                    []func() // out-of-line code, emitted after the body
-	// dataPtr: registers that, on the straight path to this instruction,
-	// were loaded with an address in the data region (lddw) and only moved
-	// by adds since. Accesses through them check the data region first; it
-	// is only the order of two checks that are both made.
-	dataPtr [numRegs]bool
-}
-
-// jumpTargets marks the instructions a jump, a call or a return can land
-// on: what is known about registers on the straight path ends there.
-func jumpTargets(insns []insn) []bool {
-	t := make([]bool, len(insns)+1)
-	for i, in := range insns {
-		switch {
-		case in.op >= opJA && in.op <= opJSLe32K, in.op == opCallLocal:
-			t[in.off] = true
-		}
-		if in.op == opCallLocal {
-			t[i+1] = true
-		}
-	}
-	return t
-}
-
-// track updates dataPtr after in.
-func (c *jitCompiler) track(in insn) {
-	switch {
-	case in.op == opLDDW:
-		c.dataPtr[in.dst] = uint64(in.imm)-DataBase < uint64(c.dataLen)
-	case in.op == opAdd64X || in.op == opAdd64K || in.op == opSub64K:
-		// an offset into the same object
-	case in.op == opMov64X:
-		c.dataPtr[in.dst] = c.dataPtr[in.src]
-	case in.op >= opCallOpen && in.op <= opCallLocal:
-		c.dataPtr = [numRegs]bool{}
-	case writesReg(in.op):
-		c.dataPtr[in.dst] = false
-	}
-}
-
-// writesReg reports whether o writes its dst register. (Atomic fetches
-// write src or r0 and are not followed: the hint only orders two checks
-// that are both made, so a wrong one costs a jump, never safety.)
-func writesReg(o op) bool {
-	switch {
-	case o >= opAdd64X && o <= opBE64, o >= opLdxB && o <= opLdxSW:
-		return true
-	}
-	return false
+	hints                    dataHints
 }
 
 // compile returns the code and the offset of instruction 0.
@@ -165,16 +71,14 @@ func (c *jitCompiler) compile() ([]byte, int, error) {
 	a.ret()
 
 	start := len(a.b)
-	targets := jumpTargets(c.insns)
+	c.hints = newDataHints(c.insns, c.dataLen)
 	for i := range c.insns {
 		a.bind(c.at[i])
-		if targets[i] {
-			c.dataPtr = [numRegs]bool{}
-		}
+		c.hints.at(i)
 		if err := c.insn(i); err != nil {
 			return nil, 0, err
 		}
-		c.track(c.insns[i])
+		c.hints.after(c.insns[i])
 	}
 	a.bind(c.at[len(c.insns)])
 	for k := 0; k < len(c.stubs); k++ { // stubs may add stubs
@@ -574,7 +478,7 @@ func (c *jitCompiler) mem(i int, in insn, size int, store, fromImm bool) {
 		access(tmp, int32(lo))
 	}
 	first, second := stackCheck, dataCheck
-	if c.dataPtr[base] && base != regFP && n >= lo+uint32(size) {
+	if c.hints.data(base) && base != regFP && n >= lo+uint32(size) {
 		first, second = dataCheck, stackCheck
 	}
 	first(c.stub(func() {

@@ -41,10 +41,6 @@ const (
 	ccG  = 0xf // signed >
 )
 
-// label is a position in the code, bound once, referenced by rel32
-// displacements before or after it is bound.
-type label int
-
 // x86 assembles the few x86-64 instruction forms the JIT needs. Memory
 // operands are always [base + disp] with a 32-bit or 8-bit displacement.
 type x86 struct {
