@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"flag"
 	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -258,61 +260,85 @@ func FuzzProgram(f *testing.F) {
 			f.Add(true, img.code)
 		}
 	}
-	f.Fuzz(func(t *testing.T, raw bool, code []byte) {
-		if !raw {
-			code = shape(code)
-		}
-		var outcomes, names []string
-		var errs []error
-		run := func(name string, m runtime.Module) bool {
-			h := newFakeHost()
-			in, err := m.Instantiate(context.Background(), h)
-			if err != nil {
-				t.Fatal(err)
-			}
-			code, err := checkRun(t, in)
-			if faultKind(err) == runtime.FaultBudget {
-				return false // where a time budget ran out depends on timing
-			}
-			names, errs = append(names, name), append(errs, err)
-			outcomes = append(outcomes, outcome(code, err, h))
-			return true
-		}
-		for _, rt := range []*Runtime{NewInterpreter(), New()} {
-			m, err := rt.Compile(context.Background(), wrapELF(code), runtime.Config{MemoryLimit: 64 << 10})
-			if err != nil {
-				if !errors.Is(err, runtime.ErrInvalidCode) && !errors.Is(err, runtime.ErrLimit) {
-					t.Fatalf("compile error %v wraps neither ErrInvalidCode nor ErrLimit", err)
-				}
-				return
-			}
-			if !run(fmt.Sprintf("compiled=%v", m.(*Module).Compiled()), m) {
-				return
-			}
-		}
-		img, err := loadELF(wrapELF(code), 64<<10-frameSize)
+	f.Fuzz(checkEngines)
+}
+
+// checkEngines is FuzzProgram's check of one input.
+func checkEngines(t *testing.T, raw bool, code []byte) {
+	if !raw {
+		code = shape(code)
+	}
+	var outcomes, names []string
+	var errs []error
+	run := func(name string, m runtime.Module) bool {
+		h := newFakeHost()
+		in, err := m.Instantiate(context.Background(), h)
 		if err != nil {
-			t.Fatalf("compiled, but the loader refuses: %v", err)
+			t.Fatal(err)
 		}
-		plain, err := verify(img.code)
+		code, err := checkRun(t, in)
+		if faultKind(err) == runtime.FaultBudget {
+			return false // where a time budget ran out depends on timing
+		}
+		names, errs = append(names, name), append(errs, err)
+		outcomes = append(outcomes, outcome(code, err, h))
+		return true
+	}
+	for _, rt := range []*Runtime{NewInterpreter(), New()} {
+		m, err := rt.Compile(context.Background(), wrapELF(code), runtime.Config{MemoryLimit: 64 << 10})
 		if err != nil {
-			t.Fatalf("compiled, but verify refuses: %v", err)
-		}
-		plain.insns = append(plain.insns, insn{op: opHalt})
-		if !run("unfused", newModule(plain, img)) {
+			if !errors.Is(err, runtime.ErrInvalidCode) && !errors.Is(err, runtime.ErrLimit) {
+				t.Fatalf("compile error %v wraps neither ErrInvalidCode nor ErrLimit", err)
+			}
 			return
 		}
-		for k := 1; k < len(outcomes); k++ {
-			if outcomes[k] != outcomes[0] {
-				t.Fatalf("%s and %s disagree:\n%s\n%s", names[0], names[k], outcomes[0], outcomes[k])
-			}
+		if !run(fmt.Sprintf("compiled=%v", m.(*Module).Compiled()), m) {
+			return
 		}
-		// The compiled code names the same instruction and address in
-		// its faults as the unfused interpreter.
-		if a, b := fmt.Sprint(errs[1]), fmt.Sprint(errs[2]); a != b {
-			t.Fatalf("compiled and unfused faults differ:\n%s\n%s", a, b)
+	}
+	img, err := loadELF(wrapELF(code), 64<<10-frameSize)
+	if err != nil {
+		t.Fatalf("compiled, but the loader refuses: %v", err)
+	}
+	plain, err := verify(img.code)
+	if err != nil {
+		t.Fatalf("compiled, but verify refuses: %v", err)
+	}
+	plain.insns = append(plain.insns, insn{op: opHalt})
+	if !run("unfused", newModule(plain, img)) {
+		return
+	}
+	for k := 1; k < len(outcomes); k++ {
+		if outcomes[k] != outcomes[0] {
+			t.Fatalf("%s and %s disagree:\n%s\n%s", names[0], names[k], outcomes[0], outcomes[k])
 		}
-	})
+	}
+	// The compiled code names the same instruction and address in
+	// its faults as the unfused interpreter.
+	if a, b := fmt.Sprint(errs[1]), fmt.Sprint(errs[2]); a != b {
+		t.Fatalf("compiled and unfused faults differ:\n%s\n%s", a, b)
+	}
+}
+
+// randomPrograms is how many shaped random programs TestRandomPrograms
+// runs; raise it where the fuzzing engine cannot run (under an emulator).
+var randomPrograms = flag.Int("ebpf.random", 300, "random programs for TestRandomPrograms")
+
+// TestRandomPrograms runs FuzzProgram's check on seeded random inputs,
+// so that every platform's engines are compared without the fuzzing
+// engine (which qemu-user cannot run).
+func TestRandomPrograms(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for k := range *randomPrograms {
+		data := make([]byte, insnSize*(1+rng.IntN(40)))
+		for i := range data {
+			data[i] = byte(rng.Uint32())
+		}
+		t.Run(fmt.Sprint(k), func(t *testing.T) { checkEngines(t, false, data) })
+		if t.Failed() {
+			return
+		}
+	}
 }
 
 // FuzzELF mutates real objects: the loader refuses them with a wrapped
