@@ -16,7 +16,7 @@ WAT_SRC := $(shell find $(GUEST_DIRS) -name '*.wat' 2>/dev/null)
 
 GUESTS := $(C_SRC:.c=.wasm) $(BPF_SRC:.bpf.c=.bpf.o) $(WAT_SRC:.wat=.wasm)
 
-.PHONY: guests check-guests test
+.PHONY: guests check-guests test test-arm64
 guests: $(GUESTS)
 
 # A guest also depends on the C sources and headers beside it (X.bpf.c
@@ -45,3 +45,15 @@ check-guests:
 
 test:
 	go test -race ./...
+
+# The eBPF runtime's arm64 code generator, tested on this machine under
+# qemu-user (apt-get install qemu-user): every test of the package with the
+# machine code, then interpreted, then 20,000 random programs compared
+# across the engines (the fuzzing engine cannot run under qemu-user).
+test-arm64:
+	GOARCH=arm64 go test -c -o /tmp/tc-ebpf-arm64.test ./runtime/ebpf
+	cd runtime/ebpf && TC_EBPF_SINGLE_PASS=1 qemu-aarch64 /tmp/tc-ebpf-arm64.test -test.count 1
+	cd runtime/ebpf && TC_EBPF_INTERPRET=1 qemu-aarch64 /tmp/tc-ebpf-arm64.test -test.count 1
+	cd runtime/ebpf && TC_EBPF_SINGLE_PASS=1 qemu-aarch64 /tmp/tc-ebpf-arm64.test -test.count 1 -test.run TestRandomPrograms -ebpf.random 20000
+	GOARCH=arm64 go test -c -o /tmp/tc-conformance-arm64.test ./conformance
+	cd conformance && qemu-aarch64 /tmp/tc-conformance-arm64.test -test.count 1
