@@ -1,7 +1,8 @@
 // Package ebpf is the eBPF "femto-container" runtime: it runs clang BPF
 // objects (clang -target bpf -O2 -c) under the same guest ABI, rulebook
-// and scheduler as WebAssembly (SPEC section 2), as x86-64 machine code
-// on linux/amd64 and in an interpreter elsewhere (or when asked).
+// and scheduler as WebAssembly (SPEC section 2), as machine code on
+// linux/amd64 and linux/arm64 and in an interpreter elsewhere (or when
+// asked).
 //
 // There is no kernel and there are no maps. Compile links the object
 // itself (the tc_main section, the functions it calls, .rodata*, .data*,
@@ -50,7 +51,7 @@ type Runtime struct {
 }
 
 // New returns an eBPF runtime that translates programs to machine code
-// where it can (linux/amd64) and interprets them elsewhere.
+// where it can (linux/amd64, linux/arm64) and interprets them elsewhere.
 func New() *Runtime { return &Runtime{interpret: !jitSupported} }
 
 // NewInterpreter returns an eBPF runtime that always interprets.
