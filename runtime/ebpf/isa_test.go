@@ -522,3 +522,52 @@ func TestRegionEdges(t *testing.T) {
 		}
 	}
 }
+
+// TestCallsAcrossPolls: a loop calling a function 200,000 times runs out
+// of fuel over and over, at backward jumps, at calls and at returns; each
+// budget poll resumes where it left and the sum comes out right.
+func TestCallsAcrossPolls(t *testing.T) {
+	const n = 200000
+	got := evalFuncs(t, []asm.Instruction{
+		asm.Mov.Imm(asm.R6, 0), asm.Mov.Imm(asm.R7, 0),
+		asm.Mov.Reg(asm.R1, asm.R7).WithSymbol("loop"), asm.Call.Label("f"),
+		asm.Add.Reg(asm.R6, asm.R0), asm.Add.Imm(asm.R7, 1), asm.JLT.Imm(asm.R7, n, "loop"),
+		asm.Mov.Reg(asm.R0, asm.R6),
+	},
+		// f(x) = (x & 3) + 1, with a stack slot of its own
+		asm.Mov.Reg(asm.R0, asm.R1).WithSymbol("f"), asm.And.Imm(asm.R0, 3), asm.StoreMem(asm.R10, -8, asm.R0, asm.DWord),
+		asm.LoadMem(asm.R0, asm.R10, -8, asm.DWord), asm.Add.Imm(asm.R0, 1), asm.Return(),
+	)
+	if want := uint64(n / 4 * (1 + 2 + 3 + 4)); got != want {
+		t.Errorf("got %d, want %d", got, want)
+	}
+}
+
+// TestLargeProgram: a program whose machine code exceeds a short branch's
+// reach (AArch64's conditional branches reach 1 MiB; the first access's
+// out-of-line check is past the end of the code) is still run right:
+// compiled where the code links, interpreted where it does not.
+func TestLargeProgram(t *testing.T) {
+	const body = 21000
+	insns := []asm.Instruction{
+		ld(asm.R6, StackTop-8), asm.Mov.Imm(asm.R0, 0), asm.Mov.Imm(asm.R1, 1),
+	}
+	for range body {
+		insns = append(insns, asm.StoreMem(asm.R6, 0, asm.R1, asm.DWord), asm.LoadMem(asm.R2, asm.R6, 0, asm.DWord),
+			asm.Add.Reg(asm.R0, asm.R2))
+	}
+	insns = append(insns, asm.Return())
+	code := assemble(t, insns...)
+	for _, rt := range []*Runtime{NewInterpreter(), New()} {
+		m, err := rt.Compile(t.Context(), wrapELF(code), runtime.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		in, _ := m.Instantiate(t.Context(), newFakeHost())
+		got, err := in.Run(t.Context(), nil)
+		if err != nil || got != body {
+			t.Errorf("compiled %v: got %d, %v; want %d", m.(*Module).Compiled(), got, err, body)
+		}
+		t.Logf("compiled: %v", m.(*Module).Compiled())
+	}
+}
