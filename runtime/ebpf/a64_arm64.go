@@ -10,8 +10,8 @@ import (
 // a64 assembles the AArch64 instruction forms the JIT needs. Register 31
 // is the zero register in every form used here (never SP).
 type a64 struct {
+	labelTable
 	b      []byte
-	labels []int // code offset per label, -1 until bound
 	fixups []a64Fixup
 }
 
@@ -44,12 +44,9 @@ const (
 	condLE = 0xd
 )
 
-func (a *a64) newLabel() label {
-	a.labels = append(a.labels, -1)
-	return label(len(a.labels) - 1)
-}
-
 func (a *a64) bind(l label) { a.labels[l] = len(a.b) }
+
+func (a *a64) code() []byte { return a.b }
 
 func (a *a64) emit(w uint32) { a.b = binary.LittleEndian.AppendUint32(a.b, w) }
 

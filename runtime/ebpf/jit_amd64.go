@@ -26,75 +26,36 @@ func jitCall(code uintptr, st *jitState)
 // flushCode: x86 keeps instruction fetch coherent with stores.
 func flushCode([]byte) {}
 
-// jitCompile translates verified, unfused instructions to x86-64.
-func jitCompile(insns []insn, stackLen, dataLen, roLen uint32) (*jitCode, error) {
-	c := &jitCompiler{insns: insns, stackLen: stackLen, dataLen: dataLen, roLen: roLen}
-	code, start, err := c.compile()
-	if err != nil {
-		return nil, err
-	}
-	return mapCode(code, start)
+type jitCompiler struct {
+	jitBase
+	a x86
 }
 
-type jitCompiler struct {
-	a                        x86
-	insns                    []insn
-	stackLen, dataLen, roLen uint32
-	at                       []label // label of each instruction
-	exitStub                 label
-	stubs                    []func() // out-of-line code, emitted after the body
-	hints                    dataHints
+func newJITCompiler(insns []insn, stackLen, dataLen, roLen uint32) *jitCompiler {
+	c := &jitCompiler{jitBase: jitBase{insns: insns, stackLen: stackLen, dataLen: dataLen, roLen: roLen}}
+	c.asm = &c.a
+	return c
 }
 
 // compile returns the code and the offset of instruction 0.
-func (c *jitCompiler) compile() ([]byte, int, error) {
-	a := &c.a
-	c.at = make([]label, len(c.insns)+1)
-	for i := range c.at {
-		c.at[i] = a.newLabel()
-	}
-	c.exitStub = a.newLabel()
+func (c *jitCompiler) compile() ([]byte, int, error) { return c.generate(c) }
 
-	// Entry: load the guest registers, go on where the last exit left.
+// prologue: the entry loads the guest registers and goes on where the
+// last exit left; the exit stub stores them back and returns to jitCall.
+func (c *jitCompiler) prologue() {
+	a := &c.a
 	for r, h := range guestReg {
 		a.load(8, h, stReg, offReg(uint8(r)))
 	}
 	a.load(8, hostFP, stReg, offHostFP)
 	a.jmpMem(stReg, offResume)
 
-	// Exit: store them back and return to jitCall.
 	a.bind(c.exitStub)
 	for r, h := range guestReg {
 		a.store(8, h, stReg, offReg(uint8(r)))
 	}
 	a.store(8, hostFP, stReg, offHostFP)
 	a.ret()
-
-	start := len(a.b)
-	c.hints = newDataHints(c.insns, c.dataLen)
-	for i := range c.insns {
-		a.bind(c.at[i])
-		c.hints.at(i)
-		if err := c.insn(i); err != nil {
-			return nil, 0, err
-		}
-		c.hints.after(c.insns[i])
-	}
-	a.bind(c.at[len(c.insns)])
-	for k := 0; k < len(c.stubs); k++ { // stubs may add stubs
-		c.stubs[k]()
-	}
-	if err := a.link(); err != nil {
-		return nil, 0, err
-	}
-	return a.b, start, nil
-}
-
-// stub emits f out of line and returns its label.
-func (c *jitCompiler) stub(f func()) label {
-	l := c.a.newLabel()
-	c.stubs = append(c.stubs, func() { c.a.bind(l); f() })
-	return l
 }
 
 // exitTo leaves the generated code with reason why for instruction pc;
@@ -147,16 +108,7 @@ var jumpCC = map[op]byte{
 // immediate).
 func (c *jitCompiler) condJump(i int, in insn) {
 	a := &c.a
-	base := in.op
-	w := true
-	if base >= opJEq32X {
-		base -= jmp32Delta
-		w = false
-	}
-	fromK := (base-opJEq64X)%2 == 1
-	if fromK {
-		base--
-	}
+	base, w, fromK := jumpForm(in.op)
 	cc := jumpCC[base]
 	dst := c.src(in.dst)
 	isSet := base == opJSet64X
@@ -194,51 +146,16 @@ var jitALU = map[op]aluOp{opAdd64X: xAdd, opSub64X: xSub, opOr64X: xOr, opAnd64X
 
 var shiftExt = map[op]int{opLsh64X: 4, opRsh64X: 5, opArsh64X: 7}
 
-// insn compiles instruction i.
-func (c *jitCompiler) insn(i int) error {
-	a := &c.a
-	in := c.insns[i]
-	o := in.op
-	switch {
-	case o == opInvalid: // second slot of lddw
-		return nil
-	case o >= opAdd64X && o <= opArsh32K && o != opNeg64 && o != opNeg32 && !isSignedDiv(o) &&
-		!(o >= opMovSX8to64 && o <= opMovSX32to64):
-		return c.alu(i, in)
-	case o == opNeg64 || o == opNeg32:
-		a.f7(o == opNeg64, 3, guestReg[in.dst])
-	case o >= opMovSX8to64 && o <= opMovSX32to64, o == opMovSX8to32 || o == opMovSX16to32:
-		c.movsx(in)
-	case o >= opLE16 && o <= opBE64:
-		c.byteSwap(in)
-	case o == opJA:
-		c.jumpTo(i, int(in.off))
-	case o >= opJEq64X && o <= opJSLe32K:
-		c.condJump(i, in)
-	case o == opLDDW:
-		a.movImm(guestReg[in.dst], uint64(in.imm))
-	case o >= opLdxB && o <= opLdxDW:
-		c.mem(i, in, 1<<(o-opLdxB), false, false)
-	case o >= opLdxSB && o <= opLdxSW:
-		c.mem(i, in, 1<<(o-opLdxSB), false, false)
-	case o >= opStB && o <= opStDW:
-		c.mem(i, in, 1<<(o-opStB), true, true)
-	case o >= opStxB && o <= opStxDW:
-		c.mem(i, in, 1<<(o-opStxB), true, false)
-	case o == opCallOpen || o == opCallCall || o == opCallClose:
-		c.exitTo(exitOpen+uint32(o-opCallOpen), i, c.at[i+1], true)
-	case o == opCallLocal:
-		c.callLocal(i, in)
-	case o == opExit:
-		c.exit(i)
-	default:
-		// Signed division, sign extension, byte swaps, sign-extending
-		// loads and atomics: rare in hot code, run by the interpreter's
-		// own code for one instruction.
-		c.exitTo(exitStep, i, c.at[i+1], true)
-	}
-	return nil
-}
+// neg negates dst.
+func (c *jitCompiler) neg(in insn) { c.a.f7(in.op == opNeg64, 3, guestReg[in.dst]) }
+
+// lddw loads a 64-bit immediate.
+func (c *jitCompiler) lddw(in insn) { c.a.movImm(guestReg[in.dst], uint64(in.imm)) }
+
+// translates reports whether o has an x86 translation; the rest (signed
+// division, for x86 traps on INT_MIN / -1, and atomics) steps through the
+// interpreter.
+func (c *jitCompiler) translates(o op) bool { return !isSignedDiv(o) && !isAtomic(o) }
 
 func isSignedDiv(o op) bool {
 	switch o {
@@ -251,19 +168,7 @@ func isSignedDiv(o op) bool {
 // alu compiles the ALU operations with a direct x86 form.
 func (c *jitCompiler) alu(i int, in insn) error {
 	a := &c.a
-	o := in.op
-	w := true
-	if o >= opAdd32X {
-		o -= alu32Delta
-		w = false
-	}
-	fromK := false
-	switch o {
-	case opAdd64K, opSub64K, opMul64K, opDiv64K, opOr64K, opAnd64K, opLsh64K, opRsh64K,
-		opMod64K, opXor64K, opMov64K, opArsh64K:
-		fromK = true
-		o--
-	}
+	o, w, fromK := aluForm(in.op)
 	dst := guestReg[in.dst]
 	imm := int32(in.imm)
 	switch o {

@@ -59,37 +59,25 @@ func flushCode(b []byte) {
 	isb()
 }
 
-// jitCompile translates verified, unfused instructions to AArch64.
-func jitCompile(insns []insn, stackLen, dataLen, roLen uint32) (*jitCode, error) {
-	c := &jitCompiler{insns: insns, stackLen: stackLen, dataLen: dataLen, roLen: roLen}
-	code, start, err := c.compile()
-	if err != nil {
-		return nil, err
-	}
-	return mapCode(code, start)
+type jitCompiler struct {
+	jitBase
+	a a64
 }
 
-type jitCompiler struct {
-	a                        a64
-	insns                    []insn
-	stackLen, dataLen, roLen uint32
-	at                       []label // label of each instruction
-	exitStub                 label
-	stubs                    []func() // out-of-line code, emitted after the body
-	hints                    dataHints
+func newJITCompiler(insns []insn, stackLen, dataLen, roLen uint32) *jitCompiler {
+	c := &jitCompiler{jitBase: jitBase{insns: insns, stackLen: stackLen, dataLen: dataLen, roLen: roLen}}
+	c.asm = &c.a
+	return c
 }
 
 // compile returns the code and the offset of instruction 0.
-func (c *jitCompiler) compile() ([]byte, int, error) {
-	a := &c.a
-	c.at = make([]label, len(c.insns)+1)
-	for i := range c.at {
-		c.at[i] = a.newLabel()
-	}
-	c.exitStub = a.newLabel()
+func (c *jitCompiler) compile() ([]byte, int, error) { return c.generate(c) }
 
-	// Entry: load the guest registers and the memory bases, go on where
-	// the last exit left.
+// prologue: the entry loads the guest registers and the memory bases and
+// goes on where the last exit left; the exit stub stores them back and
+// returns to jitCall.
+func (c *jitCompiler) prologue() {
+	a := &c.a
 	for r := range 10 {
 		a.ldrOff(r, stReg, offReg(uint8(r)))
 	}
@@ -100,39 +88,12 @@ func (c *jitCompiler) compile() ([]byte, int, error) {
 	a.ldrOff(tmp, stReg, offResume)
 	a.br(tmp)
 
-	// Exit: store them back and return to jitCall.
 	a.bind(c.exitStub)
 	for r := range 10 {
 		a.strOff(r, stReg, offReg(uint8(r)))
 	}
 	a.strOff(hostFP, stReg, offHostFP)
 	a.ret()
-
-	start := len(a.b)
-	c.hints = newDataHints(c.insns, c.dataLen)
-	for i := range c.insns {
-		a.bind(c.at[i])
-		c.hints.at(i)
-		if err := c.insn(i); err != nil {
-			return nil, 0, err
-		}
-		c.hints.after(c.insns[i])
-	}
-	a.bind(c.at[len(c.insns)])
-	for k := 0; k < len(c.stubs); k++ { // stubs may add stubs
-		c.stubs[k]()
-	}
-	if err := a.link(); err != nil {
-		return nil, 0, err
-	}
-	return a.b, start, nil
-}
-
-// stub emits f out of line and returns its label.
-func (c *jitCompiler) stub(f func()) label {
-	l := c.a.newLabel()
-	c.stubs = append(c.stubs, func() { c.a.bind(l); f() })
-	return l
 }
 
 // exitTo leaves the generated code with reason why for instruction pc;
@@ -211,16 +172,7 @@ func (c *jitCompiler) imm(w bool, v int64) int {
 // immediate).
 func (c *jitCompiler) condJump(i int, in insn) {
 	a := &c.a
-	base := in.op
-	w := true
-	if base >= opJEq32X {
-		base -= jmp32Delta
-		w = false
-	}
-	fromK := (base-opJEq64X)%2 == 1
-	if fromK {
-		base--
-	}
+	base, w, fromK := jumpForm(in.op)
 	cond := jumpCond[base]
 	dst := int(in.dst)
 	if in.dst == regFP {
@@ -258,69 +210,22 @@ func (c *jitCompiler) condJump(i int, in insn) {
 var jitALU = map[op]uint32{opAdd64X: opADD, opSub64X: opSUB, opOr64X: opORR, opAnd64X: opAND, opXor64X: opEOR,
 	opMul64X: opMUL, opLsh64X: opLSLV, opRsh64X: opLSRV, opArsh64X: opASRV}
 
-// insn compiles instruction i.
-func (c *jitCompiler) insn(i int) error {
-	a := &c.a
-	in := c.insns[i]
-	o := in.op
-	switch {
-	case o == opInvalid: // second slot of lddw
-		return nil
-	case o >= opAdd64X && o <= opArsh32K && o != opNeg64 && o != opNeg32 &&
-		!(o >= opMovSX8to64 && o <= opMovSX32to64):
-		return c.alu(i, in)
-	case o == opNeg64 || o == opNeg32:
-		a.rrr(opSUB, o == opNeg64, int(in.dst), zr, int(in.dst))
-	case o >= opMovSX8to64 && o <= opMovSX32to64, o == opMovSX8to32 || o == opMovSX16to32:
-		c.movsx(in)
-	case o >= opLE16 && o <= opBE64:
-		c.byteSwap(in)
-	case o == opJA:
-		c.jumpTo(i, int(in.off))
-	case o >= opJEq64X && o <= opJSLe32K:
-		c.condJump(i, in)
-	case o == opLDDW:
-		a.movImm(int(in.dst), uint64(in.imm))
-	case o >= opLdxB && o <= opLdxDW:
-		c.mem(i, in, 1<<(o-opLdxB), false, false)
-	case o >= opLdxSB && o <= opLdxSW:
-		c.mem(i, in, 1<<(o-opLdxSB), false, false)
-	case o >= opStB && o <= opStDW:
-		c.mem(i, in, 1<<(o-opStB), true, true)
-	case o >= opStxB && o <= opStxDW:
-		c.mem(i, in, 1<<(o-opStxB), true, false)
-	case o == opCallOpen || o == opCallCall || o == opCallClose:
-		c.exitTo(exitOpen+uint32(o-opCallOpen), i, c.at[i+1], true)
-	case o == opCallLocal:
-		c.callLocal(i, in)
-	case o == opExit:
-		c.exit(i)
-	default:
-		// Atomics: rare in hot code, run by the interpreter's own code for
-		// one instruction.
-		c.exitTo(exitStep, i, c.at[i+1], true)
-	}
-	return nil
-}
+// neg negates dst.
+func (c *jitCompiler) neg(in insn) { c.a.rrr(opSUB, in.op == opNeg64, int(in.dst), zr, int(in.dst)) }
+
+// lddw loads a 64-bit immediate.
+func (c *jitCompiler) lddw(in insn) { c.a.movImm(int(in.dst), uint64(in.imm)) }
+
+// translates reports whether o has an AArch64 translation: everything but
+// atomics, which step through the interpreter.
+func (c *jitCompiler) translates(o op) bool { return !isAtomic(o) }
 
 // alu compiles the two-operand ALU operations. AArch64's division gives
 // 0 for a zero divisor and INT_MIN for INT_MIN / -1, as eBPF says, so
 // every division and modulo is translated.
 func (c *jitCompiler) alu(i int, in insn) error {
 	a := &c.a
-	o := in.op
-	w := true
-	if o >= opAdd32X {
-		o -= alu32Delta
-		w = false
-	}
-	fromK := false
-	switch o {
-	case opAdd64K, opSub64K, opMul64K, opDiv64K, opSDiv64K, opOr64K, opAnd64K, opLsh64K, opRsh64K,
-		opMod64K, opSMod64K, opXor64K, opMov64K, opArsh64K:
-		fromK = true
-		o--
-	}
+	o, w, fromK := aluForm(in.op)
 	dst := int(in.dst)
 	operand := func() int {
 		if fromK {

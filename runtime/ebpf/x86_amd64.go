@@ -44,8 +44,8 @@ const (
 // x86 assembles the few x86-64 instruction forms the JIT needs. Memory
 // operands are always [base + disp] with a 32-bit or 8-bit displacement.
 type x86 struct {
+	labelTable
 	b      []byte
-	labels []int // code offset per label, -1 until bound
 	fixups []fixup
 }
 
@@ -54,12 +54,9 @@ type fixup struct {
 	l  label
 }
 
-func (a *x86) newLabel() label {
-	a.labels = append(a.labels, -1)
-	return label(len(a.labels) - 1)
-}
-
 func (a *x86) bind(l label) { a.labels[l] = len(a.b) }
+
+func (a *x86) code() []byte { return a.b }
 
 func (a *x86) rel32(l label) {
 	a.fixups = append(a.fixups, fixup{at: len(a.b), l: l})
