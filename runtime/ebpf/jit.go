@@ -5,10 +5,6 @@ import (
 	"unsafe"
 )
 
-// label is a position in generated code, bound once, referenced by
-// branches before or after it is bound.
-type label int
-
 // Why generated code returned to runJIT (jitState.exit).
 const (
 	exitDone  = iota // the entry function returned r0
@@ -36,7 +32,7 @@ type jitState struct {
 	hostFP uintptr   // host address of guest r10
 	stack  uintptr   // host address of the lowest stack byte
 	data   uintptr   // host address of DataBase (0 when there is no data)
-	save   [2]uint64 // guest registers parked around division
+	save   [2]uint64 // guest registers parked around a few x86 sequences
 	frames [maxCallDepth]jitFrame
 }
 
@@ -128,54 +124,3 @@ func accessSize(o op) uint64 {
 		return 1 << (o - opStxB)
 	}
 }
-
-// dataHints follows, along the straight path through the code, which
-// registers were loaded with an address in the data region (lddw) and
-// only moved by adds since. A code generator checks accesses through them
-// against the data region first: it only orders two checks that are both
-// made, so a wrong hint costs a branch, never safety.
-type dataHints struct {
-	dataLen uint32
-	ptr     [numRegs]bool
-	targets []bool // instructions a jump, call or return lands on
-}
-
-func newDataHints(insns []insn, dataLen uint32) dataHints {
-	t := make([]bool, len(insns)+1)
-	for i, in := range insns {
-		if in.op >= opJA && in.op <= opJSLe32K || in.op == opCallLocal {
-			t[in.off] = true
-		}
-		if in.op == opCallLocal {
-			t[i+1] = true
-		}
-	}
-	return dataHints{dataLen: dataLen, targets: t}
-}
-
-// at is called before instruction i: what was known ends where other
-// paths join.
-func (h *dataHints) at(i int) {
-	if h.targets[i] {
-		h.ptr = [numRegs]bool{}
-	}
-}
-
-// after updates the hints after in.
-func (h *dataHints) after(in insn) {
-	switch {
-	case in.op == opLDDW:
-		h.ptr[in.dst] = uint64(in.imm)-DataBase < uint64(h.dataLen)
-	case in.op == opAdd64X || in.op == opAdd64K || in.op == opSub64K:
-		// an offset into the same object
-	case in.op == opMov64X:
-		h.ptr[in.dst] = h.ptr[in.src]
-	case in.op >= opCallOpen && in.op <= opCallLocal:
-		h.ptr = [numRegs]bool{}
-	case in.op >= opAdd64X && in.op <= opBE64, in.op >= opLdxB && in.op <= opLdxSW:
-		h.ptr[in.dst] = false // (atomic fetches are not followed)
-	}
-}
-
-// data reports whether accesses through r should check data first.
-func (h *dataHints) data(r uint8) bool { return r < numRegs && h.ptr[r] }

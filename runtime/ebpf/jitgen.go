@@ -14,6 +14,10 @@ func jitCompile(insns []insn, stackLen, dataLen, roLen uint32) (*jitCode, error)
 	return mapCode(code, start)
 }
 
+// label is a position in generated code, bound once, referenced by
+// branches before or after it is bound.
+type label int
+
 // labelTable holds the code offsets of an assembler's labels.
 type labelTable struct {
 	labels []int // code offset per label, -1 until bound
@@ -178,3 +182,54 @@ func aluForm(o op) (base op, w, fromK bool) {
 	}
 	return base, w, fromK
 }
+
+// dataHints follows, along the straight path through the code, which
+// registers were loaded with an address in the data region (lddw) and
+// only moved by adds since. A code generator checks accesses through them
+// against the data region first: it only orders two checks that are both
+// made, so a wrong hint costs a branch, never safety.
+type dataHints struct {
+	dataLen uint32
+	ptr     [numRegs]bool
+	targets []bool // instructions a jump, call or return lands on
+}
+
+func newDataHints(insns []insn, dataLen uint32) dataHints {
+	t := make([]bool, len(insns)+1)
+	for i, in := range insns {
+		if in.op >= opJA && in.op <= opJSLe32K || in.op == opCallLocal {
+			t[in.off] = true
+		}
+		if in.op == opCallLocal {
+			t[i+1] = true
+		}
+	}
+	return dataHints{dataLen: dataLen, targets: t}
+}
+
+// at is called before instruction i: what was known ends where other
+// paths join.
+func (h *dataHints) at(i int) {
+	if h.targets[i] {
+		h.ptr = [numRegs]bool{}
+	}
+}
+
+// after updates the hints after in.
+func (h *dataHints) after(in insn) {
+	switch {
+	case in.op == opLDDW:
+		h.ptr[in.dst] = uint64(in.imm)-DataBase < uint64(h.dataLen)
+	case in.op == opAdd64X || in.op == opAdd64K || in.op == opSub64K:
+		// an offset into the same object
+	case in.op == opMov64X:
+		h.ptr[in.dst] = h.ptr[in.src]
+	case in.op >= opCallOpen && in.op <= opCallLocal:
+		h.ptr = [numRegs]bool{}
+	case in.op >= opAdd64X && in.op <= opBE64, in.op >= opLdxB && in.op <= opLdxSW:
+		h.ptr[in.dst] = false // (atomic fetches are not followed)
+	}
+}
+
+// data reports whether accesses through r should check data first.
+func (h *dataHints) data(r uint8) bool { return r < numRegs && h.ptr[r] }
