@@ -44,6 +44,8 @@ const (
 	condLE = 0xd
 )
 
+var _ assembler = (*a64)(nil)
+
 func (a *a64) bind(l label) { a.labels[l] = len(a.b) }
 
 func (a *a64) code() []byte { return a.b }

@@ -5,8 +5,8 @@ package ebpf
 import "fmt"
 
 // Guest registers r0-r9 live in host registers for the whole run. r10
-// (read-only) is not held: its host address is (hostFP), its guest value
-// is st.regs[10]. R12 points at the jitState, R10 and R11 are scratch.
+// (read-only) is not held: R9 holds its host address, st.regs[10] its
+// guest value. R12 points at the jitState, R10 and R11 are scratch.
 // RBP and RSP are left alone, so Go's frame-pointer unwinding never sees
 // a guest value.
 var guestReg = [10]int{rAX, rDI, rSI, rDX, rCX, r8, rBX, r13, r14, r15}
@@ -30,6 +30,8 @@ type jitCompiler struct {
 	jitBase
 	a x86
 }
+
+var _ arch = (*jitCompiler)(nil)
 
 func newJITCompiler(insns []insn, stackLen, dataLen, roLen uint32) *jitCompiler {
 	c := &jitCompiler{jitBase: jitBase{insns: insns, stackLen: stackLen, dataLen: dataLen, roLen: roLen}}
@@ -141,7 +143,7 @@ func (c *jitCompiler) condJump(i int, in insn) {
 	a.bind(skip)
 }
 
-// aluOps of the interpreter's op pairs (X then K).
+// jitALU maps an ALU operation's register form to its x86 opcodes.
 var jitALU = map[op]aluOp{opAdd64X: xAdd, opSub64X: xSub, opOr64X: xOr, opAnd64X: xAnd, opXor64X: xXor}
 
 var shiftExt = map[op]int{opLsh64X: 4, opRsh64X: 5, opArsh64X: 7}
@@ -322,8 +324,9 @@ func (c *jitCompiler) divide(w, mod bool, in insn, fromK bool) {
 
 // mem compiles a load or store of size bytes at [base + off]. Accesses
 // through r10 that stay within the current frame need no check; any
-// other address is checked against the stack, then (out of line) the
-// data region, whose first roLen bytes refuse stores.
+// other address is checked against the stack and the data region (in
+// the order the hints suggest, the second out of line), whose first
+// roLen bytes refuse stores.
 func (c *jitCompiler) mem(i int, in insn, size int, store, fromImm bool) {
 	a := &c.a
 	base := in.src

@@ -64,6 +64,8 @@ type jitCompiler struct {
 	a a64
 }
 
+var _ arch = (*jitCompiler)(nil)
+
 func newJITCompiler(insns []insn, stackLen, dataLen, roLen uint32) *jitCompiler {
 	c := &jitCompiler{jitBase: jitBase{insns: insns, stackLen: stackLen, dataLen: dataLen, roLen: roLen}}
 	c.asm = &c.a

@@ -54,6 +54,8 @@ type fixup struct {
 	l  label
 }
 
+var _ assembler = (*x86)(nil)
+
 func (a *x86) bind(l label) { a.labels[l] = len(a.b) }
 
 func (a *x86) code() []byte { return a.b }
