@@ -2,6 +2,7 @@ package ebpf
 
 import (
 	"context"
+	"os"
 	"testing"
 	"time"
 
@@ -179,4 +180,30 @@ func BenchmarkBudgetOvershoot(b *testing.B) {
 	}
 	b.ReportMetric(float64(total.Microseconds())/float64(b.N), "overshoot-µs")
 	b.ReportMetric(float64(worst.Microseconds()), "worst-overshoot-µs")
+}
+
+// BenchmarkCompile: the install-time cost of loading, verifying and
+// preparing an object, for the engine under test (machine code where the
+// platform has a compiler; TC_EBPF_INTERPRET=1 for the interpreter).
+func BenchmarkCompile(b *testing.B) {
+	for _, name := range []string{"hello", "crc32"} {
+		b.Run(name, func(b *testing.B) {
+			obj, err := kernels.BPF(name)
+			if name == "hello" {
+				obj, err = os.ReadFile("testdata/hello.bpf.o")
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			rt := testRuntime()
+			b.ReportAllocs()
+			cpuLoop(b, 1, "cpu-ns/op", func() error {
+				m, err := rt.Compile(context.Background(), obj, runtime.Config{MemoryLimit: 16 * 1024})
+				if err == nil {
+					err = m.Close(context.Background())
+				}
+				return err
+			})
+		})
+	}
 }
