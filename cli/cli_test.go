@@ -405,6 +405,15 @@ func TestDeviceEndToEnd(t *testing.T) {
 	}
 	checkContainerArray(t, []byte(m(0, "stats", "--json").stdout), 2)
 	checkContainerArray(t, []byte(m(0, "stats", "thermo", "--json").stdout), 1)
+	var info mgmt.DeviceInfo
+	if err := json.Unmarshal([]byte(m(0, "info", "--json").stdout), &info); err != nil ||
+		info.Containers[mgmt.StateRunning] != 2 || len(info.Runtimes) != 2 || info.MQTT != nil {
+		t.Fatalf("info --json: %v, %+v", err, info)
+	}
+	if r := m(0, "info"); !strings.Contains(r.stdout, "containers  2 running") || !strings.Contains(r.stdout, "wasm (compiler)") ||
+		!strings.Contains(r.stdout, "mqtt        none") {
+		t.Fatalf("info: %s", r.stdout)
+	}
 	m(1, "status", "nothere")
 
 	r = m(0, "meta", "get", "thermo")

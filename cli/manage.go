@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -475,6 +476,65 @@ func newPsCmd() *cobra.Command {
 	mf.add(cmd, false)
 	mf.addJSON(cmd)
 	return cmd
+}
+
+func newInfoCmd() *cobra.Command {
+	var mf mgmtFlags
+	cmd := &cobra.Command{
+		Use:   "info",
+		Short: "Show the device as a whole: uptime, engines, containers by state, messaging",
+		Long: `Info shows what no single container does: how long the device has run, how
+each runtime executes guests, how many containers are in each state, the
+message bus's counters and, when the device has --mqtt, the bridge's
+(connected, sent, received, dropped, the broker's last error).`,
+		Example: "  tinycontainer info\n  tinycontainer info --json --device 10.0.0.7:5683",
+		Args:    usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return mf.with(cmd.Context(), func(c *coap.Client) error {
+				info, err := c.Info(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if mf.asJSON {
+					return writeJSON(cmd.OutOrStdout(), info)
+				}
+				printInfo(cmd.OutOrStdout(), info)
+				return nil
+			})
+		},
+	}
+	mf.add(cmd, false)
+	mf.addJSON(cmd)
+	return cmd
+}
+
+// printInfo writes info as a few aligned lines.
+func printInfo(w io.Writer, info mgmt.DeviceInfo) {
+	fmt.Fprintf(w, "uptime      %s\n", time.Duration(info.UptimeS*float64(time.Second)).Round(time.Second))
+	var rts []string
+	for _, r := range info.Runtimes {
+		rts = append(rts, r.Kind+" ("+r.Engine+")")
+	}
+	fmt.Fprintf(w, "runtimes    %s\n", strings.Join(rts, ", "))
+	fmt.Fprintf(w, "containers  %d running, %d stopped, %d faulted\n",
+		info.Containers["running"], info.Containers["stopped"], info.Containers["faulted"])
+	b := info.Bus
+	fmt.Fprintf(w, "bus         %d published, %d delivered, %d dropped, %d unmatched, %d rejected, %d subscriptions\n",
+		b.Published, b.Delivered, b.Dropped, b.Unmatched, b.Rejected, b.Subscriptions)
+	m := info.MQTT
+	if m == nil {
+		fmt.Fprintln(w, "mqtt        none (messages stay on the device)")
+		return
+	}
+	state := "disconnected"
+	if m.Connected {
+		state = "connected"
+	}
+	fmt.Fprintf(w, "mqtt        %s, %d sent, %d queued, %d received, %d dropped out, %d dropped in, %d connects\n",
+		state, m.Sent, m.Queued, m.Received, m.OutDropped, m.InDropped, m.Connects)
+	if m.LastError != "" {
+		fmt.Fprintf(w, "mqtt error  %s\n", m.LastError)
+	}
 }
 
 // show prints containers as a JSON array (never null) or a table.

@@ -63,7 +63,7 @@ Exit codes: 0 success, 1 failure, 2 bad usage or input.`,
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newRunCmd(), newDemoCmd(), newDeviceCmd(), newKeygenCmd(), newTenantCmd(), newPackCmd(),
-		newInspectCmd(), newDeployCmd(), newPsCmd(), newStatusCmd(),
+		newInspectCmd(), newDeployCmd(), newPsCmd(), newStatusCmd(), newInfoCmd(),
 		newLifecycleCmd(device.VerbStart, "Start a stopped or faulted container (signed)"),
 		newLifecycleCmd(device.VerbStop, "Stop a container (signed)"),
 		newLifecycleCmd(device.VerbRemove, "Remove a container and its kv data (signed)"),

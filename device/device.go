@@ -411,6 +411,32 @@ func (d *Device) List() []mgmt.ContainerStatus {
 	return out
 }
 
+// Info describes the device as a whole: uptime, its runtimes' engines,
+// its containers by state, the bus and the broker bridge.
+func (d *Device) Info() mgmt.DeviceInfo {
+	info := mgmt.DeviceInfo{UptimeS: float64(runtime.Now()-d.start) / 1e9, Containers: map[string]int{}}
+	d.mu.Lock()
+	for _, in := range d.containers {
+		info.Containers[in.c.State().String()]++
+	}
+	d.mu.Unlock()
+	for _, k := range []runtime.Kind{runtime.Wasm, runtime.EBPF} {
+		if e, ok := d.runtimes[k].(interface{ Engine() string }); ok {
+			info.Runtimes = append(info.Runtimes, mgmt.RuntimeInfo{Kind: string(k), Engine: e.Engine()})
+		}
+	}
+	b := d.bus.Stats()
+	info.Bus = mgmt.BusStats{Published: b.Published, Delivered: b.Delivered, Dropped: b.Dropped, Unmatched: b.Unmatched,
+		Rejected: b.Rejected, UplinkErrors: b.UplinkErrors, Subscriptions: b.Subscriptions}
+	if d.bridge != nil {
+		br := d.bridge.Stats()
+		info.MQTT = &mgmt.BridgeStats{Connected: br.Connected, Connects: br.Connects, ConnectErrors: br.ConnectErrors,
+			Sent: br.Sent, Queued: br.Queued, OutDropped: br.OutDropped, Received: br.Received, InDropped: br.InDropped,
+			SubscribeErrors: br.SubscribeErrors, Filters: br.Filters, LastError: br.LastError}
+	}
+	return info
+}
+
 // status reports in; d.mu held (in.sub may change under it).
 func (d *Device) status(in *installed) mgmt.ContainerStatus {
 	c := in.c

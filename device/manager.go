@@ -522,6 +522,9 @@ func mustJSON(m *meta.Manifest) []byte {
 // List implements mgmt.Device.
 func (mg *Manager) List(context.Context) ([]mgmt.ContainerStatus, error) { return mg.dev.List(), nil }
 
+// Info describes the device as a whole.
+func (mg *Manager) Info(context.Context) (mgmt.DeviceInfo, error) { return mg.dev.Info(), nil }
+
 // Status implements mgmt.Device.
 func (mg *Manager) Status(_ context.Context, name string) (mgmt.ContainerStatus, error) {
 	return mg.dev.Status(name)

@@ -11,6 +11,7 @@ import (
 	"github.com/tinycontainer/tinycontainer/internal/testbroker"
 	"github.com/tinycontainer/tinycontainer/meta"
 	"github.com/tinycontainer/tinycontainer/mgmt"
+	"github.com/tinycontainer/tinycontainer/runtime/ebpf"
 )
 
 func runDevice(t *testing.T, opts device.Options, ms ...*meta.Manifest) *device.Device {
@@ -67,6 +68,36 @@ func TestMQTTBridgeEndToEnd(t *testing.T) {
 	})
 	if v := d.Board().Actuator("led1").Value(); v != 1 {
 		t.Fatalf("led1 = %d after a hot reading from the broker", v)
+	}
+
+	// The device's own view: both containers running, the bus and the
+	// bridge counting what went through them.
+	info := d.Info()
+	if info.Containers["running"] != 2 || info.MQTT == nil || !info.MQTT.Connected || info.MQTT.Sent == 0 ||
+		info.MQTT.Received == 0 || info.Bus.Published == 0 || info.Bus.Subscriptions == 0 || info.UptimeS <= 0 {
+		t.Errorf("Info = %+v (mqtt %+v)", info, info.MQTT)
+	}
+	if len(info.Runtimes) != 2 || info.Runtimes[0].Kind != "wasm" || info.Runtimes[1].Kind != "ebpf" {
+		t.Errorf("runtimes %+v, want wasm and ebpf", info.Runtimes)
+	}
+}
+
+// TestInfoWithoutBroker: no bridge without a broker; engines follow the
+// interpreter option.
+func TestInfoWithoutBroker(t *testing.T) {
+	d := runDevice(t, device.Options{Interpreter: true})
+	info := d.Info()
+	if info.MQTT != nil || len(info.Containers) != 0 {
+		t.Errorf("Info = %+v, want no bridge and no containers", info)
+	}
+	for _, r := range info.Runtimes {
+		if r.Engine != "interpreter" {
+			t.Errorf("%s engine %q with Options.Interpreter", r.Kind, r.Engine)
+		}
+	}
+	d2 := runDevice(t, device.Options{})
+	if rs := d2.Info().Runtimes; rs[0].Engine != "compiler" || (ebpf.New().Engine() != rs[1].Engine) {
+		t.Errorf("engines %+v", rs)
 	}
 }
 

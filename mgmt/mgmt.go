@@ -53,6 +53,50 @@ type ContainerStatus struct {
 	MessagesDropped  uint64 `json:"messages_dropped"`
 }
 
+// DeviceInfo is the device as a whole (an extension of SPEC section 7,
+// resource /d): how long it has run, how its runtimes execute guests, its
+// containers by state, and its messaging.
+type DeviceInfo struct {
+	UptimeS    float64        `json:"uptime_s"`
+	Containers map[string]int `json:"containers"` // by state: running, stopped, faulted
+	Runtimes   []RuntimeInfo  `json:"runtimes"`
+	Bus        BusStats       `json:"bus"`
+	MQTT       *BridgeStats   `json:"mqtt,omitempty"` // absent when the device has no broker
+}
+
+// RuntimeInfo names a runtime and its engine, e.g. "compiler" or
+// "interpreter".
+type RuntimeInfo struct {
+	Kind   string `json:"kind"`
+	Engine string `json:"engine"`
+}
+
+// BusStats counts the device's message bus since it started.
+type BusStats struct {
+	Published     uint64 `json:"published"`
+	Delivered     uint64 `json:"delivered"`     // one per matching subscription
+	Dropped       uint64 `json:"dropped"`       // evicted from a full subscription queue
+	Unmatched     uint64 `json:"unmatched"`     // no subscription matched
+	Rejected      uint64 `json:"rejected"`      // invalid or oversized
+	UplinkErrors  uint64 `json:"uplink_errors"` // publishes the broker bridge refused
+	Subscriptions int    `json:"subscriptions"` // live
+}
+
+// BridgeStats counts the bridge to the MQTT broker.
+type BridgeStats struct {
+	Connected       bool     `json:"connected"`
+	Connects        uint64   `json:"connects"`
+	ConnectErrors   uint64   `json:"connect_errors"`
+	Sent            uint64   `json:"sent"`
+	Queued          int      `json:"queued"`
+	OutDropped      uint64   `json:"out_dropped"`
+	Received        uint64   `json:"received"`
+	InDropped       uint64   `json:"in_dropped"`
+	SubscribeErrors uint64   `json:"subscribe_errors"`
+	Filters         []string `json:"filters"`
+	LastError       string   `json:"last_error,omitempty"`
+}
+
 // LogLine is one line a container wrote to its log. Seq increases by one per
 // line on a device, so a reader that sees a gap knows lines were dropped.
 type LogLine struct {
@@ -94,6 +138,8 @@ type Device interface {
 	// Exec runs a signed state-changing command (start, stop, rm, meta
 	// apply, tenant add, ...) and returns its JSON result.
 	Exec(ctx context.Context, signedCommand []byte) ([]byte, error)
+	// Info describes the device as a whole.
+	Info(ctx context.Context) (DeviceInfo, error)
 }
 
 // Error classes. A transport maps each class to one status of its own and

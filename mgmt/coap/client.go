@@ -246,6 +246,11 @@ func (c *Client) Status(ctx context.Context, name string) (mgmt.ContainerStatus,
 	return decode[mgmt.ContainerStatus](c.get(ctx, "/c/"+name))
 }
 
+// Info is GET /d: the device as a whole.
+func (c *Client) Info(ctx context.Context) (mgmt.DeviceInfo, error) {
+	return decode[mgmt.DeviceInfo](c.get(ctx, "/d"))
+}
+
 // Stats is GET /stats: every container object.
 func (c *Client) Stats(ctx context.Context) ([]mgmt.ContainerStatus, error) {
 	return decode[[]mgmt.ContainerStatus](c.get(ctx, "/stats"))

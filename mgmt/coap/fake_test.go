@@ -68,6 +68,20 @@ func (d *fakeDevice) List(context.Context) ([]mgmt.ContainerStatus, error) {
 	return out, nil
 }
 
+// Info reports the containers by state and a fixed rest.
+func (d *fakeDevice) Info(context.Context) (mgmt.DeviceInfo, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	info := mgmt.DeviceInfo{UptimeS: 12.5, Containers: map[string]int{},
+		Runtimes: []mgmt.RuntimeInfo{{Kind: "wasm", Engine: "compiler"}, {Kind: "ebpf", Engine: "machine code"}},
+		Bus:      mgmt.BusStats{Published: 3, Delivered: 2, Subscriptions: 1},
+		MQTT:     &mgmt.BridgeStats{Connected: true, Connects: 1, Sent: 3, Filters: []string{"a/#"}}}
+	for _, c := range d.containers {
+		info.Containers[c.State]++
+	}
+	return info, nil
+}
+
 func (d *fakeDevice) Status(_ context.Context, name string) (mgmt.ContainerStatus, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()

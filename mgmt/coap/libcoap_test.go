@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"reflect"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -52,7 +53,7 @@ func TestLibcoapClient(t *testing.T) {
 	for _, l := range links {
 		found[l.Target] = l.Attrs["ct"] == "50"
 	}
-	for _, p := range []string{"/c", "/c/thermo", "/c/thermo/logs", "/deploy"} {
+	for _, p := range []string{"/d", "/c", "/c/thermo", "/c/thermo/logs", "/deploy"} {
 		if !found[p] {
 			t.Errorf("libcoap does not discover %s with ct=50 in %q", p, core)
 		}
@@ -62,6 +63,11 @@ func TestLibcoapClient(t *testing.T) {
 	var list []mgmt.ContainerStatus
 	if out := libcoapGet(t, base+"/c", "-A", "50"); json.Unmarshal([]byte(out), &list) != nil || len(list) != 2 {
 		t.Fatalf("GET /c through libcoap: %q", out)
+	}
+	wantInfo, _ := dev.Info(context.Background())
+	var info mgmt.DeviceInfo
+	if out := libcoapGet(t, base+"/d"); json.Unmarshal([]byte(out), &info) != nil || !reflect.DeepEqual(info, wantInfo) {
+		t.Fatalf("GET /d through libcoap: %q, want %+v", out, wantInfo)
 	}
 	want, _ := dev.Status(context.Background(), "thermo")
 	var st mgmt.ContainerStatus

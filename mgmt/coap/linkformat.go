@@ -26,6 +26,7 @@ type linkSpec struct {
 
 // Device-wide resources; each container adds the containerLinks family.
 var deviceLinks = []linkSpec{
+	{"/d", "tc.device", false, "the device: uptime, engines, containers by state, messaging"},
 	{"/c", "tc.containers", false, "containers"},
 	{"/stats", "tc.stats", false, "statistics of every container"},
 	{"/audit", "tc.audit", false, "refused calls and requests"},

@@ -24,6 +24,7 @@ const (
 	resAudit                              // /audit
 	resDeploy                             // /deploy
 	resExec                               // /exec
+	resInfo                               // /d
 )
 
 // Defaults and ceilings of the numeric query parameters; the ceilings keep
@@ -65,6 +66,8 @@ func parseRequest(method codes.Code, segments, queries []string) (request, error
 		r.res = resList
 	case len(segments) == 1 && segments[0] == "stats":
 		r.res = resStats
+	case len(segments) == 1 && segments[0] == "d":
+		r.res = resInfo
 	case len(segments) == 1 && segments[0] == "audit":
 		r.res = resAudit
 	case len(segments) == 1 && segments[0] == "deploy":

@@ -395,6 +395,8 @@ func (s *Server) handle(w *responsewriter.ResponseWriter[*client.Conn], r *pool.
 		return
 	case resList, resStats:
 		v, err = nonNil(s.dev.List(ctx))
+	case resInfo:
+		v, err = s.dev.Info(ctx)
 	case resStatus, resContainerStats:
 		v, err = s.dev.Status(ctx, req.name)
 	case resMeta:

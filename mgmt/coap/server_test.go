@@ -93,6 +93,11 @@ func TestResources(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(stats, want) {
 		t.Fatalf("Stats = %+v, %v", stats, err)
 	}
+	info, err := c.Info(ctx)
+	wantInfo, _ := dev.Info(ctx)
+	if err != nil || !reflect.DeepEqual(info, wantInfo) || info.Containers["running"] == 0 {
+		t.Fatalf("Info = %+v, %v; want %+v", info, err, wantInfo)
+	}
 	st, err := c.Status(ctx, "thermo")
 	if err != nil || st != want[1] {
 		t.Fatalf("Status = %+v, %v; want %+v", st, err, want[1])
@@ -143,7 +148,7 @@ func TestResources(t *testing.T) {
 	for _, l := range links {
 		byTarget[l.Target] = l
 	}
-	for _, p := range []string{"/c", "/stats", "/audit", "/deploy", "/exec", "/c/thermo", "/c/thermo/meta", "/c/thermo/logs", "/c/thermo/stats", "/c/sensor/logs"} {
+	for _, p := range []string{"/d", "/c", "/stats", "/audit", "/deploy", "/exec", "/c/thermo", "/c/thermo/meta", "/c/thermo/logs", "/c/thermo/stats", "/c/sensor/logs"} {
 		l, ok := byTarget[p]
 		if !ok || l.Attrs["ct"] != "50" || !strings.HasPrefix(l.Attrs["rt"], "tc.") {
 			t.Errorf("discovery lacks %s with rt and ct=50: %+v", p, l)

@@ -54,6 +54,16 @@ type Runtime struct {
 // where it can (linux/amd64, linux/arm64) and interprets them elsewhere.
 func New() *Runtime { return &Runtime{interpret: !jitSupported} }
 
+// Engine is how the runtime executes guests: "machine code" (a program
+// that cannot be mapped or linked still falls back to the interpreter;
+// Module.Compiled tells) or "interpreter".
+func (r *Runtime) Engine() string {
+	if r.interpret {
+		return "interpreter"
+	}
+	return "machine code"
+}
+
 // NewInterpreter returns an eBPF runtime that always interprets.
 func NewInterpreter() *Runtime { return &Runtime{interpret: true} }
 

@@ -87,6 +87,15 @@ var oobProbe = []byte{
 	0x01, 0x08, 0x00, 0x41, 0x7f, 0x28, 0x02, 0x00, 0x1a, 0x0b,
 }
 
+// Engine is how the runtime executes guests: "compiler" (wazero's) or
+// "interpreter".
+func (r *Runtime) Engine() string {
+	if r.opts.Interpreter {
+		return "interpreter"
+	}
+	return "compiler"
+}
+
 // New starts a runtime.
 func New(ctx context.Context, opts Options) (*Runtime, error) {
 	if opts.InitBudget <= 0 {
