@@ -14,9 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
-	"unsafe"
 
 	"github.com/tinycontainer/tinycontainer/abi"
 	"github.com/tinycontainer/tinycontainer/device"
@@ -53,19 +51,6 @@ func (o Options) n(full, quick int) int {
 		return quick
 	}
 	return full
-}
-
-// threadCPU is the CPU time of the calling thread (the goroutine must be
-// locked to it), so figures hold on a loaded machine. It reads
-// CLOCK_THREAD_CPUTIME_ID, which counts nanoseconds, unlike getrusage's
-// tick-based accounting.
-func threadCPU() time.Duration {
-	const clockThreadCPUTime = 3
-	var ts syscall.Timespec
-	if _, _, e := syscall.Syscall(syscall.SYS_CLOCK_GETTIME, clockThreadCPUTime, uintptr(unsafe.Pointer(&ts)), 0); e != 0 {
-		return 0
-	}
-	return time.Duration(ts.Nano())
 }
 
 func guest(name string) []byte {
@@ -127,8 +112,8 @@ func (r *rig) install(m *meta.Manifest, code []byte) error {
 	return r.d.Start(m.Name)
 }
 
-func loopMsg(op abi.Op, n int) []byte {
-	return binary.LittleEndian.AppendUint32([]byte{byte(op)}, uint32(n))
+func loopMsg(op abi.Op, n uint32) []byte {
+	return binary.LittleEndian.AppendUint32([]byte{byte(op)}, n)
 }
 
 // rssKiB is the process's resident set size in KiB.

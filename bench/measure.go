@@ -14,6 +14,7 @@ import (
 	"github.com/tinycontainer/tinycontainer/device"
 	"github.com/tinycontainer/tinycontainer/mgmt"
 	"github.com/tinycontainer/tinycontainer/runtime"
+	"github.com/tinycontainer/tinycontainer/runtime/wasm"
 	"github.com/tinycontainer/tinycontainer/sched"
 )
 
@@ -66,12 +67,8 @@ func (x *direct) close() { x.d.Close(context.Background()) }
 // cpu runs one activation with payload and returns its thread CPU time.
 func (x *direct) cpu(payload []byte) (time.Duration, error) {
 	x.c.SetInbox(staticInbox{payload})
-	goruntime.LockOSThread()
-	defer goruntime.UnlockOSThread()
 	x.b.Arm(time.Minute)
-	t0 := threadCPU()
-	err := x.c.Activate(context.Background(), &x.b)
-	return threadCPU() - t0, err
+	return wasm.Measure(func() error { return x.c.Activate(context.Background(), &x.b) })
 }
 
 // perCall is the CPU time per endpoint call: an activation of n calls less
@@ -83,7 +80,7 @@ func (x *direct) perCall(op abi.Op, n int) (float64, error) {
 		if err != nil {
 			return 0, err
 		}
-		full, err := x.cpu(loopMsg(op, n))
+		full, err := x.cpu(loopMsg(op, uint32(n)))
 		if err != nil {
 			return 0, err
 		}
@@ -191,17 +188,20 @@ func Instantiation(kind string, o Options) (Result, error) {
 	}
 	defer mod.Close(context.Background())
 	n := o.n(5000, 50)
-	goruntime.LockOSThread()
-	defer goruntime.UnlockOSThread()
-	t0 := threadCPU()
-	for range n {
-		inst, err := mod.Instantiate(context.Background(), nopHost{})
-		if err != nil {
-			return Result{}, err
+	cpu, err := wasm.Measure(func() error {
+		for range n {
+			inst, err := mod.Instantiate(context.Background(), nopHost{})
+			if err != nil {
+				return err
+			}
+			inst.Close(context.Background())
 		}
-		inst.Close(context.Background())
+		return nil
+	})
+	if err != nil {
+		return Result{}, err
 	}
-	per := (threadCPU() - t0) / time.Duration(n)
+	per := cpu / time.Duration(n)
 	return judged(Result{Name: kind + "/instantiate", Value: float64(per.Nanoseconds()) / 1000, Unit: "us",
 		Target: "< " + target.String(), Note: "CPU time per Instantiate+Close of " + file}, per < target), nil
 }

@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	goruntime "runtime"
 	"time"
 
 	"github.com/tinycontainer/tinycontainer/ml/tflite"
+	"github.com/tinycontainer/tinycontainer/runtime/wasm"
 )
 
 // mlModels are the MLPerf Tiny models of ../shared/tinyml with TFLite
@@ -88,13 +88,16 @@ func mlOne(model, input []byte, n int) (mlResult, error) {
 	if _, err := it.Invoke(model, input, out); err != nil { // warm up
 		return mlResult{}, err
 	}
-	goruntime.LockOSThread()
-	defer goruntime.UnlockOSThread()
-	t0 := threadCPU()
-	for range n {
-		if _, err := it.Invoke(model, input, out); err != nil {
-			return mlResult{}, err
+	d, err := wasm.Measure(func() error {
+		for range n {
+			if _, err := it.Invoke(model, input, out); err != nil {
+				return err
+			}
 		}
+		return nil
+	})
+	if err != nil {
+		return mlResult{}, err
 	}
-	return mlResult{per: (threadCPU() - t0) / time.Duration(n), arena: it.ArenaBytes() + it.ScratchBytes()}, nil
+	return mlResult{per: d / time.Duration(n), arena: it.ArenaBytes() + it.ScratchBytes()}, nil
 }

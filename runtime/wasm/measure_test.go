@@ -60,7 +60,8 @@ func TestBareHostCall(t *testing.T) {
 	if err != nil || d1 <= 0 {
 		t.Fatal(d1, err)
 	}
-	for _, n := range []int{0, -1, 1 << 31} {
+	big := int64(1) << 31 // past the limit where int has 64 bits, negative where it has 32
+	for _, n := range []int{0, -1, int(big)} {
 		if _, err := BareHostCall(ctx, n); err == nil {
 			t.Errorf("n=%d: no error", n)
 		}

@@ -17,6 +17,8 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	goruntime "runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -88,24 +90,30 @@ var oobProbe = []byte{
 }
 
 // Engine is how the runtime executes guests: "compiler" (wazero's) or
-// "interpreter".
+// "interpreter". wazero does not say which it chose; this follows its
+// platform rule (amd64 or arm64 on the systems it compiles for), which
+// leaves out its CPU-feature and executable-memory checks.
 func (r *Runtime) Engine() string {
-	if r.opts.Interpreter {
+	if r.opts.Interpreter || !wazeroCompiles {
 		return "interpreter"
 	}
 	return "compiler"
 }
+
+var wazeroCompiles = (goruntime.GOARCH == "amd64" || goruntime.GOARCH == "arm64") &&
+	slices.Contains([]string{"linux", "darwin", "freebsd", "netbsd", "windows"}, goruntime.GOOS)
 
 // New starts a runtime.
 func New(ctx context.Context, opts Options) (*Runtime, error) {
 	if opts.InitBudget <= 0 {
 		opts.InitBudget = 100 * time.Millisecond
 	}
-	var cfg wazero.RuntimeConfig
+	// wazero's compiler exists for amd64 and arm64 only; asking for it
+	// elsewhere (32-bit ARM, RISC-V) panics, so "not the interpreter"
+	// means wazero's choice: its compiler where it has one.
+	cfg := wazero.NewRuntimeConfig()
 	if opts.Interpreter {
 		cfg = wazero.NewRuntimeConfigInterpreter()
-	} else {
-		cfg = wazero.NewRuntimeConfigCompiler()
 	}
 	cache := wazero.NewCompilationCache()
 	if opts.CacheDir != "" {
