@@ -7,7 +7,7 @@ require (
 	github.com/eclipse/paho.golang v0.23.0
 	github.com/fxamacker/cbor/v2 v2.10.0
 	github.com/pion/dtls/v3 v3.1.15
-	github.com/plgd-dev/go-coap/v3 v3.8.0
+	github.com/plgd-dev/go-coap/v3 v3.8.1
 	github.com/spf13/cobra v1.10.2
 	github.com/tetratelabs/wazero v1.12.0
 	github.com/veraison/go-cose v1.3.0
@@ -23,7 +23,6 @@ require (
 	github.com/pion/transport/v5 v5.1.4 // indirect
 	github.com/spf13/pflag v1.0.10 // indirect
 	github.com/x448/float16 v0.8.4 // indirect
-	go.uber.org/atomic v1.12.0 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/exp v0.0.0-20261014143641-f0251eb4aa3e // indirect
 	golang.org/x/net v0.62.0 // indirect

@@ -12,6 +12,7 @@ import (
 	"github.com/tinycontainer/tinycontainer/meta"
 	"github.com/tinycontainer/tinycontainer/mgmt"
 	"github.com/tinycontainer/tinycontainer/runtime/ebpf"
+	"github.com/tinycontainer/tinycontainer/runtime/wasm"
 )
 
 func runDevice(t *testing.T, opts device.Options, ms ...*meta.Manifest) *device.Device {
@@ -96,8 +97,13 @@ func TestInfoWithoutBroker(t *testing.T) {
 		}
 	}
 	d2 := runDevice(t, device.Options{})
-	if rs := d2.Info().Runtimes; rs[0].Engine != "compiler" || (ebpf.New().Engine() != rs[1].Engine) {
-		t.Errorf("engines %+v", rs)
+	wrt, err := wasm.New(t.Context(), wasm.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wrt.Close(t.Context())
+	if rs := d2.Info().Runtimes; rs[0].Engine != wrt.Engine() || rs[1].Engine != ebpf.New().Engine() {
+		t.Errorf("engines %+v, want %s and %s", rs, wrt.Engine(), ebpf.New().Engine())
 	}
 }
 

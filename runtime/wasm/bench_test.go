@@ -136,7 +136,7 @@ func BenchmarkCompute(b *testing.B) {
 		})
 		b.Run(k+"/closeOnDone", func(b *testing.B) {
 			ctx := context.Background()
-			rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().WithCloseOnContextDone(true))
+			rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCloseOnContextDone(true))
 			defer rt.Close(ctx)
 			if err := bareStub(ctx, rt); err != nil {
 				b.Fatal(err)

@@ -44,10 +44,11 @@ func bareStub(ctx context.Context, rt wazero.Runtime) error {
 	return err
 }
 
-// newBare is a plain wazero runtime (compiler, no instrumentation, no
-// watchdog) with a stub "tc" module and code instantiated in it.
+// newBare is a plain wazero runtime (its compiler where it has one, as
+// the runtime itself; no instrumentation, no watchdog) with a stub "tc"
+// module and code instantiated in it.
 func newBare(ctx context.Context, code []byte) (wazero.Runtime, api.Module, error) {
-	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler())
+	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig())
 	if err := bareStub(ctx, rt); err != nil {
 		_ = rt.Close(ctx)
 		return nil, nil, fmt.Errorf("bare wazero: %w", err)

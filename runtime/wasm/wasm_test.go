@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -160,7 +161,7 @@ func TestFaults(t *testing.T) {
 				t.Errorf("mode %d: got %v, want a %s fault", c.mode, err, c.kind)
 				continue
 			}
-			if c.mode == 2 && r.opts.Interpreter == false && !errors.Is(err, ErrStackOverflow) {
+			if c.mode == 2 && r.Engine() == "compiler" && !errors.Is(err, ErrStackOverflow) {
 				t.Errorf("deep recursion: got %v, want ErrStackOverflow", err)
 			}
 			if c.mode == 5 && inst.MemorySize() != limit {
@@ -394,5 +395,24 @@ func TestStartFunctionBudget(t *testing.T) {
 	var f *runtime.Fault
 	if !errors.As(err, &f) || f.Kind != runtime.FaultBudget {
 		t.Fatalf("runaway start function: %v", err)
+	}
+}
+
+// TestEngine: the compiler where wazero has one (amd64 and arm64), the
+// interpreter when asked or elsewhere.
+func TestEngine(t *testing.T) {
+	want := "interpreter"
+	if goruntime.GOARCH == "amd64" || goruntime.GOARCH == "arm64" {
+		want = "compiler"
+	}
+	for interp, w := range map[bool]string{false: want, true: "interpreter"} {
+		r, err := New(t.Context(), Options{Interpreter: interp})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := r.Engine(); got != w {
+			t.Errorf("Interpreter %v: engine %q, want %q", interp, got, w)
+		}
+		r.Close(t.Context())
 	}
 }

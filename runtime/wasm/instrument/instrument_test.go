@@ -48,7 +48,7 @@ var errStopped = errors.New("stopped by the checkpoint")
 func newBare(t testing.TB, interp bool) *bare {
 	t.Helper()
 	ctx := context.Background()
-	cfg := wazero.NewRuntimeConfigCompiler()
+	cfg := wazero.NewRuntimeConfig() // the compiler where wazero has one
 	if interp {
 		cfg = wazero.NewRuntimeConfigInterpreter()
 	}
