@@ -51,6 +51,12 @@ type ContainerStatus struct {
 	// messages dropped (oldest first) because its queue was full.
 	MessagesReceived uint64 `json:"messages_received"`
 	MessagesDropped  uint64 `json:"messages_dropped"`
+	// Version 2 of the contract (fairness between tenants).
+	ThrottledUS      uint64 `json:"throttled_us"`       // time spent throttled by the tenant's CPU share
+	Preemptions      uint64 `json:"preemptions"`        // times an activation was suspended for other work
+	RateLimitedCalls uint64 `json:"rate_limited_calls"` // calls refused with -EAGAIN by a rate ceiling
+	LogLinesDropped  uint64 `json:"log_lines_dropped"`  // log lines evicted or refused
+	StorageErrors    uint64 `json:"storage_errors"`     // kv writes that failed (quota or store)
 }
 
 // DeviceInfo is the device as a whole (an extension of SPEC section 7,
