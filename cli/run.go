@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -254,26 +253,4 @@ func writeStats(path string, cs []mgmt.ContainerStatus) error {
 		return err
 	}
 	return os.WriteFile(path, append(b, '\n'), 0o644)
-}
-
-// printTable writes container stats as an aligned table.
-func printTable(w io.Writer, cs []mgmt.ContainerStatus) {
-	fmt.Fprintf(w, "%-10s %-8s %-7s %-8s %4s %11s %6s %-10s %6s %7s %6s %9s\n",
-		"NAME", "TENANT", "RUNTIME", "STATE", "VER", "ACTIVATIONS", "FAULTS", "LAST_FAULT", "MISSED", "CALLS", "DENIED", "CPU_US")
-	for _, c := range cs {
-		lf := c.LastFault
-		if lf == "" {
-			lf = "-"
-		}
-		fmt.Fprintf(w, "%-10s %-8s %-7s %-8s %4d %11d %6d %-10s %6d %7d %6d %9d\n",
-			trunc(c.Name, 10), trunc(c.Tenant, 8), c.Runtime, c.State, c.Version, c.Activations, c.Faults, lf,
-			c.MissedDeadlines, c.EndpointCalls, c.DeniedCalls, c.CPUTimeUS)
-	}
-}
-
-func trunc(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n-1] + "~"
 }

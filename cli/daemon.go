@@ -1,0 +1,106 @@
+package cli
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tinycontainer/tinycontainer/device"
+	"github.com/tinycontainer/tinycontainer/mgmt/coap"
+	"github.com/tinycontainer/tinycontainer/store/boltstore"
+	"github.com/tinycontainer/tinycontainer/trust"
+)
+
+func newDeviceCmd() *cobra.Command {
+	var (
+		df          deviceFlags
+		data        string
+		listen      string
+		owner       string
+		insecure    bool
+		allowRemote bool
+		psk         pskFlags
+		verbose     bool
+	)
+	cmd := &cobra.Command{
+		Use:   "device [flags]",
+		Short: "Run a long-lived device, managed over CoAP, with its state on disk",
+		Long: `Device runs until interrupted. Its state (installed images, metadata,
+tenants, kv data, audit records) lives in --data and survives restarts and
+crashes: on start every container comes back in its last state.
+
+It accepts only images and commands signed by the owner (--owner) or by a
+tenant the owner granted, unless started with --insecure (development).
+Management is CoAP on --listen, loopback only unless --allow-remote.`,
+		Example: `  tinycontainer keygen --out owner
+  tinycontainer device --data ./state --owner owner.pub
+  tinycontainer device --data /tmp/dev --insecure --listen 127.0.0.1:5699`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			level := slog.LevelInfo
+			if verbose {
+				level = slog.LevelDebug
+			}
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+			opts, err := df.options()
+			if err != nil {
+				return err
+			}
+			opts.Logger = log
+			cfg := device.Config{Options: opts, Insecure: insecure}
+			if owner != "" {
+				if cfg.Owner, err = trust.LoadPublicKey(owner); err != nil {
+					return usageError{err}
+				}
+			} else if !insecure {
+				return usagef("--owner PUBFILE is required (or --insecure for development)")
+			}
+			if err := os.MkdirAll(data, 0o700); err != nil {
+				return err
+			}
+			st, err := boltstore.Open(data, boltstore.Options{})
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			cfg.Store = st
+			cfg.MQTT = df.mqtt
+			cfg.CacheDir = filepath.Join(data, "compiled")
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			mg, err := device.Open(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			defer mg.Close(context.Background())
+			key, err := psk.load()
+			if err != nil {
+				return err
+			}
+			srv, err := coap.Serve(ctx, listen, mg, coap.ServerOptions{AllowRemote: allowRemote, PSK: key, PSKIdentity: psk.identity,
+				Errors: func(err error) { log.Debug("coap", "err", err) }})
+			if err != nil {
+				return err
+			}
+			defer srv.Close()
+			log.Info("device ready", "coap", srv.Addr().String(), "data", data, "containers", len(mg.Device().List()), "insecure", insecure)
+			mg.Device().Run(ctx)
+			log.Info("device stopping")
+			return nil
+		},
+	}
+	df.add(cmd)
+	cmd.Flags().StringVar(&data, "data", "tinycontainer-data", "directory holding the device's state")
+	cmd.Flags().StringVar(&listen, "listen", defaultDevice, "UDP address for CoAP management")
+	cmd.Flags().StringVar(&owner, "owner", "", "the owner's public key file (from keygen)")
+	cmd.Flags().BoolVar(&insecure, "insecure", false, "accept images and commands without checking their signer (development only)")
+	cmd.Flags().BoolVar(&allowRemote, "allow-remote", false, "allow --listen on an address other than loopback")
+	psk.add(cmd)
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log protocol errors too")
+	return cmd
+}

@@ -1,0 +1,91 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tinycontainer/tinycontainer/mgmt"
+)
+
+// usageArgs makes a wrong count of arguments a usage error (exit code 2).
+func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := check(cmd, args); err != nil {
+			return usageError{err}
+		}
+		return nil
+	}
+}
+
+func writeJSON(w io.Writer, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}
+
+// printInfo writes info as a few aligned lines.
+func printInfo(w io.Writer, info mgmt.DeviceInfo) {
+	fmt.Fprintf(w, "uptime      %s\n", time.Duration(info.UptimeS*float64(time.Second)).Round(time.Second))
+	var rts []string
+	for _, r := range info.Runtimes {
+		rts = append(rts, r.Kind+" ("+r.Engine+")")
+	}
+	fmt.Fprintf(w, "runtimes    %s\n", strings.Join(rts, ", "))
+	fmt.Fprintf(w, "containers  %d running, %d stopped, %d faulted\n",
+		info.Containers["running"], info.Containers["stopped"], info.Containers["faulted"])
+	b := info.Bus
+	fmt.Fprintf(w, "bus         %d published, %d delivered, %d dropped, %d unmatched, %d rejected, %d subscriptions\n",
+		b.Published, b.Delivered, b.Dropped, b.Unmatched, b.Rejected, b.Subscriptions)
+	m := info.MQTT
+	if m == nil {
+		fmt.Fprintln(w, "mqtt        none (messages stay on the device)")
+		return
+	}
+	state := "disconnected"
+	if m.Connected {
+		state = "connected"
+	}
+	fmt.Fprintf(w, "mqtt        %s, %d sent, %d queued, %d received, %d dropped out, %d dropped in, %d connects\n",
+		state, m.Sent, m.Queued, m.Received, m.OutDropped, m.InDropped, m.Connects)
+	if m.LastError != "" {
+		fmt.Fprintf(w, "mqtt error  %s\n", m.LastError)
+	}
+}
+
+// usageError marks errors that are the caller's to fix (exit code 2).
+type usageError struct{ err error }
+
+func (u usageError) Error() string { return u.err.Error() }
+func (u usageError) Unwrap() error { return u.err }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+
+// printTable writes container stats as an aligned table.
+func printTable(w io.Writer, cs []mgmt.ContainerStatus) {
+	fmt.Fprintf(w, "%-10s %-8s %-7s %-8s %4s %11s %6s %-10s %6s %7s %6s %9s\n",
+		"NAME", "TENANT", "RUNTIME", "STATE", "VER", "ACTIVATIONS", "FAULTS", "LAST_FAULT", "MISSED", "CALLS", "DENIED", "CPU_US")
+	for _, c := range cs {
+		lf := c.LastFault
+		if lf == "" {
+			lf = "-"
+		}
+		fmt.Fprintf(w, "%-10s %-8s %-7s %-8s %4d %11d %6d %-10s %6d %7d %6d %9d\n",
+			trunc(c.Name, 10), trunc(c.Tenant, 8), c.Runtime, c.State, c.Version, c.Activations, c.Faults, lf,
+			c.MissedDeadlines, c.EndpointCalls, c.DeniedCalls, c.CPUTimeUS)
+	}
+}
+
+func trunc(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-1] + "~"
+}

@@ -1,0 +1,189 @@
+package cli
+
+import (
+	"crypto/ed25519"
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tinycontainer/tinycontainer/meta"
+	"github.com/tinycontainer/tinycontainer/trust"
+)
+
+func newKeygenCmd() *cobra.Command {
+	var out string
+	cmd := &cobra.Command{
+		Use:     "keygen --out NAME",
+		Short:   "Write a new Ed25519 key pair as NAME.key and NAME.pub",
+		Example: "  tinycontainer keygen --out owner\n  tinycontainer keygen --out acme",
+		Args:    usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if out == "" {
+				return usagef("--out NAME is required")
+			}
+			_, priv, err := trust.GenerateKey()
+			if err != nil {
+				return err
+			}
+			if err := trust.WriteKeyPair(out, priv); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s.key and %s.pub (key id %s)\n", out, out, trust.KeyID(priv.Public().(ed25519.PublicKey)))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&out, "out", "", "base name of the key files")
+	return cmd
+}
+
+func newPackCmd() *cobra.Command {
+	var manifest, key, out string
+	cmd := &cobra.Command{
+		Use:     "pack --manifest F --key F -o F",
+		Short:   "Build a signed image from a manifest and its code",
+		Example: "  tinycontainer pack --manifest examples/thermo/thermo.yaml --key acme.key -o thermo.img",
+		Args:    usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if manifest == "" || key == "" || out == "" {
+				return usagef("--manifest, --key and -o are required")
+			}
+			m, code, err := loadManifest(manifest)
+			if err != nil {
+				return usageError{err}
+			}
+			priv, err := trust.LoadPrivateKey(key)
+			if err != nil {
+				return usageError{err}
+			}
+			mj, err := json.Marshal(m)
+			if err != nil {
+				return err
+			}
+			img, err := trust.Pack(mj, code, priv)
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(out, img, 0o644); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s: %s v%d (%s, %d bytes of code), signed by %s\n",
+				out, m.Name, m.Version, m.Runtime, len(code), trust.KeyID(priv.Public().(ed25519.PublicKey)))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&manifest, "manifest", "", "manifest file (YAML or JSON)")
+	cmd.Flags().StringVar(&key, "key", "", "the tenant's private key file")
+	cmd.Flags().StringVarP(&out, "out", "o", "", "output image file")
+	return cmd
+}
+
+func newInspectCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:     "inspect IMAGE",
+		Short:   "Show what is in a signed image (without trusting it)",
+		Example: "  tinycontainer inspect thermo.img\n  tinycontainer inspect --json thermo.img",
+		Args:    usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			b, err := os.ReadFile(args[0])
+			if err != nil {
+				return usageError{err}
+			}
+			img, err := trust.OpenImage(b)
+			if err != nil {
+				return usageError{err}
+			}
+			m, err := meta.Parse(img.Manifest)
+			if err != nil {
+				return usageError{fmt.Errorf("image metadata: %w", err)}
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				return writeJSON(out, map[string]any{"key_id": img.KeyID, "code_sha256": fmt.Sprintf("%x", img.Digest),
+					"code_bytes": len(img.Code), "manifest": m})
+			}
+			y, err := m.YAML()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "signed by key %s\ncode: %d bytes, sha256 %x\nmetadata:\n%s", img.KeyID, len(img.Code), img.Digest, y)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "JSON output")
+	return cmd
+}
+
+func newTenantGrantCmd() *cobra.Command {
+	var (
+		ownerKey, tenant, pub, out string
+		allow                      []string
+		maxMem, maxStore           string
+		maxBudget, minPeriod       time.Duration
+	)
+	grant := &cobra.Command{
+		Use:   "grant --owner-key F --tenant T --pub F --allow 'PATTERN:op,op' ... -o F",
+		Short: "Write an owner-signed ceiling for a tenant",
+		Long: `Grant writes the most a tenant may ever ask for on the owner's devices:
+endpoint patterns (MQTT wildcards) with ops, and maximum memory, storage and
+budget and minimum period. Metadata beyond it is refused at deploy and at
+every live update.`,
+		Example: `  tinycontainer tenant grant --owner-key owner.key --tenant acme --pub acme.pub \
+    --allow 'sensor/+:read' --allow 'msg/acme/#:publish' --allow 'log:write' \
+    --max-memory 128KiB --max-storage 4KiB --max-budget 10ms --min-period 50ms -o acme.grant`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if ownerKey == "" || tenant == "" || pub == "" || out == "" {
+				return usagef("--owner-key, --tenant, --pub and -o are required")
+			}
+			c := meta.Ceiling{Tenant: tenant, MaxBudget: maxBudget, MinPeriod: minPeriod}
+			for _, a := range allow {
+				r, err := meta.ParseAllow(a)
+				if err != nil {
+					return usageError{err}
+				}
+				c.Allow = append(c.Allow, r)
+			}
+			var err error
+			if c.MaxMemory, err = meta.ParseSize(maxMem); err != nil {
+				return usagef("--max-memory: %v", err)
+			}
+			if c.MaxStorage, err = meta.ParseSize(maxStore); err != nil {
+				return usagef("--max-storage: %v", err)
+			}
+			if err := c.Validate(); err != nil {
+				return usageError{err}
+			}
+			cj, err := json.Marshal(c)
+			if err != nil {
+				return err
+			}
+			okey, err := trust.LoadPrivateKey(ownerKey)
+			if err != nil {
+				return usageError{err}
+			}
+			tkey, err := trust.LoadPublicKey(pub)
+			if err != nil {
+				return usageError{err}
+			}
+			g, err := trust.SignGrant(cj, tkey, okey)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(out, g, 0o644)
+		},
+	}
+	grant.Flags().StringVar(&ownerKey, "owner-key", "", "the owner's private key file")
+	grant.Flags().StringVar(&tenant, "tenant", "", "tenant name")
+	grant.Flags().StringVar(&pub, "pub", "", "the tenant's public key file")
+	grant.Flags().StringArrayVar(&allow, "allow", nil, "PATTERN:op,op granted (repeatable)")
+	grant.Flags().StringVar(&maxMem, "max-memory", "64KiB", "largest limits.memory allowed")
+	grant.Flags().StringVar(&maxStore, "max-storage", "4KiB", "largest limits.storage allowed")
+	grant.Flags().DurationVar(&maxBudget, "max-budget", 10*time.Millisecond, "largest schedule.budget allowed")
+	grant.Flags().DurationVar(&minPeriod, "min-period", 10*time.Millisecond, "smallest schedule.period allowed")
+	grant.Flags().StringVarP(&out, "out", "o", "", "output file")
+	return grant
+}

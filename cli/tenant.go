@@ -1,0 +1,34 @@
+package cli
+
+import (
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tinycontainer/tinycontainer/device"
+)
+
+func newTenantCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "tenant", Short: "Grant tenants their ceilings and install the grants on a device"}
+	cmd.AddCommand(newTenantGrantCmd(), newTenantAddCmd())
+	return cmd
+}
+
+func newTenantAddCmd() *cobra.Command {
+	var mf mgmtFlags
+	add := &cobra.Command{
+		Use:     "add GRANT --key OWNERKEY",
+		Short:   "Install a tenant grant on a device (signed by the owner)",
+		Example: "  tinycontainer tenant add acme.grant --key owner.key",
+		Args:    usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			g, err := os.ReadFile(args[0])
+			if err != nil {
+				return usageError{err}
+			}
+			return mf.exec(cmd, device.VerbTenantAdd, "", g)
+		},
+	}
+	mf.add(add, true)
+	return add
+}
