@@ -33,6 +33,11 @@ func kindName(contentType string) string {
 			return k.name
 		}
 	}
+	for _, k := range docKinds {
+		if k.contentType == contentType {
+			return k.name
+		}
+	}
 	return fmt.Sprintf("content type %q", contentType)
 }
 
