@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -120,42 +119,28 @@ func newInspectCmd() *cobra.Command {
 func newTenantGrantCmd() *cobra.Command {
 	var (
 		ownerKey, tenant, pub, out string
-		allow                      []string
-		maxMem, maxStore           string
-		maxBudget, minPeriod       time.Duration
+		cf                         ceilingFlags
 	)
 	grant := &cobra.Command{
 		Use:   "grant --owner-key F --tenant T --pub F --allow 'PATTERN:op,op' ... -o F",
 		Short: "Write an owner-signed ceiling for a tenant",
 		Long: `Grant writes the most a tenant may ever ask for on the owner's devices:
-endpoint patterns (MQTT wildcards) with ops, and maximum memory, storage and
-budget and minimum period. Metadata beyond it is refused at deploy and at
-every live update.`,
+endpoint patterns (MQTT wildcards) with ops, maximum memory, storage, budget,
+priority and code size, minimum period, and optionally a CPU share and call
+rates per endpoint pattern. Metadata beyond it is refused at deploy and at
+every live update; rates and the CPU share are enforced while containers run.`,
 		Example: `  tinycontainer tenant grant --owner-key owner.key --tenant acme --pub acme.pub \
     --allow 'sensor/+:read' --allow 'msg/acme/#:publish' --allow 'log:write' \
-    --max-memory 128KiB --max-storage 4KiB --max-budget 10ms --min-period 50ms -o acme.grant`,
+    --max-memory 128KiB --max-storage 4KiB --max-budget 10ms --min-period 50ms \
+    --max-priority 5 --max-cpu 25% --max-rate 'msg/acme/#=50/s' -o acme.grant`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if ownerKey == "" || tenant == "" || pub == "" || out == "" {
 				return usagef("--owner-key, --tenant, --pub and -o are required")
 			}
-			c := meta.Ceiling{Tenant: tenant, MaxBudget: maxBudget, MinPeriod: minPeriod}
-			for _, a := range allow {
-				r, err := meta.ParseAllow(a)
-				if err != nil {
-					return usageError{err}
-				}
-				c.Allow = append(c.Allow, r)
-			}
-			var err error
-			if c.MaxMemory, err = meta.ParseSize(maxMem); err != nil {
-				return usagef("--max-memory: %v", err)
-			}
-			if c.MaxStorage, err = meta.ParseSize(maxStore); err != nil {
-				return usagef("--max-storage: %v", err)
-			}
-			if err := c.Validate(); err != nil {
-				return usageError{err}
+			c, err := cf.ceiling(tenant)
+			if err != nil {
+				return err
 			}
 			cj, err := json.Marshal(c)
 			if err != nil {
@@ -179,11 +164,7 @@ every live update.`,
 	grant.Flags().StringVar(&ownerKey, "owner-key", "", "the owner's private key file")
 	grant.Flags().StringVar(&tenant, "tenant", "", "tenant name")
 	grant.Flags().StringVar(&pub, "pub", "", "the tenant's public key file")
-	grant.Flags().StringArrayVar(&allow, "allow", nil, "PATTERN:op,op granted (repeatable)")
-	grant.Flags().StringVar(&maxMem, "max-memory", "64KiB", "largest limits.memory allowed")
-	grant.Flags().StringVar(&maxStore, "max-storage", "4KiB", "largest limits.storage allowed")
-	grant.Flags().DurationVar(&maxBudget, "max-budget", 10*time.Millisecond, "largest schedule.budget allowed")
-	grant.Flags().DurationVar(&minPeriod, "min-period", 10*time.Millisecond, "smallest schedule.period allowed")
+	cf.add(grant)
 	grant.Flags().StringVarP(&out, "out", "o", "", "output file")
 	return grant
 }

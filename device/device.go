@@ -78,6 +78,9 @@ type Device struct {
 
 	mu         sync.Mutex
 	containers map[string]*installed
+
+	ceilMu   sync.RWMutex
+	ceilings map[string]*meta.Ceiling // by tenant; see ceilings.go
 }
 
 type installed struct {
@@ -96,7 +99,7 @@ var (
 // New builds a device. Run starts its scheduler.
 func New(ctx context.Context, opts Options) (*Device, error) {
 	d := &Device{opts: opts, log: opts.Logger, start: runtime.Now(), reg: endpoint.NewRegistry(),
-		containers: map[string]*installed{}, logs: newLogBook(), mods: newModCache()}
+		containers: map[string]*installed{}, ceilings: map[string]*meta.Ceiling{}, logs: newLogBook(), mods: newModCache()}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}

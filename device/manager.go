@@ -18,15 +18,6 @@ import (
 	"github.com/tinycontainer/tinycontainer/trust"
 )
 
-// Command verbs of signed management commands.
-const (
-	VerbStart     = "start"
-	VerbStop      = "stop"
-	VerbRemove    = "rm"
-	VerbMetaApply = "meta-apply"
-	VerbTenantAdd = "tenant-add"
-)
-
 // Config configures a managed device.
 type Config struct {
 	Options
@@ -163,30 +154,77 @@ func (mg *Manager) addTenant(grant []byte) (string, error) {
 		return "", fmt.Errorf("%w: grant: %w", ErrInvalid, err)
 	}
 	mg.tenants[c.Tenant] = &tenant{name: c.Tenant, key: g.TenantKey, keyID: trust.KeyID(g.TenantKey), ceiling: c}
+	mg.dev.setCeiling(c)
 	return c.Tenant, nil
 }
 
-// signer is who signed a request: the owner, or a tenant.
-type signer struct {
-	owner  bool
-	tenant *tenant
-}
-
-func (s signer) may(tenantName string) bool {
-	return s.owner || (s.tenant != nil && s.tenant.name == tenantName)
-}
-
-// signerOf finds the key with id among the owner's and the tenants'.
-func (mg *Manager) signerOf(keyID string) (signer, ed25519.PublicKey, bool) {
+// identify finds who signed a request from the key id it names and a
+// verify function that checks the signature against a key (trust's
+// Image.Verify, SignedCommand.Verify): the owner, a tenant, or, on an
+// insecure device only, an unverified signer. An unknown key, or a known
+// key whose signature does not verify, is refused on a secure device.
+// mg.mu held.
+func (mg *Manager) identify(keyID string, verify func(ed25519.PublicKey) error) (Signer, error) {
+	s, key := Signer{KeyID: keyID}, ed25519.PublicKey(nil)
 	if mg.owner != nil && keyID == mg.ownerID {
-		return signer{owner: true}, mg.owner, true
-	}
-	for _, t := range mg.tenants {
-		if t.keyID == keyID {
-			return signer{tenant: t}, t.key, true
+		s.Owner, key = true, mg.owner
+	} else {
+		for _, t := range mg.tenants {
+			if t.keyID == keyID {
+				s.Tenant, key = t.name, t.key
+				break
+			}
 		}
 	}
-	return signer{}, nil, false
+	if key == nil {
+		if mg.insecure {
+			return Signer{KeyID: keyID, Unverified: true}, nil
+		}
+		return Signer{}, fmt.Errorf("%w: signed by unknown key %s", ErrDenied, keyID)
+	}
+	if err := verify(key); err != nil {
+		if mg.insecure {
+			return Signer{KeyID: keyID, Unverified: true}, nil
+		}
+		return Signer{}, fmt.Errorf("%w: %w", ErrDenied, err)
+	}
+	return s, nil
+}
+
+// Identify is identify for transports other than CoAP (the fleet): it
+// takes the manager's lock.
+func (mg *Manager) Identify(keyID string, verify func(ed25519.PublicKey) error) (Signer, error) {
+	mg.mu.Lock()
+	defer mg.mu.Unlock()
+	return mg.identify(keyID, verify)
+}
+
+// state is the device state the authorizer decides on; mg.mu held.
+func (mg *Manager) state() State {
+	st := State{Insecure: mg.insecure, Ceilings: make(map[string]*meta.Ceiling, len(mg.tenants))}
+	for name, t := range mg.tenants {
+		st.Ceilings[name] = t.ceiling
+	}
+	return st
+}
+
+// Authorize decides r for s against the device's current state (see the
+// function Authorize); r.Installed is filled in from the device when r
+// names a container that is installed and leaves it nil.
+func (mg *Manager) Authorize(s Signer, r Request) error {
+	mg.mu.Lock()
+	defer mg.mu.Unlock()
+	return mg.authorize(s, r)
+}
+
+// authorize is Authorize with mg.mu held.
+func (mg *Manager) authorize(s Signer, r Request) error {
+	if r.Installed == nil && r.Manifest != nil {
+		if cur, err := mg.dev.Container(r.Manifest.Name); err == nil {
+			r.Installed = cur.Manifest()
+		}
+	}
+	return Authorize(s, r, mg.state())
 }
 
 // Deploy installs or upgrades a container from a signed image and starts it.
@@ -204,7 +242,11 @@ func (mg *Manager) Deploy(ctx context.Context, image []byte) (st mgmt.ContainerS
 		return mgmt.ContainerStatus{}, fmt.Errorf("%w: image metadata: %w", ErrInvalid, err)
 	}
 	name, tenantName = m.Name, m.Tenant
-	if err := mg.authorize(img.KeyID, m, img.Verify); err != nil {
+	s, err := mg.identify(img.KeyID, img.Verify)
+	if err != nil {
+		return mgmt.ContainerStatus{}, err
+	}
+	if err := mg.authorize(s, Request{Verb: VerbDeploy, Tenant: m.Tenant, Manifest: m, CodeSize: len(img.Code)}); err != nil {
 		return mgmt.ContainerStatus{}, err
 	}
 	rec := store.Container{Name: m.Name, Tenant: m.Tenant, Version: m.Version, Image: image,
@@ -330,43 +372,6 @@ func (mg *Manager) auditRefusal(err error, op, name, tenantName string) {
 		Endpoint: "mgmt", Op: op, Reason: strings.ToValidUTF8(reason, "?")})
 }
 
-// authorize checks that metadata m, signed by keyID, may be installed:
-// the signer is the owner or m's tenant, the signature verifies, and m
-// stays within the tenant's ceiling.
-func (mg *Manager) authorize(keyID string, m *meta.Manifest, verify func(ed25519.PublicKey) error) error {
-	t, known := mg.tenants[m.Tenant]
-	if mg.insecure {
-		if known {
-			if err := t.ceiling.Permits(m); err != nil {
-				return fmt.Errorf("%w: %w", ErrDenied, err)
-			}
-		}
-		return nil
-	}
-	s, key, ok := mg.signerOf(keyID)
-	if !ok {
-		return fmt.Errorf("%w: signed by unknown key %s", ErrDenied, keyID)
-	}
-	if !s.may(m.Tenant) {
-		return fmt.Errorf("%w: key %s may not act for tenant %q", ErrDenied, keyID, m.Tenant)
-	}
-	if err := verify(key); err != nil {
-		return fmt.Errorf("%w: %w", ErrDenied, err)
-	}
-	if !known {
-		if s.owner {
-			return nil
-		}
-		return fmt.Errorf("%w: unknown tenant %q", ErrDenied, m.Tenant)
-	}
-	if !s.owner {
-		if err := t.ceiling.Permits(m); err != nil {
-			return fmt.Errorf("%w: %w", ErrDenied, err)
-		}
-	}
-	return nil
-}
-
 // Exec runs a signed command.
 func (mg *Manager) Exec(ctx context.Context, signed []byte) (res []byte, err error) {
 	mg.mu.Lock()
@@ -378,37 +383,17 @@ func (mg *Manager) Exec(ctx context.Context, signed []byte) (res []byte, err err
 	c := sc.Command
 	tenantName := ""
 	defer func() { mg.auditRefusal(err, c.Verb, c.Target, tenantName) }()
-	s := signer{owner: true}
-	if !mg.insecure {
-		var key ed25519.PublicKey
-		var ok bool
-		s, key, ok = mg.signerOf(sc.KeyID)
-		if !ok {
-			return nil, fmt.Errorf("%w: command signed by unknown key %s", ErrDenied, sc.KeyID)
-		}
-		if s.tenant != nil {
-			tenantName = s.tenant.name
-		}
-		if err := sc.Verify(key); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrDenied, err)
-		}
+	s, err := mg.identify(sc.KeyID, sc.Verify)
+	if err != nil {
+		return nil, err
 	}
+	tenantName = s.Tenant
 	if err := mg.st.UseCounter("key/"+sc.KeyID, c.Counter); err != nil {
 		return nil, fmt.Errorf("%w: replayed or stale command: %w", ErrDenied, err)
 	}
 	switch c.Verb {
 	case VerbTenantAdd:
-		if !s.owner {
-			return nil, fmt.Errorf("%w: only the owner adds tenants", ErrDenied)
-		}
-		name, err := mg.addTenant(c.Body)
-		if err != nil {
-			return nil, err
-		}
-		if err := mg.st.PutTenant(store.Tenant{Name: name, Grant: c.Body}); err != nil {
-			return nil, fmt.Errorf("%w: store: %w", mgmt.ErrUnavailable, err)
-		}
-		return json.Marshal(map[string]string{"tenant": name, "key": mg.tenants[name].keyID})
+		return mg.tenantAdd(s, c.Body)
 	case VerbStart, VerbStop, VerbRemove, VerbMetaApply:
 	default:
 		return nil, fmt.Errorf("%w: unknown verb %q", ErrInvalid, c.Verb)
@@ -418,8 +403,15 @@ func (mg *Manager) Exec(ctx context.Context, signed []byte) (res []byte, err err
 		return nil, err
 	}
 	tenantName = cur.Tenant
-	if !s.may(cur.Tenant) {
-		return nil, fmt.Errorf("%w: key %s may not manage %s (tenant %s)", ErrDenied, sc.KeyID, c.Target, cur.Tenant)
+	r := Request{Verb: c.Verb, Tenant: cur.Tenant, Installed: cur.Manifest()}
+	if c.Verb == VerbMetaApply {
+		if r.Manifest, err = mg.parseMetaApply(c.Target, c.Body); err != nil {
+			return nil, err
+		}
+		r.Tenant = r.Manifest.Tenant
+	}
+	if err := mg.authorize(s, r); err != nil {
+		return nil, err
 	}
 	switch c.Verb {
 	case VerbStart:
@@ -429,7 +421,7 @@ func (mg *Manager) Exec(ctx context.Context, signed []byte) (res []byte, err err
 	case VerbRemove:
 		return mg.remove(ctx, c.Target, cur.Manifest().Version)
 	case VerbMetaApply:
-		err = mg.metaApply(c.Target, c.Body, s)
+		err = mg.metaApply(c.Target, r.Manifest)
 	}
 	if err != nil {
 		return nil, err
@@ -442,6 +434,21 @@ func (mg *Manager) Exec(ctx context.Context, signed []byte) (res []byte, err err
 		return nil, err
 	}
 	return json.Marshal(st)
+}
+
+// tenantAdd installs an owner-signed grant; mg.mu held.
+func (mg *Manager) tenantAdd(s Signer, grant []byte) ([]byte, error) {
+	if err := mg.authorize(s, Request{Verb: VerbTenantAdd}); err != nil {
+		return nil, err
+	}
+	name, err := mg.addTenant(grant)
+	if err != nil {
+		return nil, err
+	}
+	if err := mg.st.PutTenant(store.Tenant{Name: name, Grant: grant}); err != nil {
+		return nil, fmt.Errorf("%w: store: %w", mgmt.ErrUnavailable, err)
+	}
+	return json.Marshal(map[string]string{"tenant": name, "key": mg.tenants[name].keyID})
 }
 
 // remove deletes a container and its kv data. The version in force becomes
@@ -463,25 +470,21 @@ func (mg *Manager) remove(ctx context.Context, name string, version uint64) ([]b
 	return json.Marshal(map[string]string{"removed": name})
 }
 
-// metaApply replaces the metadata of a live container (signed update).
-func (mg *Manager) metaApply(name string, manifestJSON []byte, s signer) error {
+// parseMetaApply reads the metadata of a meta apply on container name.
+func (mg *Manager) parseMetaApply(name string, manifestJSON []byte) (*meta.Manifest, error) {
 	m, err := meta.Parse(manifestJSON)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalid, err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if m.Name != name {
-		return fmt.Errorf("%w: metadata is for %q, not %q", ErrInvalid, m.Name, name)
+		return nil, fmt.Errorf("%w: metadata is for %q, not %q", ErrInvalid, m.Name, name)
 	}
-	if !s.may(m.Tenant) {
-		return fmt.Errorf("%w: signer may not act for tenant %q", ErrDenied, m.Tenant)
-	}
-	if t, ok := mg.tenants[m.Tenant]; ok && !s.owner {
-		if err := t.ceiling.Permits(m); err != nil {
-			return fmt.Errorf("%w: %w", ErrDenied, err)
-		}
-	} else if !ok && !s.owner && !mg.insecure {
-		return fmt.Errorf("%w: unknown tenant %q", ErrDenied, m.Tenant)
-	}
+	return m, nil
+}
+
+// metaApply replaces the metadata of a live container (signed update,
+// authorized).
+func (mg *Manager) metaApply(name string, m *meta.Manifest) error {
 	if err := mg.dev.UpdateManifest(m); err != nil {
 		return err
 	}

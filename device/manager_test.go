@@ -220,7 +220,7 @@ func pack(t testing.TB, m *meta.Manifest, code []byte, key ed25519.PrivateKey) [
 func grant(t testing.TB, tenant string, key ed25519.PrivateKey, allow ...string) []byte {
 	t.Helper()
 	c := meta.Ceiling{Tenant: tenant, MaxMemory: 64 * meta.KiB, MaxStorage: 4 * meta.KiB,
-		MaxBudget: 10 * time.Millisecond, MinPeriod: 50 * time.Millisecond}
+		MaxBudget: 10 * time.Millisecond, MinPeriod: 50 * time.Millisecond, MaxPriority: meta.DefaultMaxPriority, MaxCode: meta.DefaultMaxCode}
 	for _, a := range allow {
 		r, err := meta.ParseAllow(a)
 		if err != nil {

@@ -2,7 +2,9 @@ package meta
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,7 +24,38 @@ type Ceiling struct {
 	MaxStorage uint64
 	MaxBudget  time.Duration
 	MinPeriod  time.Duration
+	// MaxPriority is the highest schedule.priority allowed, 0..15
+	// (ParseCeiling: DefaultMaxPriority when the grant does not say).
+	MaxPriority int
+	// MaxCPU caps the CPU time all the tenant's containers together use on
+	// a device, in percent of its capacity (1..100); 0: no cap.
+	MaxCPU int
+	// MaxCode is the largest guest code the tenant may install, in bytes,
+	// 1..MaxCodeCeiling (ParseCeiling: DefaultMaxCode when the grant does
+	// not say).
+	MaxCode uint64
+	// MaxRate caps the calls of each of the tenant's containers to the
+	// endpoints each pattern matches; nil when none.
+	MaxRate []RateCeiling
 }
+
+// RateCeiling is at most N calls per second, per container, to the
+// endpoints Pattern matches ("log", "msg/#"). A manifest rule without a rate
+// gets it; a manifest rate above it is refused.
+type RateCeiling struct {
+	Pattern string
+	N       int
+}
+
+// Defaults and bounds of the ceiling fields that a grant may leave out.
+const (
+	DefaultMaxPriority = 7
+	DefaultMaxCode     = 1 * MiB
+	// MaxCodeCeiling is the most code any grant may allow.
+	MaxCodeCeiling = 4 * MiB
+	// MaxRates bounds the rate ceilings of one grant.
+	MaxRates = 64
+)
 
 func ceilingErrf(field, format string, args ...any) error {
 	return &FieldError{Class: ErrInvalidCeiling, Field: field, Reason: fmt.Sprintf(format, args...)}
@@ -55,13 +88,37 @@ func (c *Ceiling) Validate() error {
 		return ceilingErrf("max_budget", "%s is outside 0s..%s", formatDuration(c.MaxBudget), formatDuration(MaxBudget))
 	case c.MinPeriod < 0 || c.MinPeriod > MaxPeriod:
 		return ceilingErrf("min_period", "%s is outside 0s..%s", formatDuration(c.MinPeriod), formatDuration(MaxPeriod))
+	case c.MaxPriority < 0 || c.MaxPriority > MaxPriority:
+		return ceilingErrf("max_priority", "%d is outside 0..%d", c.MaxPriority, MaxPriority)
+	case c.MaxCPU < 0 || c.MaxCPU > 100:
+		return ceilingErrf("max_cpu", "%d%% is outside 1%%..100%% (0: no cap)", c.MaxCPU)
+	case c.MaxCode < 1 || c.MaxCode > MaxCodeCeiling:
+		return ceilingErrf("max_code", "%s is outside 1B..%s", formatSize(c.MaxCode), formatSize(MaxCodeCeiling))
+	case len(c.MaxRate) > MaxRates:
+		return ceilingErrf("max_rate", "%d entries, at most %d allowed", len(c.MaxRate), MaxRates)
+	}
+	for i, r := range c.MaxRate {
+		field := fmt.Sprintf("max_rate[%d]", i)
+		if err := validEndpointName(r.Pattern); err != nil {
+			return ceilingErrf(field+".name", "%v", err)
+		}
+		if r.N < 1 || r.N > MaxRateN {
+			return ceilingErrf(field+".rate", "%d/s is outside 1/s..%d/s", r.N, MaxRateN)
+		}
+		for _, q := range c.MaxRate[:i] {
+			if q.Pattern == r.Pattern {
+				return ceilingErrf(field+".name", "duplicate pattern %q", r.Pattern)
+			}
+		}
 	}
 	return nil
 }
 
 // ParseCeiling reads a ceiling written as JSON or YAML, as strictly as Parse
-// reads a manifest. Every field is required ("allow" may be empty); errors
-// wrap ErrInvalidCeiling.
+// reads a manifest. The fields of the first grants are required ("allow"
+// may be empty); those added since (max_priority, max_cpu, max_code,
+// max_rate) are optional, so grants signed before them still decode, and
+// take their defaults. Errors wrap ErrInvalidCeiling.
 func ParseCeiling(data []byte) (*Ceiling, error) {
 	r := docReader{class: ErrInvalidCeiling}
 	root, err := r.tree(data)
@@ -71,7 +128,7 @@ func ParseCeiling(data []byte) (*Ceiling, error) {
 	if root.kind != kMap {
 		return nil, r.errf("", "the document must be a mapping, not %s", root.kind)
 	}
-	c := &Ceiling{}
+	c := &Ceiling{MaxPriority: DefaultMaxPriority, MaxCode: DefaultMaxCode}
 	seen := map[string]bool{}
 	for i, key := range root.keys {
 		v := root.vals[i]
@@ -88,8 +145,16 @@ func ParseCeiling(data []byte) (*Ceiling, error) {
 			c.MaxBudget, err = r.duration(v, key)
 		case "min_period":
 			c.MinPeriod, err = r.duration(v, key)
+		case "max_priority":
+			c.MaxPriority, err = r.int(v, key)
+		case "max_cpu":
+			c.MaxCPU, err = r.percent(v, key)
+		case "max_code":
+			c.MaxCode, err = r.size(v, key)
+		case "max_rate":
+			c.MaxRate, err = r.rateCeilings(v, key)
 		default:
-			err = r.unknown(key, ceilingFields)
+			err = r.unknown(key, ceilingFields+", "+ceilingOptional)
 		}
 		if err != nil {
 			return nil, err
@@ -107,7 +172,115 @@ func ParseCeiling(data []byte) (*Ceiling, error) {
 	return c, nil
 }
 
-const ceilingFields = "tenant, allow, max_memory, max_storage, max_budget, min_period"
+const (
+	ceilingFields   = "tenant, allow, max_memory, max_storage, max_budget, min_period"
+	ceilingOptional = "max_priority, max_cpu, max_code, max_rate"
+)
+
+// percent reads a share written as 50 or "50%".
+func (r docReader) percent(n *node, path string) (int, error) {
+	if n.kind == kStr {
+		v, err := ParsePercent(n.text)
+		if err != nil {
+			return 0, r.errf(path, "%v", err)
+		}
+		return v, nil
+	}
+	return r.int(n, path)
+}
+
+// ParsePercent reads "P%" or "P" with P in 1..100 (a CLI --max-cpu).
+func ParsePercent(s string) (int, error) {
+	num := strings.TrimSuffix(s, "%")
+	v, err := strconv.Atoi(num)
+	if err != nil || num == "" || num[0] == '+' || num[0] == '-' {
+		return 0, fmt.Errorf("%q is not a percentage (want e.g. \"25%%\")", s)
+	}
+	if v < 1 || v > 100 {
+		return 0, fmt.Errorf("%q is outside 1%%..100%%", s)
+	}
+	return v, nil
+}
+
+// rateCeilings reads [{name: PATTERN, rate: "N/s"}, ...]; empty gives nil.
+func (r docReader) rateCeilings(n *node, path string) ([]RateCeiling, error) {
+	if err := r.want(n, path, kSeq); err != nil {
+		return nil, err
+	}
+	if len(n.items) > MaxRates {
+		return nil, r.errf(path, "%d entries, at most %d allowed", len(n.items), MaxRates)
+	}
+	var out []RateCeiling
+	for i, it := range n.items {
+		p := indexPath(path, i)
+		if err := r.want(it, p, kMap); err != nil {
+			return nil, err
+		}
+		var rc RateCeiling
+		var hasName, hasRate bool
+		for j, key := range it.keys {
+			v, kp := it.vals[j], fieldPath(p, key)
+			var err error
+			switch key {
+			case "name":
+				hasName = true
+				rc.Pattern, err = r.str(v, kp)
+			case "rate":
+				hasRate = true
+				var s string
+				if s, err = r.str(v, kp); err == nil {
+					if rc.N, err = parsePerSecond(s); err != nil {
+						err = r.errf(kp, "%q %v", s, err)
+					}
+				}
+			default:
+				err = r.unknown(kp, "name, rate")
+			}
+			if err != nil {
+				return nil, err
+			}
+		}
+		if !hasName {
+			return nil, r.errf(fieldPath(p, "name"), "required")
+		}
+		if !hasRate {
+			return nil, r.errf(fieldPath(p, "rate"), "required")
+		}
+		out = append(out, rc)
+	}
+	return out, nil
+}
+
+// parsePerSecond reads "N/s", the only unit of a rate ceiling.
+func parsePerSecond(s string) (int, error) {
+	rt, err := parseRate(s)
+	if err != nil {
+		return 0, err
+	}
+	if rt.Per != time.Second {
+		return 0, errors.New("is not a rate per second (want N/s, e.g. \"100/s\")")
+	}
+	return rt.N, nil
+}
+
+// ParseRateCeiling reads a CLI grant "PATTERN=N/s" ("msg/acme/#=50/s"). The
+// pattern ends at the last '='.
+func ParseRateCeiling(s string) (RateCeiling, error) {
+	const field = "max_rate"
+	i := strings.LastIndexByte(s, '=')
+	if i < 0 {
+		return RateCeiling{}, ceilingErrf(field, "%q is not PATTERN=N/s", s)
+	}
+	n, err := parsePerSecond(s[i+1:])
+	if err != nil {
+		return RateCeiling{}, ceilingErrf(field, "%q: %v", s, err)
+	}
+	rc := RateCeiling{Pattern: s[:i], N: n}
+	if err := validEndpointName(rc.Pattern); err != nil {
+		return RateCeiling{}, ceilingErrf(field, "%q: %v", s, err)
+	}
+	return rc, nil
+}
 
 // UnmarshalJSON makes a Ceiling embeddable in JSON documents; it is
 // ParseCeiling.
@@ -127,6 +300,16 @@ type ceilingWire struct {
 	MaxStorage string     `json:"max_storage" yaml:"max_storage"`
 	MaxBudget  string     `json:"max_budget" yaml:"max_budget"`
 	MinPeriod  string     `json:"min_period" yaml:"min_period"`
+	// Written always, so a grant says what it grants (defaults included).
+	MaxPriority int        `json:"max_priority" yaml:"max_priority"`
+	MaxCPU      int        `json:"max_cpu,omitempty" yaml:"max_cpu,omitempty"`
+	MaxCode     string     `json:"max_code" yaml:"max_code"`
+	MaxRate     []rateWire `json:"max_rate,omitempty" yaml:"max_rate,omitempty"`
+}
+
+type rateWire struct {
+	Name string `json:"name" yaml:"name"`
+	Rate string `json:"rate" yaml:"rate"`
 }
 
 func (c *Ceiling) wire() (*ceilingWire, error) {
@@ -137,7 +320,19 @@ func (c *Ceiling) wire() (*ceilingWire, error) {
 		Tenant: c.Tenant, Allow: rulesWire(c.Allow, false),
 		MaxMemory: formatSize(c.MaxMemory), MaxStorage: formatSize(c.MaxStorage),
 		MaxBudget: formatDuration(c.MaxBudget), MinPeriod: formatDuration(c.MinPeriod),
+		MaxPriority: c.MaxPriority, MaxCPU: c.MaxCPU, MaxCode: formatSize(c.MaxCode), MaxRate: ratesWire(c.MaxRate),
 	}, nil
+}
+
+func ratesWire(rs []RateCeiling) []rateWire {
+	if len(rs) == 0 {
+		return nil
+	}
+	out := make([]rateWire, len(rs))
+	for i, r := range rs {
+		out[i] = rateWire{Name: r.Pattern, Rate: strconv.Itoa(r.N) + "/s"}
+	}
+	return out
 }
 
 // MarshalJSON writes c in the form ParseCeiling reads ("max_memory":
@@ -215,10 +410,25 @@ func (c *Ceiling) Permits(m *Manifest) error {
 	if m.Schedule.Trigger == Periodic && m.Schedule.Period < c.MinPeriod {
 		return ceilingf("schedule.period", "%s is below min_period %s", formatDuration(m.Schedule.Period), formatDuration(c.MinPeriod))
 	}
+	if m.Schedule.Priority > c.MaxPriority {
+		return ceilingf("schedule.priority", "%d is above max_priority %d", m.Schedule.Priority, c.MaxPriority)
+	}
 	for i, r := range m.Endpoints {
 		for _, op := range r.Ops.Ops() {
 			if !c.grants(r.Name, op) {
 				return ceilingf(fmt.Sprintf("endpoints[%d]", i), "%s on %q is not granted", op, r.Name)
+			}
+		}
+	}
+	for i, r := range m.Endpoints {
+		if r.Rate == nil {
+			continue
+		}
+		worst := r.Rate.PerSecond()
+		for _, rc := range c.MaxRate {
+			if Overlaps(rc.Pattern, r.Name) && worst > uint64(rc.N) {
+				return ceilingf(fmt.Sprintf("endpoints[%d].rate", i), "%s allows %d calls in one second on %q, above max_rate %s=%d/s",
+					formatRate(r.Rate), worst, r.Name, rc.Pattern, rc.N)
 			}
 		}
 	}
@@ -228,6 +438,18 @@ func (c *Ceiling) Permits(m *Manifest) error {
 		if !c.grants("msg/"+t, 0) {
 			return ceilingf(fmt.Sprintf("schedule.topics[%d]", i), "topic %q is not granted (no allow pattern covers %q)", t, "msg/"+t)
 		}
+	}
+	return nil
+}
+
+// PermitsCode reports whether n bytes of guest code stay within c's
+// max_code: nil, or an error wrapping ErrCeiling.
+func (c *Ceiling) PermitsCode(n int) error {
+	if c == nil {
+		return ceilingf("", "nil ceiling")
+	}
+	if n < 0 || uint64(n) > c.MaxCode {
+		return ceilingf("code", "%s is above max_code %s", formatSize(uint64(n)), formatSize(c.MaxCode))
 	}
 	return nil
 }

@@ -24,6 +24,7 @@ func acmeCeiling() *Ceiling {
 			{Name: "actuator/led0", Ops: abi.OpSetOf(abi.OpRead, abi.OpWrite)},
 		},
 		MaxMemory: 128 * KiB, MaxStorage: 16 * KiB, MaxBudget: 5 * time.Millisecond, MinPeriod: 10 * time.Millisecond,
+		MaxPriority: DefaultMaxPriority, MaxCode: DefaultMaxCode,
 	}
 }
 
@@ -53,7 +54,8 @@ min_period: 10ms
 		t.Fatal(err)
 	}
 	want := `{"tenant":"acme","allow":[{"name":"sensor/+","ops":["read"]},{"name":"msg/acme/#","ops":["publish"]},` +
-		`{"name":"actuator/led0","ops":["read","write"]}],"max_memory":"128KiB","max_storage":"16KiB","max_budget":"5ms","min_period":"10ms"}`
+		`{"name":"actuator/led0","ops":["read","write"]}],"max_memory":"128KiB","max_storage":"16KiB","max_budget":"5ms","min_period":"10ms",` +
+		`"max_priority":7,"max_code":"1MiB"}`
 	if string(j) != want {
 		t.Fatalf("got  %s\nwant %s", j, want)
 	}
@@ -98,7 +100,20 @@ func TestParseCeilingRefuses(t *testing.T) {
 		{`"max_budget": "5ms"`, `"max_budget": 5`, "max_budget", "duration string"},
 		{`"min_period": "10ms"`, `"min_period": "25h"`, "min_period", "outside 0s..24h"},
 		{`"min_period": "10ms"`, `"min_period": "10ms", "min_period": "10ms"`, "min_period", "duplicate key"},
-		{`"min_period": "10ms"`, `"min_period": "10ms", "max_cpu": 1`, "max_cpu", "unknown field"},
+		{`"min_period": "10ms"`, `"min_period": "10ms", "max_cpus": 1`, "max_cpus", "unknown field"},
+		{`"min_period": "10ms"`, `"min_period": "10ms", "max_cpu": 101`, "max_cpu", "outside 1%..100%"},
+		{`"min_period": "10ms"`, `"min_period": "10ms", "max_cpu": "0%"`, "max_cpu", "outside 1%..100%"},
+		{`"min_period": "10ms"`, `"min_period": "10ms", "max_cpu": "x"`, "max_cpu", "not a percentage"},
+		{`"min_period": "10ms"`, `"min_period": "10ms", "max_priority": 16`, "max_priority", "outside 0..15"},
+		{`"min_period": "10ms"`, `"min_period": "10ms", "max_priority": -1`, "max_priority", "outside 0..15"},
+		{`"min_period": "10ms"`, `"min_period": "10ms", "max_code": "5MiB"`, "max_code", "outside 1B..4MiB"},
+		{`"min_period": "10ms"`, `"min_period": "10ms", "max_code": 0`, "max_code", "outside 1B..4MiB"},
+		{`"min_period": "10ms"`, `"min_period": "10ms", "max_rate": [{"name": "log", "rate": "10/min"}]`, "max_rate[0].rate", "per second"},
+		{`"min_period": "10ms"`, `"min_period": "10ms", "max_rate": [{"name": "log", "rate": "0/s"}]`, "max_rate[0].rate", "count must be"},
+		{`"min_period": "10ms"`, `"min_period": "10ms", "max_rate": [{"name": "log"}]`, "max_rate[0].rate", "required"},
+		{`"min_period": "10ms"`, `"min_period": "10ms", "max_rate": [{"name": "a/#/b", "rate": "1/s"}]`, "max_rate[0].name", "last level"},
+		{`"min_period": "10ms"`, `"min_period": "10ms", "max_rate": [{"name": "log", "rate": "1/s", "x": 1}]`, "max_rate[0].x", "unknown field"},
+		{`"min_period": "10ms"`, `"min_period": "10ms", "max_rate": [{"name": "log", "rate": "1/s"}, {"name": "log", "rate": "2/s"}]`, "max_rate[1].name", "duplicate pattern"},
 		{`"ops": ["publish"]`, `"ops": ["publish"], "rate": "1/s"`, "allow[1].rate", "unknown field (allowed: name, ops)"},
 		{`"ops": ["publish"]`, `"ops": ["pub"]`, "allow[1].ops[0]", `unknown op "pub"`},
 		{`"ops": ["publish"]`, `"ops": []`, "allow[1].ops", "at least one op"},
@@ -120,6 +135,139 @@ func TestParseCeilingRefuses(t *testing.T) {
 	}
 	if _, err := (&Ceiling{Tenant: "a", Allow: make([]EndpointRule, MaxAllow+1)}).MarshalJSON(); !errors.Is(err, ErrInvalidCeiling) {
 		t.Fatalf("too many allow rules marshalled: %v", err)
+	}
+}
+
+// TestCeilingNewFields: the fields added in SPEC version 2 (max_priority,
+// max_cpu, max_code, max_rate) parse, round-trip, and default when a grant
+// written before them leaves them out.
+func TestCeilingNewFields(t *testing.T) {
+	doc := strings.Replace(ceilingJSON, `"min_period": "10ms"`, `"min_period": "10ms", "max_priority": 3, "max_cpu": "25%",
+		"max_code": "2MiB", "max_rate": [{"name": "log", "rate": "100/s"}, {"name": "msg/acme/#", "rate": "50/s"}]`, 1)
+	c, err := ParseCeiling([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := acmeCeiling()
+	want.MaxPriority, want.MaxCPU, want.MaxCode = 3, 25, 2*MiB
+	want.MaxRate = []RateCeiling{{Pattern: "log", N: 100}, {Pattern: "msg/acme/#", N: 50}}
+	if !reflect.DeepEqual(c, want) {
+		t.Fatalf("got  %+v\nwant %+v", c, want)
+	}
+	j, err := c.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(j), `"max_priority":3,"max_cpu":25,"max_code":"2MiB","max_rate":[{"name":"log","rate":"100/s"},{"name":"msg/acme/#","rate":"50/s"}]`) {
+		t.Fatalf("written as %s", j)
+	}
+	y, err := c.YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, out := range [][]byte{j, y} {
+		if back, err := ParseCeiling(out); err != nil || !reflect.DeepEqual(back, c) {
+			t.Fatalf("round trip: %+v, %v\n%s", back, err, out)
+		}
+	}
+	// A max_priority of 0 is a real value, not "unset".
+	zero := strings.Replace(ceilingJSON, `"min_period": "10ms"`, `"min_period": "10ms", "max_priority": 0`, 1)
+	if c, err := ParseCeiling([]byte(zero)); err != nil || c.MaxPriority != 0 {
+		t.Fatalf("max_priority 0: %+v, %v", c, err)
+	}
+	// A grant of the first format keeps decoding, with the defaults.
+	old, err := ParseCeiling([]byte(ceilingJSON))
+	if err != nil || old.MaxPriority != DefaultMaxPriority || old.MaxCode != DefaultMaxCode || old.MaxCPU != 0 || old.MaxRate != nil {
+		t.Fatalf("old grant: %+v, %v", old, err)
+	}
+}
+
+func TestParseRateCeiling(t *testing.T) {
+	good := map[string]RateCeiling{
+		"log=100/s":      {Pattern: "log", N: 100},
+		"msg/acme/#=5/s": {Pattern: "msg/acme/#", N: 5},
+		"a=b=7/s":        {Pattern: "a=b", N: 7},
+	}
+	for in, want := range good {
+		if got, err := ParseRateCeiling(in); err != nil || got != want {
+			t.Errorf("ParseRateCeiling(%q) = %+v, %v; want %+v", in, got, err, want)
+		}
+	}
+	for in, reason := range map[string]string{
+		"log":        "not PATTERN=N/s",
+		"log=100":    "not a rate",
+		"log=100/ms": "per second",
+		"log=0/s":    "count must be",
+		"=1/s":       "empty filter",
+		"a/#/b=1/s":  "last level",
+	} {
+		_, err := ParseRateCeiling(in)
+		var fe *FieldError
+		if !errors.Is(err, ErrInvalidCeiling) || !errors.As(err, &fe) || fe.Field != "max_rate" || !strings.Contains(err.Error(), reason) {
+			t.Errorf("ParseRateCeiling(%q) = %v; want a max_rate error with %q", in, err, reason)
+		}
+	}
+}
+
+func TestParsePercent(t *testing.T) {
+	for in, want := range map[string]int{"1%": 1, "100%": 100, "25": 25} {
+		if got, err := ParsePercent(in); err != nil || got != want {
+			t.Errorf("ParsePercent(%q) = %d, %v", in, got, err)
+		}
+	}
+	for _, in := range []string{"", "%", "0%", "101%", "-5%", "+5%", "5%%", "x"} {
+		if _, err := ParsePercent(in); err == nil {
+			t.Errorf("ParsePercent(%q) accepted", in)
+		}
+	}
+}
+
+func TestPermitsPriorityRateCode(t *testing.T) {
+	c := acmeCeiling()
+	c.MaxRate = []RateCeiling{{Pattern: "sensor/+", N: 100}, {Pattern: "msg/#", N: 10}}
+	m := &Manifest{Name: "thermo", Tenant: "acme", Version: 1, Runtime: RuntimeWasm,
+		Schedule: Schedule{Trigger: Periodic, Period: 10 * time.Millisecond, Budget: 5 * time.Millisecond,
+			Priority: DefaultMaxPriority, OnFault: Restart, MaxFaults: 3},
+		Limits: Limits{Memory: 64 * KiB},
+		Endpoints: []EndpointRule{
+			{Name: "sensor/temperature", Ops: abi.OpSetOf(abi.OpRead), Rate: &Rate{N: 100, Per: time.Second}},
+			{Name: "msg/acme/#", Ops: abi.OpSetOf(abi.OpPublish)},
+		}}
+	if err := c.Permits(m); err != nil {
+		t.Fatalf("at the ceiling: %v", err)
+	}
+	for i, tc := range []struct {
+		edit  func(m *Manifest)
+		field string
+	}{
+		{func(m *Manifest) { m.Schedule.Priority = DefaultMaxPriority + 1 }, "schedule.priority"},
+		{func(m *Manifest) { m.Endpoints[0].Rate.N = 101 }, "endpoints[0].rate"},
+		// 1/ms is 1,000 calls in one second.
+		{func(m *Manifest) { m.Endpoints[0].Rate = &Rate{N: 1, Per: time.Millisecond} }, "endpoints[0].rate"},
+		// A burst of 101 per minute fits in one second.
+		{func(m *Manifest) { m.Endpoints[0].Rate = &Rate{N: 101, Per: time.Minute} }, "endpoints[0].rate"},
+		// msg/acme/# overlaps msg/#.
+		{func(m *Manifest) { m.Endpoints[1].Rate = &Rate{N: 11, Per: time.Second} }, "endpoints[1].rate"},
+	} {
+		mm := m.Clone()
+		tc.edit(mm)
+		err := c.Permits(mm)
+		var fe *FieldError
+		if !errors.Is(err, ErrCeiling) || !errors.As(err, &fe) || fe.Field != tc.field {
+			t.Errorf("case %d: got %v, want an ErrCeiling on %q", i, err, tc.field)
+		}
+	}
+	slow := m.Clone()
+	slow.Endpoints[0].Rate = &Rate{N: 100, Per: time.Hour}
+	slow.Endpoints[1].Rate = &Rate{N: 10, Per: time.Second}
+	if err := c.Permits(slow); err != nil {
+		t.Fatalf("rates within: %v", err)
+	}
+	if err := c.PermitsCode(DefaultMaxCode); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.PermitsCode(DefaultMaxCode + 1); !errors.Is(err, ErrCeiling) {
+		t.Fatalf("code above max_code: %v", err)
 	}
 }
 

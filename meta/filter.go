@@ -157,3 +157,40 @@ func Covers(outer, inner string) bool {
 		outer, inner = orest, irest
 	}
 }
+
+// Overlaps reports whether some name is matched by both patterns a and b
+// (so a rate ceiling a concerns the calls a manifest rule b grants). It is
+// false when either is not a valid filter.
+func Overlaps(a, b string) bool {
+	if filterSyntax(a) != nil || filterSyntax(b) != nil {
+		return false
+	}
+	for first := true; ; first = false {
+		al, arest, amore := strings.Cut(a, "/")
+		bl, brest, bmore := strings.Cut(b, "/")
+		// A wildcard first level never matches '$' names.
+		if first && (isWild(al) && dollar(bl) || isWild(bl) && dollar(al)) {
+			return false
+		}
+		switch {
+		case al == "#" || bl == "#":
+			return true
+		case al != "+" && bl != "+" && al != bl:
+			return false
+		}
+		switch {
+		case !amore && !bmore:
+			return true
+		case !amore:
+			// Names of a end here; b must match zero more levels.
+			return brest == "#"
+		case !bmore:
+			return arest == "#"
+		}
+		a, b = arest, brest
+	}
+}
+
+func isWild(level string) bool { return level == "+" || level == "#" }
+
+func dollar(level string) bool { return level != "" && level[0] == '$' }

@@ -206,3 +206,34 @@ func BenchmarkLookup(b *testing.B) {
 		m.Lookup("msg/acme/cmd/x")
 	}
 }
+
+func TestOverlaps(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		want bool
+	}{
+		{"log", "log", true},
+		{"log", "kv", false},
+		{"msg/#", "msg/acme/x", true},
+		{"msg/#", "msg", true},
+		{"msg/acme/#", "msg/+/x", true},
+		{"msg/acme/#", "msg/globex/#", false},
+		{"msg/+", "msg/a/b", false},
+		{"msg/+/#", "msg/a/b", true},
+		{"+/x", "a/+", true},
+		{"a/b", "a/b/c", false},
+		{"a/b", "a/b/#", true},
+		{"#", "$SYS/x", false},
+		{"+/x", "$SYS/x", false},
+		{"$SYS/#", "$SYS/+", true},
+		{"#", "anything/at/all", true},
+		{"a/#/b", "a", false}, // invalid
+	} {
+		if got := Overlaps(c.a, c.b); got != c.want {
+			t.Errorf("Overlaps(%q, %q) = %v, want %v", c.a, c.b, got, c.want)
+		}
+		if got := Overlaps(c.b, c.a); got != c.want {
+			t.Errorf("Overlaps(%q, %q) = %v, want %v", c.b, c.a, got, c.want)
+		}
+	}
+}

@@ -69,11 +69,13 @@ func rulesWire(rules []EndpointRule, withRate bool) []ruleWire {
 	for i, r := range rules {
 		out[i] = ruleWire{Name: r.Name, Ops: opNames(r)}
 		if withRate && r.Rate != nil {
-			out[i].Rate = strconv.Itoa(r.Rate.N) + "/" + rateUnit(r.Rate.Per)
+			out[i].Rate = formatRate(r.Rate)
 		}
 	}
 	return out
 }
+
+func formatRate(r *Rate) string { return strconv.Itoa(r.N) + "/" + rateUnit(r.Per) }
 
 func opNames(r EndpointRule) []string {
 	ops := r.Ops.Ops()

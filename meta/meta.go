@@ -124,6 +124,16 @@ type Rate struct {
 	Per time.Duration
 }
 
+// PerSecond is the most calls r admits in any one-second window: N for an
+// interval of a second or more (a whole burst fits in one second), N times
+// the intervals in a second otherwise.
+func (r *Rate) PerSecond() uint64 {
+	if r.Per >= time.Second {
+		return uint64(r.N)
+	}
+	return uint64(r.N) * uint64(time.Second/r.Per)
+}
+
 // Units, bounds and defaults of SPEC section 5.
 const (
 	KiB = 1 << 10
