@@ -59,6 +59,6 @@ Exit codes: 0 success, 1 failure, 2 bad usage or input.`,
 		newLifecycleCmd(device.VerbStart, "Start a stopped or faulted container (signed)"),
 		newLifecycleCmd(device.VerbStop, "Stop a container (signed)"),
 		newLifecycleCmd(device.VerbRemove, "Remove a container and its kv data (signed)"),
-		newMetaCmd(), newLogsCmd(), newStatsCmd(), newAuditCmd(), newMLCmd(), newBenchCmd())
+		newMetaCmd(), newLogsCmd(), newStatsCmd(), newAuditCmd(), newMLCmd(), newBenchCmd(), newFleetCmd())
 	return root
 }

@@ -47,8 +47,16 @@ type Broker struct {
 	log  *os.File
 }
 
-// Start starts a broker that stops when the test ends.
+// Start starts a broker that stops when the test ends, open to anonymous
+// clients.
 func Start(t testing.TB) *Broker {
+	t.Helper()
+	return StartWith(t, "allow_anonymous true\n")
+}
+
+// StartWith starts a broker with extra configuration lines (for example
+// allow_anonymous, password_file and acl_file) after its listener.
+func StartWith(t testing.TB, extra string) *Broker {
 	t.Helper()
 	bin := requireTool(t, mosquittoPath)
 	requireTool(t, "mosquitto_pub")
@@ -62,7 +70,7 @@ func Start(t testing.TB) *Broker {
 	l.Close()
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "mosquitto.conf")
-	cfg := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n", port)
+	cfg := fmt.Sprintf("listener %d 127.0.0.1\npersistence false\n%s", port, extra)
 	if err := os.WriteFile(conf, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -142,11 +150,13 @@ type Sub struct {
 	cmd   *exec.Cmd
 }
 
-// Sub starts mosquitto_sub on topic.
-func (br *Broker) Sub(t testing.TB, topic string) *Sub {
+// Sub starts mosquitto_sub on topic, with extra arguments (for example
+// -u USER -P PASSWORD).
+func (br *Broker) Sub(t testing.TB, topic string, extra ...string) *Sub {
 	t.Helper()
 	// stdbuf: mosquitto_sub's stdout is block-buffered on a pipe.
-	cmd := exec.Command("stdbuf", "-oL", "mosquitto_sub", "-d", "-V", "5", "-h", "127.0.0.1", "-p", fmt.Sprint(br.port), "-t", topic, "-v")
+	args := append([]string{"-oL", "mosquitto_sub", "-d", "-V", "5", "-h", "127.0.0.1", "-p", fmt.Sprint(br.port), "-t", topic, "-v"}, extra...)
+	cmd := exec.Command("stdbuf", args...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -198,12 +208,20 @@ func (s *Sub) Next(t testing.TB) string {
 // Pub runs mosquitto_pub with args, feeding stdin.
 func (br *Broker) Pub(t testing.TB, stdin string, args ...string) {
 	t.Helper()
+	if out, err := br.PubOutput(stdin, args...); err != nil {
+		t.Fatalf("mosquitto_pub %q: %v\n%s", args, err, out)
+	}
+}
+
+// PubOutput runs mosquitto_pub with args, feeding stdin, and returns what
+// it printed: a publish the broker refused (MQTT v5 reason code) shows as a
+// warning there, with exit status 0.
+func (br *Broker) PubOutput(stdin string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	all := append([]string{"-V", "5", "-h", "127.0.0.1", "-p", fmt.Sprint(br.port)}, args...)
 	cmd := exec.CommandContext(ctx, "mosquitto_pub", all...)
 	cmd.Stdin = strings.NewReader(stdin)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("mosquitto_pub %q: %v\n%s", args, err, out)
-	}
+	out, err := cmd.CombinedOutput()
+	return string(out), err
 }

@@ -1,0 +1,349 @@
+package ctl
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+const (
+	oldImage = "1111111111111111111111111111111111111111111111111111111111111111"
+	newImage = "2222222222222222222222222222222222222222222222222222222222222222"
+)
+
+// fakeDev is a device of the fake fleet: how it reacts to a new version.
+type fakeDev struct {
+	obs      Observation
+	behavior string // ok, fault, refuse, silent (never reports), offline
+	sentAt   time.Time
+	seq      uint64
+}
+
+// fakeFleet applies a rollout's decisions to fake devices on a fake clock.
+type fakeFleet struct {
+	t      *testing.T
+	now    time.Time
+	devs   map[string]*fakeDev
+	r      *Rollout
+	events []Event
+	sends  int
+}
+
+func newFakeFleet(t *testing.T, n int, p Params, behavior func(i int) string) *fakeFleet {
+	t.Helper()
+	f := &fakeFleet{t: t, now: time.Unix(1_700_000_000, 0).UTC(), devs: map[string]*fakeDev{}}
+	var targets []Target
+	for i := range n {
+		id := fmt.Sprintf("dev-%04d", i)
+		b := behavior(i)
+		f.devs[id] = &fakeDev{behavior: b, obs: Observation{Online: b != "offline", Version: 1, Image: oldImage, Health: HealthHealthy, Seq: 1}, seq: 1}
+		targets = append(targets, Target{Device: id, From: 1, FromImage: oldImage})
+	}
+	r, err := NewRollout("r-1", "acme", "thermo", 2, newImage, "site=lab", p, targets, f.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.r = r
+	return f
+}
+
+func (f *fakeFleet) observe(id string) (Observation, bool) {
+	d, ok := f.devs[id]
+	if !ok {
+		return Observation{}, false
+	}
+	if d.behavior == "ok" && d.obs.Version == 2 && d.obs.Health == HealthPending && f.now.Sub(d.sentAt) >= f.r.Params.Health {
+		d.obs.Health = HealthHealthy
+	}
+	return d.obs, true
+}
+
+func (f *fakeFleet) apply(d Decision) {
+	f.events = append(f.events, d.Events...)
+	for _, id := range d.Send {
+		dev := f.devs[id]
+		dev.seq++
+		f.r.Sent(id, dev.seq)
+		f.sends++
+		dev.sentAt = f.now
+		switch dev.behavior {
+		case "ok":
+			dev.obs = Observation{Online: true, Version: 2, Image: newImage, Health: HealthPending, Seq: dev.seq}
+		case "fault":
+			dev.obs = Observation{Online: true, Version: 2, Image: newImage, Health: HealthFailed, Reason: "trap", Seq: dev.seq}
+		case "refuse":
+			dev.obs = Observation{Online: true, Version: 1, Image: oldImage, Health: HealthHealthy, Seq: dev.seq, Refused: "beyond the ceiling: memory"}
+		}
+	}
+	for _, id := range d.Revert {
+		dev := f.devs[id]
+		dev.seq++
+		f.r.Reverted(id, dev.seq)
+		if dev.obs.Online && dev.behavior != "silent" {
+			dev.obs = Observation{Online: true, Version: 1, Image: oldImage, Health: HealthHealthy, Seq: dev.seq}
+		}
+	}
+}
+
+// run steps the rollout every 100 ms of fake time until it ends.
+func (f *fakeFleet) run() {
+	f.t.Helper()
+	for range 100000 {
+		f.apply(f.r.Step(f.now, f.observe))
+		if f.r.Done() {
+			return
+		}
+		f.now = f.now.Add(100 * time.Millisecond)
+	}
+	f.t.Fatalf("rollout did not end: %s", f.r.State)
+}
+
+func (f *fakeFleet) eventKinds() string {
+	var b []string
+	for _, e := range f.events {
+		if e.Kind != EvDevice {
+			b = append(b, fmt.Sprintf("%s/%d", e.Kind, e.Wave))
+		}
+	}
+	return strings.Join(b, " ")
+}
+
+func testParams() Params {
+	p := DefaultParams()
+	p.Health = 2 * time.Second
+	p.Timeout = 30 * time.Second
+	return p
+}
+
+func TestRolloutCompletes(t *testing.T) {
+	f := newFakeFleet(t, 20, testParams(), func(int) string { return "ok" })
+	f.run()
+	if f.r.State != RolloutCompleted {
+		t.Fatalf("state %s (%s)", f.r.State, f.r.Reason)
+	}
+	if c := f.r.Counts(); c[JobSucceeded] != 20 {
+		t.Fatalf("counts %v", c)
+	}
+	if got, want := f.eventKinds(), "rollout_started/0 wave_started/0 wave_done/0 wave_started/1 wave_done/1 wave_started/2 wave_done/2 wave_started/3 wave_done/3 wave_started/4 wave_done/4 completed/4"; got != want {
+		t.Fatalf("events\n got %s\nwant %s", got, want)
+	}
+	// Each wave waited for its devices to be healthy: no two waves closer
+	// than the health window.
+	for i := 1; i < len(f.r.Waves); i++ {
+		if gap := f.r.Waves[i].Started.Sub(f.r.Waves[i-1].Started); gap < f.r.Params.Health {
+			t.Fatalf("wave %d started %v after wave %d", i, gap, i-1)
+		}
+	}
+	b, err := f.r.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := DecodeRollout(b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFaultingCanaryAbortsBeforeFirstFullWave(t *testing.T) {
+	f := newFakeFleet(t, 100, testParams(), func(int) string { return "fault" })
+	f.run()
+	if f.r.State != RolloutAborted {
+		t.Fatalf("state %s", f.r.State)
+	}
+	if f.sends != f.r.Waves[0].Size {
+		t.Fatalf("sent the new version to %d devices, canary is %d", f.sends, f.r.Waves[0].Size)
+	}
+	for _, j := range f.r.Jobs {
+		want := JobCanceled
+		if j.Wave == 0 {
+			want = JobRolledBack
+		}
+		if j.State != want {
+			t.Fatalf("%s in wave %d: %s, want %s", j.Device, j.Wave, j.State, want)
+		}
+		if j.Wave == 0 && f.devs[j.Device].obs.Version != 1 {
+			t.Fatalf("%s not back on version 1", j.Device)
+		}
+	}
+	if !strings.Contains(f.r.Reason, "failed") {
+		t.Fatalf("reason %q", f.r.Reason)
+	}
+}
+
+func TestMaxFailuresCountsAttemptedDevices(t *testing.T) {
+	// 100 devices, 10% may fail; devices 0-7 fault. Whatever the order,
+	// at most 8 of 100 fail, so the rollout completes.
+	p := testParams()
+	p.MaxFailures = 1000
+	f := newFakeFleet(t, 100, p, func(i int) string {
+		if i < 8 {
+			return "fault"
+		}
+		return "ok"
+	})
+	f.run()
+	c := f.r.Counts()
+	// Failures are checked over the devices attempted so far: if the
+	// canary alone held more than 10% faulting devices it had to abort.
+	canaryFail := 0
+	for _, j := range f.r.Jobs {
+		if j.Wave == 0 && f.devs[j.Device].behavior == "fault" {
+			canaryFail++
+		}
+	}
+	if canaryFail*10 > f.r.Waves[0].Size {
+		if f.r.State != RolloutAborted {
+			t.Fatalf("canary had %d of %d failing, state %s", canaryFail, f.r.Waves[0].Size, f.r.State)
+		}
+		return
+	}
+	if f.r.State != RolloutCompleted || c[JobFailed] != 8 || c[JobSucceeded] != 92 {
+		t.Fatalf("state %s counts %v (%s)", f.r.State, c, f.r.Reason)
+	}
+}
+
+func TestOfflineDevicesDoNotBlockWaves(t *testing.T) {
+	f := newFakeFleet(t, 20, testParams(), func(i int) string {
+		if i%5 == 0 {
+			return "offline"
+		}
+		return "ok"
+	})
+	f.run()
+	if f.r.State != RolloutCompleted {
+		t.Fatalf("state %s (%s)", f.r.State, f.r.Reason)
+	}
+	c := f.r.Counts()
+	if c[JobPending] != 4 || c[JobSucceeded] != 16 {
+		t.Fatalf("counts %v", c)
+	}
+}
+
+func TestPendingDeviceCatchesUpWhileRolling(t *testing.T) {
+	f := newFakeFleet(t, 20, testParams(), func(i int) string { return "ok" })
+	// Take a canary device offline before it hears of the rollout.
+	canary := f.r.Jobs[0].Device
+	f.devs[canary].behavior = "offline"
+	f.devs[canary].obs.Online = false
+	for !f.r.Done() && f.r.Wave < 2 {
+		f.apply(f.r.Step(f.now, f.observe))
+		f.now = f.now.Add(100 * time.Millisecond)
+	}
+	if j := f.r.job(canary); j.State != JobPending {
+		t.Fatalf("offline canary: %s", j.State)
+	}
+	// It comes back and runs the new version well.
+	f.devs[canary].behavior = "ok"
+	f.devs[canary].obs = Observation{Online: true, Version: 2, Image: newImage, Health: HealthHealthy, Seq: f.r.job(canary).Seq}
+	f.run()
+	if j := f.r.job(canary); j.State != JobSucceeded || f.r.State != RolloutCompleted {
+		t.Fatalf("canary %s, rollout %s", j.State, f.r.State)
+	}
+}
+
+func TestRejectedAndTimedOutCountAsFailures(t *testing.T) {
+	f := newFakeFleet(t, 4, testParams(), func(i int) string {
+		return [...]string{"refuse", "silent", "ok", "ok"}[i]
+	})
+	// Put the refusing and silent devices in the canary by making the
+	// canary everything.
+	f.r.Params.Canary = 10000
+	f.r.Params.MaxFailures = 4000 // one failure of four is fine, two are not
+	f.r = mustReplan(t, f.r, 4)
+	f.run()
+	if f.r.State != RolloutAborted {
+		t.Fatalf("state %s", f.r.State)
+	}
+	got := map[string]string{}
+	for _, j := range f.r.Jobs {
+		got[f.devs[j.Device].behavior] = j.State
+	}
+	if got["refuse"] != JobRolledBack || got["ok"] != JobRolledBack {
+		t.Fatalf("states %v", got)
+	}
+	if got["silent"] != JobRollbackFailed {
+		t.Fatalf("silent device: %s", got["silent"])
+	}
+	var sawReject, sawTimeout bool
+	for _, e := range f.events {
+		sawReject = sawReject || e.State == JobRejected && strings.Contains(e.Reason, "ceiling")
+		sawTimeout = sawTimeout || e.State == JobTimedOut
+	}
+	if !sawReject || !sawTimeout {
+		t.Fatalf("events lack REJECTED or TIMED_OUT: %v", f.eventKinds())
+	}
+}
+
+func mustReplan(t *testing.T, r *Rollout, n int) *Rollout {
+	t.Helper()
+	var targets []Target
+	for _, j := range r.Jobs {
+		targets = append(targets, Target{Device: j.Device, From: j.From, FromImage: j.FromImage})
+	}
+	nr, err := NewRollout(r.ID, r.Tenant, r.Container, r.Version, r.Image, r.Selector, r.Params, targets, r.Created)
+	if err != nil || len(nr.Jobs) != n {
+		t.Fatal(err)
+	}
+	return nr
+}
+
+func TestAbortByHandReturnsTouchedDevices(t *testing.T) {
+	f := newFakeFleet(t, 20, testParams(), func(int) string { return "ok" })
+	for f.r.Wave < 1 {
+		f.apply(f.r.Step(f.now, f.observe))
+		f.now = f.now.Add(100 * time.Millisecond)
+	}
+	f.apply(f.r.Step(f.now, f.observe)) // wave 1 sent
+	f.apply(f.r.Abort(f.now, "aborted by hand"))
+	f.run()
+	c := f.r.Counts()
+	touched := f.r.Waves[0].Size + f.r.Waves[1].Size
+	if f.r.State != RolloutAborted || c[JobRolledBack] != touched || c[JobCanceled] != 20-touched {
+		t.Fatalf("state %s counts %v, touched %d", f.r.State, c, touched)
+	}
+	for id, d := range f.devs {
+		if d.obs.Version != 1 {
+			t.Fatalf("%s on version %d", id, d.obs.Version)
+		}
+	}
+}
+
+func TestLease(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	r := &Rollout{Params: testParams()}
+	r.Claim("a", now)
+	if r.Lease.Term != 1 || !r.LeaseLive(now.Add(r.Params.Lease-time.Millisecond)) || r.LeaseLive(now.Add(r.Params.Lease)) {
+		t.Fatalf("lease %+v", r.Lease)
+	}
+	if r.RenewDue(now) || !r.RenewDue(now.Add(r.Params.Lease/3+time.Millisecond)) {
+		t.Fatal("renewal due at the wrong time")
+	}
+	if r.Lease.Supersedes("a", 1) || !r.Lease.Supersedes("b", 1) || r.Lease.Supersedes("b", 2) {
+		t.Fatal("Supersedes")
+	}
+	r.Claim("b", now)
+	if !r.Lease.Supersedes("a", 1) {
+		t.Fatal("a higher term must supersede")
+	}
+}
+
+func FuzzDecodeRollout(f *testing.F) {
+	ff := newFakeFleet(&testing.T{}, 5, testParams(), func(int) string { return "ok" })
+	b, _ := ff.r.Encode()
+	f.Add(b)
+	f.Add([]byte(`{}`))
+	f.Add([]byte(`{"format":1,"waves":[{"size":-1}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := DecodeRollout(b)
+		if err != nil {
+			return
+		}
+		// A document that decodes can be driven without panicking.
+		now := r.Updated
+		r.Step(now, func(string) (Observation, bool) { return Observation{Online: true}, true })
+		r.Abort(now, "fuzz")
+		if _, err := r.Encode(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
