@@ -16,7 +16,7 @@ WAT_SRC := $(shell find $(GUEST_DIRS) -name '*.wat' 2>/dev/null)
 
 GUESTS := $(C_SRC:.c=.wasm) $(BPF_SRC:.bpf.c=.bpf.o) $(WAT_SRC:.wat=.wasm)
 
-.PHONY: guests check-guests test test-arm64 test-arm32
+.PHONY: guests check-guests test test-arm64 test-arm32 spectest
 guests: $(GUESTS)
 
 # A guest also depends on the C sources and headers beside it (X.bpf.c
@@ -45,6 +45,11 @@ check-guests:
 
 test:
 	go test -race ./...
+
+# The whole WebAssembly spec suite (wazero's copy, in the module cache)
+# through the instrumenter against plain wazero; `make test` runs a sample.
+spectest:
+	TC_SPEC_FULL=1 go test -count 1 -run TestSpecSuite ./runtime/wasm/instrument
 
 # The eBPF runtime's arm64 code generator, tested on this machine under
 # qemu-user (apt-get install qemu-user): every test of the package with the

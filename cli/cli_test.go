@@ -168,11 +168,19 @@ func TestOfflineVerbs(t *testing.T) {
 	if err := os.WriteFile(p("junk.img"), []byte("not an image"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// Code over the largest max code a grant may give (4 MiB).
+	if err := os.WriteFile(p("big.wasm"), make([]byte, 4<<20+1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p("big.yaml"), []byte("name: big\ntenant: acme\nversion: 1\nruntime: wasm\ncode: big.wasm\nschedule:\n  trigger: once\n  budget: 5ms\nlimits:\n  memory: 64KiB\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, args := range [][]string{
 		{"pack", "--manifest", example("thermo"), "-o", p("x.img")},                         // no --key
 		{"pack", "--manifest", p("bad.yaml"), "--key", p("acme.key"), "-o", p("x.img")},     // bad manifest
 		{"pack", "--manifest", example("thermo"), "--key", p("acme.pub"), "-o", p("x.img")}, // a public key
 		{"pack", "--manifest", p("none.yaml"), "--key", p("acme.key"), "-o", p("x.img")},    // no such file
+		{"pack", "--manifest", p("big.yaml"), "--key", p("acme.key"), "-o", p("x.img")},     // code over 4 MiB
 		{"inspect", p("junk.img")},
 		{"inspect"},
 		{"keygen"},

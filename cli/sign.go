@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tinycontainer/tinycontainer/meta"
+	"github.com/tinycontainer/tinycontainer/runtime"
 	"github.com/tinycontainer/tinycontainer/trust"
 )
 
@@ -53,6 +54,11 @@ func newPackCmd() *cobra.Command {
 			if err != nil {
 				return usageError{err}
 			}
+			// The device refuses code over the tenant's max code (1 MiB
+			// unless its grant says more, never over 4 MiB).
+			if err := (runtime.Config{CodeLimit: runtime.MaxCodeLimit}).CheckCode(code); err != nil {
+				return usageError{err}
+			}
 			priv, err := trust.LoadPrivateKey(key)
 			if err != nil {
 				return usageError{err}
@@ -70,6 +76,10 @@ func newPackCmd() *cobra.Command {
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s: %s v%d (%s, %d bytes of code), signed by %s\n",
 				out, m.Name, m.Version, m.Runtime, len(code), trust.KeyID(priv.Public().(ed25519.PublicKey)))
+			if (runtime.Config{}).CheckCode(code) != nil {
+				fmt.Fprintf(cmd.OutOrStdout(), "note: the code is over the default max code size of %d bytes: the tenant's grant needs --max-code %d or more\n",
+					runtime.DefaultCodeLimit, len(code))
+			}
 			return nil
 		},
 	}

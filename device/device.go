@@ -223,12 +223,17 @@ func (d *Device) build(ctx context.Context, m *meta.Manifest, code []byte) (*con
 	if !ok {
 		return nil, fmt.Errorf("%w: runtime %q is not available on this device", ErrInvalid, m.Runtime)
 	}
-	mod, err := d.mods.compile(ctx, rt, code, runtime.Config{MemoryLimit: m.Limits.Memory})
+	mod, err := d.mods.compile(ctx, rt, code, runtime.Config{MemoryLimit: m.Limits.Memory, CodeLimit: d.codeLimit(m)})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrInvalid, m.Name, err)
 	}
 	return container.New(m, rt.Kind(), mod, d.reg, d.audit), nil
 }
+
+// codeLimit is the max code size of m's tenant (SPEC section 5) for
+// Compile, which refuses longer code before compiling anything: every
+// install path (run, deploy, the fleet) compiles through build.
+func (d *Device) codeLimit(m *meta.Manifest) uint64 { return d.MaxCode(m.Tenant) }
 
 func (d *Device) get(name string) (*installed, error) {
 	in, ok := d.containers[name]

@@ -41,6 +41,11 @@ func newModCache() *modCache { return &modCache{mods: map[modKey]*sharedMod{}} }
 // compile returns a reference to the module for code, compiling it only
 // when no container holds it yet.
 func (c *modCache) compile(ctx context.Context, rt runtime.Runtime, code []byte, cfg runtime.Config) (runtime.Module, error) {
+	// Before the cache: code another tenant may install is not
+	// necessarily within this one's max code.
+	if err := cfg.CheckCode(code); err != nil {
+		return nil, err
+	}
 	k := modKey{kind: rt.Kind(), sum: sha256.Sum256(code), limit: cfg.MemoryLimit}
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -2,6 +2,8 @@ package device
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 
 	"github.com/tinycontainer/tinycontainer/runtime"
@@ -45,5 +47,24 @@ func TestModCacheSharesAndReleases(t *testing.T) {
 	other.Close(ctx)
 	if _, err := c.compile(ctx, rt, []byte("code"), cfg); err != nil || rt.compiles != 3 {
 		t.Fatal("a released module was reused")
+	}
+}
+
+// TestModCacheChecksCodeLimitBeforeSharing: code one tenant installed
+// under a larger max code is not handed to another whose max code it
+// exceeds.
+func TestModCacheChecksCodeLimitBeforeSharing(t *testing.T) {
+	ctx := context.Background()
+	rt := &countingRuntime{}
+	c := newModCache()
+	code := make([]byte, runtime.DefaultCodeLimit+1)
+	big, err := c.compile(ctx, rt, code, runtime.Config{MemoryLimit: 64 << 10, CodeLimit: 2 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer big.Close(ctx)
+	_, err = c.compile(ctx, rt, code, runtime.Config{MemoryLimit: 64 << 10})
+	if !errors.Is(err, runtime.ErrLimit) || !strings.Contains(err.Error(), "max code") {
+		t.Fatalf("got %v, want ErrLimit naming the max code", err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tinycontainer/tinycontainer/abi"
+	"github.com/tinycontainer/tinycontainer/meta"
 )
 
 // Kind names a kind of guest code, as in the manifest's runtime field.
@@ -67,11 +68,44 @@ type BufHost interface {
 	CallBuf(mem Memory, handle, op, bufPtr uint32, buf []byte, inLen, bufCap uint32) int32
 }
 
+// Code size limits (SPEC section 5): a tenant's code is at most
+// DefaultCodeLimit bytes unless its grant says otherwise, and never more
+// than MaxCodeLimit. The numbers are the rulebook's.
+const (
+	DefaultCodeLimit = meta.DefaultMaxCode
+	MaxCodeLimit     = meta.MaxCodeCeiling
+)
+
 // Config is what a Runtime needs to know of the container's metadata to
 // compile its code.
 type Config struct {
 	// MemoryLimit is the guest memory ceiling in bytes.
 	MemoryLimit uint64
+	// CodeLimit is the tenant's max code size in bytes: longer code is
+	// refused before anything is compiled. 0 means DefaultCodeLimit;
+	// above MaxCodeLimit counts as MaxCodeLimit.
+	CodeLimit uint64
+}
+
+// MaxCode is the code limit c stands for.
+func (c Config) MaxCode() uint64 {
+	switch {
+	case c.CodeLimit == 0:
+		return DefaultCodeLimit
+	case c.CodeLimit > MaxCodeLimit:
+		return MaxCodeLimit
+	}
+	return c.CodeLimit
+}
+
+// CheckCode refuses code longer than the code limit, with an error that
+// wraps ErrLimit and names the limit. Every Runtime calls it first in
+// Compile; callers that cache compiled code call it before the cache.
+func (c Config) CheckCode(code []byte) error {
+	if limit := c.MaxCode(); uint64(len(code)) > limit {
+		return fmt.Errorf("%w: code of %d bytes is over the max code size of %d bytes (the tenant's max code)", ErrLimit, len(code), limit)
+	}
+	return nil
 }
 
 // Runtime compiles one kind of guest code.

@@ -34,10 +34,12 @@ var (
 )
 
 // Size caps, checked before decoding. An image carries the guest code of a
-// microcontroller container, so 4 MiB is generous; a command may carry a
-// whole image as its body (deploy, update), hence the extra room.
+// container: at most the largest max code a grant may give (4 MiB, SPEC
+// section 5; the tenant's own max code is enforced where the code is
+// compiled) plus room for the manifest and signature. A command may carry
+// a whole image as its body (deploy, update), hence the extra room.
 const (
-	MaxImageSize   = 4 << 20
+	MaxImageSize   = 4<<20 + 64<<10
 	MaxGrantSize   = 64 << 10
 	MaxCommandSize = MaxImageSize + 64<<10
 )

@@ -56,7 +56,9 @@ const (
 type ServerOptions struct {
 	// AllowRemote permits a listening address that is not loopback.
 	AllowRemote bool
-	// MaxImage caps the body of POST /deploy; default 1 MiB.
+	// MaxImage caps the body of POST /deploy; default 4 MiB + 128 KiB, a
+	// signed image of the largest max code a grant may give (4 MiB, SPEC
+	// section 5): the tenant's own max code is checked by the device.
 	MaxImage int64
 	// MaxCommand caps the body of every other request; default 64 KiB.
 	MaxCommand int64
@@ -87,7 +89,7 @@ type ServerOptions struct {
 
 func (o ServerOptions) withDefaults() ServerOptions {
 	if o.MaxImage <= 0 {
-		o.MaxImage = 1 << 20
+		o.MaxImage = 4<<20 + 128<<10
 	}
 	if o.MaxCommand <= 0 {
 		o.MaxCommand = 64 << 10

@@ -86,6 +86,9 @@ func (r *Runtime) Compile(ctx context.Context, code []byte, cfg runtime.Config) 
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if err := cfg.CheckCode(code); err != nil {
+		return nil, err
+	}
 	limit := cfg.MemoryLimit
 	if limit == 0 {
 		limit = MaxData + maxCallDepth*frameSize

@@ -174,6 +174,9 @@ func (r *Runtime) Kind() runtime.Kind { return runtime.Wasm }
 // exports against the ABI and compiles it. Identical code with identical
 // limits compiles once.
 func (r *Runtime) Compile(ctx context.Context, code []byte, cfg runtime.Config) (runtime.Module, error) {
+	if err := cfg.CheckCode(code); err != nil {
+		return nil, err
+	}
 	res, err := instrument.Instrument(code, instrument.Options{
 		MemoryLimit: cfg.MemoryLimit, Interval: r.opts.CheckInterval, StackLimit: r.opts.StackLimit,
 	})

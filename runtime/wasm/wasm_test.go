@@ -244,6 +244,40 @@ func TestCompileRefusals(t *testing.T) {
 	}
 }
 
+// TestCodeLimit: code over the tenant's max code is refused before it is
+// decoded (1 MiB by default); a larger limit admits it.
+func TestCodeLimit(t *testing.T) {
+	ctx := context.Background()
+	r, err := New(ctx, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close(ctx)
+	// counter.wasm with a custom section padding it past 1 MiB.
+	code := guest(t, "counter.wasm")
+	pad := make([]byte, runtime.DefaultCodeLimit)
+	pad = append([]byte{1, 'x'}, pad...)
+	code = append(append(append([]byte{}, code...), 0), appendLEB(nil, uint32(len(pad)))...)
+	code = append(code, pad...)
+	_, err = r.Compile(ctx, code, runtime.Config{MemoryLimit: 65536})
+	if !errors.Is(err, runtime.ErrLimit) || !strings.Contains(err.Error(), "max code") {
+		t.Fatalf("%d bytes under the default limit: got %v, want ErrLimit naming the max code", len(code), err)
+	}
+	m, err := r.Compile(ctx, code, runtime.Config{MemoryLimit: 65536, CodeLimit: 2 << 20})
+	if err != nil {
+		t.Fatalf("under a 2 MiB limit: %v", err)
+	}
+	m.Close(ctx)
+}
+
+func appendLEB(b []byte, v uint32) []byte {
+	for v >= 0x80 {
+		b = append(b, byte(v)|0x80)
+		v >>= 7
+	}
+	return append(b, byte(v))
+}
+
 func TestWASI(t *testing.T) {
 	engines(t, func(t *testing.T, r *Runtime) {
 		m := compile(t, r, "wasi.wasm", 65536)

@@ -109,7 +109,7 @@ type costs struct {
 // Indices of locals and globals are checked here because the instrumented
 // module has more of both: a reference past the guest's own, invalid in
 // the original, would reach the fuel counter in the output.
-func analyze(b body, nImports, funcIdx uint32, nParams int, nGlobals uint32, c costs, fi *fnInfo) error {
+func analyze(b body, nImports, funcIdx uint32, nParams int, nGlobals, nTypes uint32, c costs, fi *fnInfo) error {
 	r := &reader{b: b.b, base: b.base}
 	n, err := count(r, 2)
 	if err != nil {
@@ -150,6 +150,10 @@ func analyze(b body, nImports, funcIdx uint32, nParams int, nGlobals uint32, c c
 		in, err := decodeInst(r)
 		if err != nil {
 			return fmt.Errorf("function %d: %w", funcIdx, err)
+		}
+		if in.hasType && in.typ >= nTypes {
+			// The output has more types: this must not name one of them.
+			return r.errorf("function %d: type %d out of range", funcIdx, in.typ)
 		}
 		fi.regions[cur].base++
 		switch in.kind {

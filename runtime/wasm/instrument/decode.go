@@ -29,6 +29,10 @@ type inst struct {
 	idxStart, idxEnd int
 	idx              uint32
 	kind             kind
+	// typ is the type index of a block type or call_indirect, when
+	// hasType.
+	typ     uint32
+	hasType bool
 }
 
 // Immediate shapes of single-byte opcodes.
@@ -161,13 +165,14 @@ func decodeInst(r *reader) (inst, error) {
 		return in, r.errorf("opcode %#02x: %s", op, unsupported(op))
 	case immNone:
 	case immBlockType:
-		err = blockType(r)
+		in.typ, in.hasType, err = blockType(r)
 	case immU32:
 		in.idxStart = r.off
 		in.idx, err = r.u32()
 		in.idxEnd = r.off
-	case immU32x2:
-		if _, err = r.u32(); err == nil {
+	case immU32x2: // type index, table index
+		if in.typ, err = r.u32(); err == nil {
+			in.hasType = true
 			_, err = r.u32()
 		}
 	case immBrTable:
@@ -217,23 +222,24 @@ func decodeInst(r *reader) (inst, error) {
 	return in, err
 }
 
-// blockType reads a block type: empty, one value type, or a type index.
-func blockType(r *reader) error {
+// blockType reads a block type: empty, one value type, or a type index
+// (then returned, with true).
+func blockType(r *reader) (uint32, bool, error) {
 	if r.eof() {
-		return r.errorf("unexpected end of data")
+		return 0, false, r.errorf("unexpected end of data")
 	}
 	if b := r.b[r.off]; b == 0x40 || isValType(b) {
 		r.off++
-		return nil
+		return 0, false, nil
 	}
 	v, err := r.signed(33)
 	if err != nil {
-		return err
+		return 0, false, err
 	}
-	if v < 0 {
-		return r.errorf("unknown block type %d", v)
+	if v < 0 || v > 1<<32-1 {
+		return 0, false, r.errorf("unknown block type %d", v)
 	}
-	return nil
+	return uint32(v), true, nil
 }
 
 func memArg(r *reader) error {

@@ -130,6 +130,9 @@ func Instrument(wasm []byte, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := m.validate(); err != nil {
+		return nil, err
+	}
 	res := &Result{StackLimit: opts.StackLimit, HasMemory: m.memory != nil}
 	if err := m.clampLimits(opts); err != nil {
 		return nil, err
@@ -139,15 +142,7 @@ func Instrument(wasm []byte, opts Options) (*Result, error) {
 	nFuncs := nImports + nDef
 	funcType := func(f uint32) FuncType {
 		if f < nImports {
-			i := uint32(0)
-			for _, im := range m.imports {
-				if im.kind == ExternFunc {
-					if i == f {
-						return m.types[im.typeIdx]
-					}
-					i++
-				}
-			}
+			return m.types[m.importFuncs[f]]
 		}
 		return m.types[m.funcTypes[f-nImports]]
 	}
@@ -193,7 +188,7 @@ func Instrument(wasm []byte, opts Options) (*Result, error) {
 	}
 	for i := range m.codes {
 		fi := &infos[i]
-		if err := analyze(m.codes[i], nImports, nImports+uint32(i), len(m.types[m.funcTypes[i]].Params), m.nGlobals(), c, fi); err != nil {
+		if err := analyze(m.codes[i], nImports, nImports+uint32(i), len(m.types[m.funcTypes[i]].Params), m.nGlobals(), uint32(len(m.types)), c, fi); err != nil {
 			return nil, err
 		}
 		for _, d := range fi.callees {
@@ -222,7 +217,7 @@ func Instrument(wasm []byte, opts Options) (*Result, error) {
 	}
 	var elements []byte
 	if m.elements != nil {
-		if elements, err = rewriteElements(m.elements, m.elementsBase, m.nGlobals(), record); err != nil {
+		if elements, err = rewriteElements(m.elements, m.elementsBase, m.constGlobal, record); err != nil {
 			return nil, err
 		}
 	}
@@ -249,14 +244,21 @@ func Instrument(wasm []byte, opts Options) (*Result, error) {
 	plans := classify(m, infos, taken, opts)
 
 	// Output.
+	// typeIndex finds or adds a type: one map lookup, so a module of many
+	// multi-result functions costs linear time (a scan per function made
+	// 32,000 of them take 75 s).
 	types := m.types
+	typeIdx := make(map[string]uint32, len(types))
+	for i := len(types) - 1; i >= 0; i-- {
+		typeIdx[types[i].key()] = uint32(i)
+	}
 	typeIndex := func(t FuncType) uint32 {
-		for i, u := range types {
-			if u.equal(t) {
-				return uint32(i)
-			}
+		k := t.key()
+		if i, ok := typeIdx[k]; ok {
+			return i
 		}
 		types = append(types[:len(types):len(types)], t)
+		typeIdx[k] = uint32(len(types) - 1)
 		return uint32(len(types) - 1)
 	}
 	cpType := typeIndex(FuncType{})

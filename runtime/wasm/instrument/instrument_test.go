@@ -228,6 +228,20 @@ func TestRefusals(t *testing.T) {
 		{"tag section", wasm(sec(secTag, 0)), Options{}, runtime.ErrInvalidCode, "exception"},
 		{"reserved export", wasm(typeV, funcs, sec(secExport, 1, 4, 't', 'c', '_', 'i', 0, 0), body(0x0B)), Options{}, nil, ""},
 		{"body count", wasm(typeV, funcs), Options{}, runtime.ErrInvalidCode, "bodies"},
+		// Invalid modules that rewriting would make valid: refused first.
+		{"export of a missing global", wasm(sec(secExport, 1, 1, 'g', ExternGlobal, 0)), Options{}, runtime.ErrInvalidCode, "names global 0, the module has 0"},
+		{"export of a missing function", wasm(typeV, funcs, sec(secExport, 1, 1, 'f', ExternFunc, 1), body(0x0B)), Options{}, runtime.ErrInvalidCode, "names function 1"},
+		{"export of a missing table", wasm(sec(secExport, 1, 1, 't', ExternTable, 0)), Options{}, runtime.ErrInvalidCode, "names table 0"},
+		{"export of a missing memory", wasm(sec(secExport, 1, 1, 'm', ExternMemory, 0)), Options{}, runtime.ErrInvalidCode, "names memory 0"},
+		{"memory maximum above 65536 pages", wasm(sec(secMemory, 1, 1, 0, 0x81, 0x80, 0x04)), Options{MemoryLimit: 1 << 20}, runtime.ErrInvalidCode, "maximum of 65537 pages"},
+		{"memory minimum above 65536 pages", wasm(sec(secMemory, 1, 0, 0x81, 0x80, 0x04)), Options{MemoryLimit: 1 << 20}, runtime.ErrInvalidCode, "minimum of 65537 pages"},
+		{"memory minimum above maximum", wasm(sec(secMemory, 1, 1, 2, 1)), Options{MemoryLimit: 1 << 20}, runtime.ErrInvalidCode, "above its maximum"},
+		{"table minimum above maximum", wasm(sec(secTable, 1, 0x70, 1, 2, 1)), Options{}, runtime.ErrInvalidCode, "above its maximum"},
+		{"start of the wrong type", wasm(sec(secType, 1, 0x60, 1, 0x7F, 0), funcs, sec(secStart, 0), body(0x0B)), Options{}, runtime.ErrInvalidCode, "not () -> ()"},
+		{"block type past the types", wasm(typeV, funcs, body(0x02, 0x01, 0x0B, 0x0B)), Options{}, runtime.ErrInvalidCode, "type 1 out of range"},
+		{"call_indirect type past the types", wasm(typeV, funcs, sec(secTable, 1, 0x70, 0, 1), body(0x41, 0, 0x11, 0x01, 0x00, 0x0B)), Options{}, runtime.ErrInvalidCode, "type 1 out of range"},
+		{"global.get of a defined global in a constant", wasm(sec(secGlobal, 2, 0x7F, 0, 0x41, 0, 0x0B, 0x7F, 0, 0x23, 0, 0x0B)), Options{}, runtime.ErrInvalidCode, "not an immutable imported global"},
+		{"two instructions in a constant", wasm(sec(secGlobal, 1, 0x7F, 0, 0x41, 0, 0x41, 0, 0x0B)), Options{}, runtime.ErrInvalidCode, "more than one instruction"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -333,7 +347,7 @@ func checkpointsInInnermostLoops(t *testing.T, code []byte) (loops, calling int)
 	cp := m.nImportFuncs - 1 // the checkpoint is the last import
 	for i, b := range m.codes {
 		var fi fnInfo
-		if err := analyze(b, m.nImportFuncs, 0, len(m.types[m.funcTypes[i]].Params), m.nGlobals(), costs{}, &fi); err != nil {
+		if err := analyze(b, m.nImportFuncs, 0, len(m.types[m.funcTypes[i]].Params), m.nGlobals(), uint32(len(m.types)), costs{}, &fi); err != nil {
 			t.Fatal(err)
 		}
 		r := &reader{b: b.b, base: b.base, off: fi.exprStart}

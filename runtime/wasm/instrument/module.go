@@ -45,6 +45,9 @@ func (t FuncType) equal(u FuncType) bool {
 	return bytes.Equal(t.Params, u.Params) && bytes.Equal(t.Results, u.Results)
 }
 
+// key is a map key for t: no value type is 0x00.
+func (t FuncType) key() string { return string(t.Params) + "\x00" + string(t.Results) }
+
 func (t FuncType) String() string {
 	return "(" + typeList(t.Params) + ") -> (" + typeList(t.Results) + ")"
 }
@@ -107,26 +110,35 @@ type limits struct {
 // module is a decoded module: what instrumentation rewrites is decoded,
 // the rest is kept as raw bytes.
 type module struct {
-	types        []FuncType
-	imports      []importEntry
-	nImportFuncs uint32
-	nImportGlobs uint32
-	funcTypes    []uint32 // type index of each defined function
-	tables       []limits
-	tableRefs    []byte
-	memory       *limits
-	globals      []globalEntry
-	exports      []exportEntry
-	start        *uint32
-	elements     []byte // section payload, rewritten later
-	elementsBase int
-	dataCount    []byte // section payload
-	codes        []body
-	data         []byte // section payload
+	types         []FuncType
+	imports       []importEntry
+	nImportFuncs  uint32
+	nImportGlobs  uint32
+	nImportTabs   uint32
+	importFuncs   []uint32 // type index of each imported function
+	importGlobMut []bool   // mutability of each imported global
+	funcTypes     []uint32 // type index of each defined function
+	tables        []limits
+	tableRefs     []byte
+	memory        *limits
+	globals       []globalEntry
+	exports       []exportEntry
+	start         *uint32
+	elements      []byte // section payload, rewritten later
+	elementsBase  int
+	dataCount     []byte // section payload
+	codes         []body
+	data          []byte // section payload
 }
 
 // nGlobals is the number of globals the guest has, imported or defined.
 func (m *module) nGlobals() uint32 { return m.nImportGlobs + uint32(len(m.globals)) }
+
+// constGlobal reports whether a constant expression may read global g:
+// only an immutable imported one (WebAssembly 2.0).
+func (m *module) constGlobal(g uint32) bool {
+	return g < m.nImportGlobs && !m.importGlobMut[g]
+}
 
 // body is one function body: its raw bytes and the absolute offset of
 // its first byte.
@@ -206,7 +218,7 @@ func decodeModule(code []byte) (*module, error) {
 			// Checked now, so that every length is known sound once the
 			// module decodes; rewritten once functions are renumbered.
 			m.elements, m.elementsBase = payload, start
-			_, err = rewriteElements(payload, start, m.nGlobals(), func(f uint32) uint32 { return f })
+			_, err = rewriteElements(payload, start, m.constGlobal, func(f uint32) uint32 { return f })
 			sr.off = len(payload)
 		case secDataCount:
 			m.dataCount = payload
@@ -215,7 +227,7 @@ func decodeModule(code []byte) (*module, error) {
 			err = m.decodeCode(sr)
 		case secData:
 			m.data = payload
-			err = checkData(sr, m.nGlobals())
+			err = checkData(sr, m.constGlobal)
 		}
 		if err != nil {
 			return nil, err
@@ -236,7 +248,7 @@ func decodeModule(code []byte) (*module, error) {
 // checkData checks the data section's structure; it is copied as is, but
 // every length in it must be sound before it reaches a decoder that
 // allocates what the lengths say.
-func checkData(r *reader, nGlobals uint32) error {
+func checkData(r *reader, constGlobal func(uint32) bool) error {
 	n, err := count(r, 2)
 	if err != nil {
 		return err
@@ -261,7 +273,7 @@ func checkData(r *reader, nGlobals uint32) error {
 			return r.errorf("data segment %d: unknown flags %d", i, flags)
 		}
 		if flags != 1 {
-			if _, err := constExpr(r, nGlobals); err != nil {
+			if _, err := constExpr(r, constGlobal); err != nil {
 				return err
 			}
 		}
@@ -386,7 +398,9 @@ func (m *module) decodeImports(r *reader) error {
 				return r.errorf("import %q.%q: type index %d out of range", e.module, e.name, e.typeIdx)
 			}
 			m.nImportFuncs++
+			m.importFuncs = append(m.importFuncs, e.typeIdx)
 		case ExternTable:
+			m.nImportTabs++
 			t, err := r.byte()
 			if err != nil {
 				return err
@@ -415,6 +429,7 @@ func (m *module) decodeImports(r *reader) error {
 				return r.errorf("import %q.%q: bad mutability %#02x", e.module, e.name, mut)
 			}
 			m.nImportGlobs++
+			m.importGlobMut = append(m.importGlobMut, mut == 1)
 		case externTag:
 			return r.errorf("import %q.%q: tags (exception handling) are not supported", e.module, e.name)
 		default:
@@ -486,27 +501,34 @@ func (m *module) decodeMemories(r *reader) error {
 	return nil
 }
 
-// constExpr reads a constant expression up to and including its end;
-// global.get may only name one of the first nGlobals globals (those of the
-// guest, not the ones instrumentation adds).
-func constExpr(r *reader, nGlobals uint32) ([]byte, error) {
+// constExpr reads a constant expression up to and including its end:
+// one constant instruction (WebAssembly 2.0 has no extended constants);
+// global.get may only name a global for which constGlobal is true (never
+// one that instrumentation adds).
+func constExpr(r *reader, constGlobal func(uint32) bool) ([]byte, error) {
 	start := r.off
-	for {
-		in, err := decodeInst(r)
-		if err != nil {
-			return nil, err
-		}
-		switch in.kind {
-		case kGlobal:
-			if in.idx >= nGlobals {
-				return nil, r.errorf("constant expression: global %d out of range", in.idx)
-			}
-		case kEnd:
-			return r.b[start:r.off], nil
-		case kBlock, kLoop, kElse:
-			return nil, r.errorf("control instruction in a constant expression")
-		}
+	in, err := decodeInst(r)
+	if err != nil {
+		return nil, err
 	}
+	op := r.b[in.start]
+	switch {
+	case in.kind == kGlobal && op == 0x23:
+		if !constGlobal(in.idx) {
+			return nil, r.errorf("constant expression: global %d is not an immutable imported global", in.idx)
+		}
+	case op >= 0x41 && op <= 0x44, op == 0xD0, op == 0xD2:
+	case op == 0xFD && r.b[in.start+1] == 0x0C: // v128.const
+	default:
+		return nil, r.errorf("constant expression required (opcode %#02x)", op)
+	}
+	if in, err = decodeInst(r); err != nil {
+		return nil, err
+	}
+	if in.kind != kEnd {
+		return nil, r.errorf("constant expression of more than one instruction")
+	}
+	return r.b[start:r.off], nil
 }
 
 func (m *module) decodeGlobals(r *reader) error {
@@ -531,7 +553,7 @@ func (m *module) decodeGlobals(r *reader) error {
 			return r.errorf("global %d: bad mutability %#02x", i, mut)
 		}
 		g.mutable = mut == 1
-		if g.init, err = constExpr(r, m.nImportGlobs+i); err != nil {
+		if g.init, err = constExpr(r, m.constGlobal); err != nil {
 			return err
 		}
 		m.globals = append(m.globals, g)
@@ -605,7 +627,7 @@ func rewriteExpr(dst, expr []byte, fn func(uint32) uint32) ([]byte, error) {
 
 // rewriteElements re-encodes the element section with every function
 // index renumbered, in all eight segment forms.
-func rewriteElements(payload []byte, base int, nGlobals uint32, fn func(uint32) uint32) ([]byte, error) {
+func rewriteElements(payload []byte, base int, constGlobal func(uint32) bool, fn func(uint32) uint32) ([]byte, error) {
 	r := &reader{b: payload, base: base}
 	n, err := count(r, 2)
 	if err != nil {
@@ -629,7 +651,7 @@ func rewriteElements(payload []byte, base int, nGlobals uint32, fn func(uint32) 
 			out = appendU32(out, t)
 		}
 		if flags&1 == 0 { // active: offset expression
-			e, err := constExpr(r, nGlobals)
+			e, err := constExpr(r, constGlobal)
 			if err != nil {
 				return nil, err
 			}
@@ -662,7 +684,7 @@ func rewriteElements(payload []byte, base int, nGlobals uint32, fn func(uint32) 
 				out = appendU32(out, fn(f))
 				continue
 			}
-			e, err := constExpr(r, nGlobals)
+			e, err := constExpr(r, constGlobal)
 			if err != nil {
 				return nil, err
 			}
