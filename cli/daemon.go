@@ -71,6 +71,7 @@ Management is CoAP on --listen, loopback only unless --allow-remote.`,
 			cfg.Store = st
 			cfg.MQTT = df.mqtt
 			cfg.CacheDir = filepath.Join(data, "compiled")
+			cfg.LogDir = filepath.Join(data, "logs")
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			mg, err := device.Open(ctx, cfg)

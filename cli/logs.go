@@ -10,14 +10,15 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tinycontainer/tinycontainer/device"
 	"github.com/tinycontainer/tinycontainer/mgmt/coap"
 )
 
 // Log lines per request (the protocol allows 1..1000), and requests per
-// `logs` run: more pages than the device's ring of 4096 lines holds.
+// `logs` run: more pages than a container's ring holds.
 const (
 	logPage     = 1000
-	maxLogPages = 8
+	maxLogPages = device.MaxLogLines/logPage + 2
 )
 
 func newLogsCmd() *cobra.Command {

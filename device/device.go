@@ -46,7 +46,15 @@ type Options struct {
 	Interpreter bool        // guests in interpreters (wazero's, ours for eBPF) instead of compiled to machine code
 	MQTT        string      // when set, bridge the bus to this MQTT v5 broker URL
 	CacheDir    string      // when set, compiled code is kept here across restarts
-	Logger      *slog.Logger
+	// LogDir, when set, keeps the containers' retained log lines here
+	// across restarts (written every second, bounded like the lines in
+	// memory).
+	LogDir string
+	// TenantLogBytes bounds the memory of one tenant's log lines (0:
+	// DefaultTenantLogBytes); every container keeps at least its newest
+	// MinLogLines lines whatever the bound.
+	TenantLogBytes int
+	Logger         *slog.Logger
 	// OnLog, when set, sees every container log line as it is written.
 	OnLog func(mgmt.LogLine)
 	// OnAudit, when set, sees every audit entry as it is recorded.
@@ -74,6 +82,7 @@ type Device struct {
 	models   *tflite.Cache // parsed models of the ml endpoint, per container
 	mods     *modCache     // compiled code shared by containers running the same code
 	logs     *logBook
+	logDisk  *logDisk // nil without Options.LogDir
 	audit    *auditLog
 
 	mu         sync.Mutex
@@ -99,10 +108,11 @@ var (
 // New builds a device. Run starts its scheduler.
 func New(ctx context.Context, opts Options) (*Device, error) {
 	d := &Device{opts: opts, log: opts.Logger, start: runtime.Now(), reg: endpoint.NewRegistry(),
-		containers: map[string]*installed{}, ceilings: map[string]*meta.Ceiling{}, logs: newLogBook(), mods: newModCache()}
+		containers: map[string]*installed{}, ceilings: map[string]*meta.Ceiling{}, logs: newLogBook(logLimits{tenantBytes: opts.TenantLogBytes}), mods: newModCache()}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
+
 	bf := opts.Board
 	if bf == nil {
 		bf = board.Default(opts.Seed)
@@ -149,6 +159,14 @@ func New(ctx context.Context, opts Options) (*Device, error) {
 	b.Register(d.reg)
 
 	d.sched = sched.New(sched.Options{Workers: opts.Workers, OnHalt: d.onHalt, OnFault: opts.OnFault})
+	if opts.LogDir != "" {
+		ld, err := openLogDisk(opts.LogDir, d.logs, time.Second, func(err error) { d.log.Warn("container logs", "err", err) })
+		if err != nil {
+			_ = d.Close(ctx)
+			return nil, err
+		}
+		d.logDisk = ld
+	}
 	return d, nil
 }
 
@@ -190,6 +208,9 @@ func (d *Device) Close(ctx context.Context) error {
 		errs = append(errs, d.bridge.Close())
 	}
 	d.audit.close()
+	if d.logDisk != nil {
+		d.logDisk.close()
+	}
 	return errors.Join(errs...)
 }
 
@@ -215,6 +236,7 @@ func (d *Device) Install(ctx context.Context, m *meta.Manifest, code []byte) err
 		return fmt.Errorf("%w: container %q is already installed", ErrConflict, m.Name)
 	}
 	d.containers[m.Name] = &installed{c: c}
+	d.logs.setTenant(m.Name, m.Tenant)
 	return nil
 }
 
@@ -329,6 +351,7 @@ func (d *Device) Remove(ctx context.Context, name string) error {
 	}
 	delete(d.containers, name)
 	d.models.Drop(name)
+	d.logs.forget(name)
 	_ = d.store.DeleteAll(name)
 	return in.c.Close(ctx)
 }
@@ -463,6 +486,7 @@ func (d *Device) status(in *installed) mgmt.ContainerStatus {
 		Priority: m.Schedule.Priority, Trigger: string(m.Schedule.Trigger),
 		PeriodUS: uint64(m.Schedule.Period.Microseconds()), BudgetUS: uint64(m.Schedule.Budget.Microseconds()),
 		MessagesReceived: sub.Received, MessagesDropped: sub.Dropped,
+		LogLinesDropped: d.logs.dropped(c.Name),
 	}
 }
 
@@ -470,6 +494,10 @@ func (d *Device) status(in *installed) mgmt.ContainerStatus {
 func (d *Device) Logs(container string, after uint64, max int) []mgmt.LogLine {
 	return d.logs.lines(container, after, max)
 }
+
+// PruneLogs forgets the retained lines of every container keep refuses
+// (lines kept on disk of containers removed while the device was down).
+func (d *Device) PruneLogs(keep func(container string) bool) { d.logs.prune(keep) }
 
 // WatchLogs streams new log lines until ctx ends.
 func (d *Device) WatchLogs(ctx context.Context, container string, after uint64) <-chan mgmt.LogLine {
@@ -524,6 +552,7 @@ func (d *Device) Replace(ctx context.Context, m *meta.Manifest, code []byte) err
 		_ = old.c.Close(ctx)
 	}
 	d.containers[m.Name] = &installed{c: c}
+	d.logs.setTenant(m.Name, m.Tenant)
 	return nil
 }
 

@@ -2,21 +2,87 @@ package device
 
 import (
 	"context"
+	"math"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/tinycontainer/tinycontainer/mgmt"
 )
 
-// logBook keeps the newest log lines of the device in a ring and feeds
+// Log retention (docs/notes/device.md, "Logs"). Every container has its
+// own ring; a tenant's rings share a memory bound. A line that takes a
+// tenant past its bound evicts the oldest line of the container that wrote
+// it, down to that container's floor; beyond that the tenant's container
+// holding the most lines above its floor gives one up. Another tenant's
+// lines are never touched, and no container ever falls below its newest
+// MinLogLines lines (so a tenant may hold more than its bound when it has
+// many containers: at most containers × MinLogLines lines).
+const (
+	// MinLogLines is the number of newest lines every container keeps,
+	// whatever its neighbours do.
+	MinLogLines = 1000
+	// MaxLogLines caps one container's ring.
+	MaxLogLines = 10000
+	// DefaultTenantLogBytes is the memory bound of one tenant's lines.
+	DefaultTenantLogBytes = 4 << 20
+	// lineOverhead is what a retained line costs besides its text.
+	lineOverhead = 64
+)
+
+// logLimits configure a logBook; zero fields take the defaults above.
+type logLimits struct {
+	minLines, maxLines int
+	tenantBytes        int
+}
+
+func (l logLimits) withDefaults() logLimits {
+	if l.minLines <= 0 {
+		l.minLines = MinLogLines
+	}
+	if l.maxLines < l.minLines {
+		l.maxLines = max(MaxLogLines, l.minLines)
+	}
+	if l.tenantBytes <= 0 {
+		l.tenantBytes = DefaultTenantLogBytes
+	}
+	return l
+}
+
+// logBook keeps the newest log lines of every container and feeds
 // watchers. Seq numbers are device-wide, so a gap tells a reader that lines
-// were dropped.
+// were dropped (or belong to other containers).
 type logBook struct {
 	mu       sync.Mutex
-	ring     []mgmt.LogLine
-	next     int
+	lim      logLimits
 	seq      uint64
+	cs       map[string]*clog
+	tenants  map[string]*tenantLog
 	watchers map[*watcher]struct{}
+	// persist says a logDisk keeps the book; gone are the containers
+	// forgotten since its last flush, whose files it removes.
+	persist bool
+	gone    []string
+}
+
+// clog is one container's ring: lines[start:] oldest first.
+type clog struct {
+	name    string
+	tenant  *tenantLog
+	lines   []mgmt.LogLine
+	start   int
+	bytes   int
+	dropped uint64
+	// disk bookkeeping (logdisk.go): the highest Seq written to the file,
+	// the file's size.
+	flushed  uint64
+	fileSize int64
+}
+
+type tenantLog struct {
+	name  string
+	bytes int
+	cs    map[*clog]struct{}
 }
 
 type watcher struct {
@@ -24,10 +90,99 @@ type watcher struct {
 	ch   chan mgmt.LogLine
 }
 
-const logRing = 4096
+func newLogBook(lim logLimits) *logBook {
+	return &logBook{lim: lim.withDefaults(), cs: map[string]*clog{}, tenants: map[string]*tenantLog{},
+		watchers: map[*watcher]struct{}{}}
+}
 
-func newLogBook() *logBook {
-	return &logBook{ring: make([]mgmt.LogLine, 0, 256), watchers: map[*watcher]struct{}{}}
+func (c *clog) len() int { return len(c.lines) - c.start }
+
+func lineCost(l *mgmt.LogLine) int { return len(l.Text) + lineOverhead }
+
+// evictOldest drops c's oldest line; b.mu held.
+func (c *clog) evictOldest() {
+	l := &c.lines[c.start]
+	cost := lineCost(l)
+	c.bytes -= cost
+	c.tenant.bytes -= cost
+	*l = mgmt.LogLine{}
+	c.start++
+	c.dropped++
+	if c.start > 64 && c.start*2 > len(c.lines) {
+		n := copy(c.lines, c.lines[c.start:])
+		clear(c.lines[n:])
+		c.lines = c.lines[:n]
+		c.start = 0
+	}
+}
+
+func (b *logBook) tenant(name string) *tenantLog {
+	t, ok := b.tenants[name]
+	if !ok {
+		t = &tenantLog{name: name, cs: map[*clog]struct{}{}}
+		b.tenants[name] = t
+	}
+	return t
+}
+
+// containerLocked returns container's ring, made if needed; b.mu held.
+func (b *logBook) containerLocked(name string) *clog {
+	c, ok := b.cs[name]
+	if !ok {
+		c = &clog{name: name, tenant: b.tenant("")}
+		c.tenant.cs[c] = struct{}{}
+		b.cs[name] = c
+	}
+	return c
+}
+
+// setTenant says which tenant container belongs to (its lines count
+// against that tenant's bound from now on).
+func (b *logBook) setTenant(container, tenant string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	c := b.containerLocked(container)
+	if c.tenant.name == tenant {
+		return
+	}
+	delete(c.tenant.cs, c)
+	c.tenant.bytes -= c.bytes
+	c.tenant = b.tenant(tenant)
+	c.tenant.cs[c] = struct{}{}
+	c.tenant.bytes += c.bytes
+	b.trimLocked(c)
+}
+
+// forget drops a container's lines (it was removed).
+func (b *logBook) forget(container string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	c, ok := b.cs[container]
+	if !ok {
+		return
+	}
+	c.tenant.bytes -= c.bytes
+	delete(c.tenant.cs, c)
+	delete(b.cs, container)
+	if b.persist {
+		b.gone = append(b.gone, container)
+	}
+}
+
+// prune forgets every container keep refuses (say, logs loaded from disk
+// of containers no longer installed).
+func (b *logBook) prune(keep func(container string) bool) {
+	b.mu.Lock()
+	names := make([]string, 0, len(b.cs))
+	for name := range b.cs {
+		names = append(names, name)
+	}
+	b.mu.Unlock()
+	for _, name := range names { // keep may take other locks: not under b.mu
+		if !keep(name) {
+			b.forget(name)
+		}
+	}
 }
 
 func (b *logBook) add(container, text string) mgmt.LogLine {
@@ -35,12 +190,7 @@ func (b *logBook) add(container, text string) mgmt.LogLine {
 	defer b.mu.Unlock()
 	b.seq++
 	l := mgmt.LogLine{Seq: b.seq, Time: time.Now(), Container: container, Text: text}
-	if len(b.ring) < logRing {
-		b.ring = append(b.ring, l)
-	} else {
-		b.ring[b.next] = l
-		b.next = (b.next + 1) % logRing
-	}
+	b.appendLocked(b.containerLocked(container), l)
 	for w := range b.watchers {
 		if w.name == "" || w.name == container {
 			select {
@@ -52,12 +202,55 @@ func (b *logBook) add(container, text string) mgmt.LogLine {
 	return l
 }
 
+// appendLocked adds l to c and applies the bounds; b.mu held.
+func (b *logBook) appendLocked(c *clog, l mgmt.LogLine) {
+	l.Container = c.name // one copy of the name for all its lines
+	c.lines = append(c.lines, l)
+	cost := lineCost(&l)
+	c.bytes += cost
+	c.tenant.bytes += cost
+	b.trimLocked(c)
+}
+
+// trimLocked enforces the container cap and the tenant bound after c grew.
+func (b *logBook) trimLocked(c *clog) {
+	for c.len() > b.lim.maxLines {
+		c.evictOldest()
+	}
+	t := c.tenant
+	for t.bytes > b.lim.tenantBytes && c.len() > b.lim.minLines {
+		c.evictOldest()
+	}
+	for t.bytes > b.lim.tenantBytes {
+		var big *clog
+		for o := range t.cs {
+			if o.len() > b.lim.minLines && (big == nil || o.len() > big.len()) {
+				big = o
+			}
+		}
+		if big == nil {
+			return // every container at its floor: the floor wins
+		}
+		big.evictOldest()
+	}
+}
+
+// dropped is the number of container's lines evicted so far.
+func (b *logBook) dropped(container string) uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if c, ok := b.cs[container]; ok {
+		return c.dropped
+	}
+	return 0
+}
+
 // lines returns up to max lines (0: all) of container ("" for every
 // container) with Seq > after, oldest first.
 func (b *logBook) lines(container string, after uint64, max int) []mgmt.LogLine {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	out := b.linesLocked(container, after)
+	out := b.linesLocked(container, after, max)
 	if max > 0 && len(out) > max {
 		out = out[:max]
 	}
@@ -68,7 +261,7 @@ func (b *logBook) lines(container string, after uint64, max int) []mgmt.LogLine 
 func (b *logBook) watch(ctx context.Context, container string, after uint64) <-chan mgmt.LogLine {
 	w := &watcher{name: container, ch: make(chan mgmt.LogLine, 256)}
 	b.mu.Lock()
-	backlog := b.linesLocked(container, after)
+	backlog := b.linesLocked(container, after, cap(w.ch))
 	for _, l := range backlog {
 		select {
 		case w.ch <- l:
@@ -101,14 +294,51 @@ func (b *logBook) watch(ctx context.Context, container string, after uint64) <-c
 	return out
 }
 
-func (b *logBook) linesLocked(container string, after uint64) []mgmt.LogLine {
-	var out []mgmt.LogLine
-	n := len(b.ring)
-	for i := range n {
-		l := b.ring[(b.next+i)%n]
-		if l.Seq > after && (container == "" || l.Container == container) {
-			out = append(out, l)
+// linesLocked returns the lines after seq after, oldest first: at least
+// the first max of them (all when max <= 0).
+func (b *logBook) linesLocked(container string, after uint64, max int) []mgmt.LogLine {
+	if container != "" {
+		c, ok := b.cs[container]
+		if !ok {
+			return nil
 		}
+		return c.after(after, max)
 	}
+	var out []mgmt.LogLine
+	for _, c := range b.cs {
+		out = append(out, c.after(after, max)...)
+	}
+	slices.SortFunc(out, func(x, y mgmt.LogLine) int {
+		switch {
+		case x.Seq < y.Seq:
+			return -1
+		case x.Seq > y.Seq:
+			return 1
+		}
+		return 0
+	})
 	return out
+}
+
+// after returns a copy of up to max (all when max <= 0) lines with Seq >
+// seq, oldest first.
+func (c *clog) after(seq uint64, max int) []mgmt.LogLine {
+	if seq == math.MaxUint64 {
+		return nil
+	}
+	ls := c.lines[c.start:]
+	i, _ := slices.BinarySearchFunc(ls, seq+1, func(l mgmt.LogLine, s uint64) int {
+		switch {
+		case l.Seq < s:
+			return -1
+		case l.Seq > s:
+			return 1
+		}
+		return 0
+	})
+	ls = ls[i:]
+	if max > 0 && len(ls) > max {
+		ls = ls[:max]
+	}
+	return slices.Clone(ls)
 }

@@ -126,6 +126,10 @@ func (mg *Manager) restore(ctx context.Context) error {
 				Endpoint: "mgmt", Op: "restore", Reason: err.Error()})
 		}
 	}
+	mg.dev.PruneLogs(func(name string) bool {
+		_, err := mg.st.GetContainer(name)
+		return !errors.Is(err, store.ErrNotFound)
+	})
 	return nil
 }
 
