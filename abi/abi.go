@@ -83,6 +83,7 @@ type Errno int32
 const (
 	EPERM    Errno = 1
 	ENOENT   Errno = 2
+	EIO      Errno = 5 // the host could not do it (the storage failed); version 2
 	EBADF    Errno = 9
 	EAGAIN   Errno = 11
 	EFAULT   Errno = 14
@@ -93,7 +94,7 @@ const (
 )
 
 var errnoNames = map[Errno]string{
-	EPERM: "EPERM", ENOENT: "ENOENT", EBADF: "EBADF", EAGAIN: "EAGAIN", EFAULT: "EFAULT",
+	EPERM: "EPERM", ENOENT: "ENOENT", EIO: "EIO", EBADF: "EBADF", EAGAIN: "EAGAIN", EFAULT: "EFAULT",
 	EINVAL: "EINVAL", ENOSPC: "ENOSPC", ENOSYS: "ENOSYS", EMSGSIZE: "EMSGSIZE",
 }
 

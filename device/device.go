@@ -54,7 +54,10 @@ type Options struct {
 	// DefaultTenantLogBytes); every container keeps at least its newest
 	// MinLogLines lines whatever the bound.
 	TenantLogBytes int
-	Logger         *slog.Logger
+	// LowDiskBytes is the free space of the store's file system below
+	// which `info` reports the disk nearly full (0: DefaultLowDiskBytes).
+	LowDiskBytes uint64
+	Logger       *slog.Logger
 	// OnLog, when set, sees every container log line as it is written.
 	OnLog func(mgmt.LogLine)
 	// OnAudit, when set, sees every audit entry as it is recorded.
@@ -84,6 +87,8 @@ type Device struct {
 	logs     *logBook
 	logDisk  *logDisk // nil without Options.LogDir
 	audit    *auditLog
+	// storageErrs counts the kv calls the store could not do.
+	storageErrs storageErrors
 
 	mu         sync.Mutex
 	containers map[string]*installed
@@ -152,7 +157,7 @@ func New(ctx context.Context, opts Options) (*Device, error) {
 	d.reg.Register("log", &eplog.Endpoint{Sink: d})
 	d.reg.Register("clock", &clock.Endpoint{Start: d.start})
 	d.reg.Register("event", event.Endpoint{})
-	d.reg.Register("kv", &kv.Endpoint{Store: d.store})
+	d.reg.Register("kv", &kv.Endpoint{Store: d.store, Failed: d.storageFailed})
 	d.reg.RegisterFamily("msg/", epmsg.Family(busPublisher{d.bus}))
 	d.models = tflite.NewCache(64)
 	d.reg.Register("ml", &epml.Endpoint{Cache: d.models})
@@ -352,6 +357,7 @@ func (d *Device) Remove(ctx context.Context, name string) error {
 	delete(d.containers, name)
 	d.models.Drop(name)
 	d.logs.forget(name)
+	d.storageErrs.forget(name)
 	_ = d.store.DeleteAll(name)
 	return in.c.Close(ctx)
 }
@@ -465,6 +471,7 @@ func (d *Device) Info() mgmt.DeviceInfo {
 			Sent: br.Sent, Queued: br.Queued, OutDropped: br.OutDropped, Received: br.Received, InDropped: br.InDropped,
 			SubscribeErrors: br.SubscribeErrors, Filters: br.Filters, LastError: br.LastError}
 	}
+	info.Storage = d.storageInfo()
 	return info
 }
 
@@ -486,7 +493,7 @@ func (d *Device) status(in *installed) mgmt.ContainerStatus {
 		Priority: m.Schedule.Priority, Trigger: string(m.Schedule.Trigger),
 		PeriodUS: uint64(m.Schedule.Period.Microseconds()), BudgetUS: uint64(m.Schedule.Budget.Microseconds()),
 		MessagesReceived: sub.Received, MessagesDropped: sub.Dropped,
-		LogLinesDropped: d.logs.dropped(c.Name),
+		LogLinesDropped: d.logs.dropped(c.Name), StorageErrors: d.storageErrs.count(c.Name),
 	}
 }
 

@@ -68,6 +68,20 @@ type DeviceInfo struct {
 	Runtimes   []RuntimeInfo  `json:"runtimes"`
 	Bus        BusStats       `json:"bus"`
 	MQTT       *BridgeStats   `json:"mqtt,omitempty"` // absent when the device has no broker
+	Storage    *StorageInfo   `json:"storage,omitempty"`
+}
+
+// StorageInfo is the device's persistent storage: the space left where it
+// keeps its state, and the kv calls that failed (quota or store).
+type StorageInfo struct {
+	FreeBytes  uint64 `json:"free_bytes,omitempty"`
+	TotalBytes uint64 `json:"total_bytes,omitempty"`
+	// LowSpace is set when FreeBytes fell below LowSpaceBytes: writes
+	// will soon fail.
+	LowSpace      bool   `json:"low_space"`
+	LowSpaceBytes uint64 `json:"low_space_bytes,omitempty"`
+	Errors        uint64 `json:"errors"`          // kv calls the store could not do, since start
+	Error         string `json:"error,omitempty"` // why the free space is unknown
 }
 
 // RuntimeInfo names a runtime and its engine, e.g. "compiler" or

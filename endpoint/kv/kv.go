@@ -14,7 +14,13 @@ import (
 const MaxValue = 16 * 1024
 
 // Endpoint is the kv endpoint over a store.
-type Endpoint struct{ Store store.KV }
+type Endpoint struct {
+	Store store.KV
+	// Failed, when set, is told of every call the store could not do: a
+	// put beyond the quota (the guest gets -ENOSPC) or a store failure
+	// (-EIO). It must not block: it runs inside the activation.
+	Failed func(s *endpoint.Session, op abi.Op, err error)
+}
 
 var _ endpoint.Endpoint = (*Endpoint)(nil)
 
@@ -28,7 +34,7 @@ func (e *Endpoint) Call(s *endpoint.Session, op abi.Op, in, out []byte) int32 {
 		}
 		v, err := e.Store.Get(s.Container, string(in))
 		if err != nil {
-			return errno(err)
+			return e.fail(s, op, err)
 		}
 		if len(v) > len(out) {
 			return abi.EMSGSIZE.Result()
@@ -47,7 +53,7 @@ func (e *Endpoint) Call(s *endpoint.Session, op abi.Op, in, out []byte) int32 {
 		}
 		quota := s.Rules().Manifest.Limits.Storage
 		if err := e.Store.Put(s.Container, string(in[1:1+kl]), in[1+kl:], quota); err != nil {
-			return errno(err)
+			return e.fail(s, op, err)
 		}
 		return 0
 	case abi.OpDelete:
@@ -55,21 +61,29 @@ func (e *Endpoint) Call(s *endpoint.Session, op abi.Op, in, out []byte) int32 {
 			return abi.EINVAL.Result()
 		}
 		if err := e.Store.Delete(s.Container, string(in)); err != nil {
-			return errno(err)
+			return e.fail(s, op, err)
 		}
 		return 0
 	}
 	return abi.ENOSYS.Result()
 }
 
-func errno(err error) int32 {
+// fail maps a store error to the guest's errno and reports the ones that
+// are not the guest's own doing (a missing key, a malformed request).
+func (e *Endpoint) fail(s *endpoint.Session, op abi.Op, err error) int32 {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return abi.ENOENT.Result()
-	case errors.Is(err, store.ErrQuota):
-		return abi.ENOSPC.Result()
 	case errors.Is(err, store.ErrInvalid):
 		return abi.EINVAL.Result()
 	}
-	return abi.EAGAIN.Result() // the store is unavailable now; the guest may retry
+	if e.Failed != nil {
+		e.Failed(s, op, err)
+	}
+	if errors.Is(err, store.ErrQuota) {
+		return abi.ENOSPC.Result()
+	}
+	// The store failed (a full disk, an I/O error, closed): the write did
+	// not happen, and the guest is told so.
+	return abi.EIO.Result()
 }

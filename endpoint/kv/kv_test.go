@@ -1,11 +1,13 @@
 package kv
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/tinycontainer/tinycontainer/abi"
 	"github.com/tinycontainer/tinycontainer/endpoint"
 	"github.com/tinycontainer/tinycontainer/meta"
+	"github.com/tinycontainer/tinycontainer/store"
 	"github.com/tinycontainer/tinycontainer/store/memstore"
 )
 
@@ -45,5 +47,51 @@ func TestKV(t *testing.T) {
 		if got := call(c.op, c.in, c.cap); got != c.want {
 			t.Errorf("case %d (%s %q): %d, want %d", i, c.op, c.in, got, c.want)
 		}
+	}
+}
+
+// failingStore is a store whose writes fail like a full or broken disk.
+type failingStore struct {
+	*memstore.Store
+	err error
+}
+
+func (f failingStore) Put(string, string, []byte, uint64) error { return f.err }
+func (f failingStore) Delete(string, string) error              { return f.err }
+
+// TestKVStoreFailureIsEIO is issue 12's finding: a put on a full disk
+// failed silently (-EAGAIN, nothing reported). It is -EIO now, and reported
+// with the quota's -ENOSPC.
+func TestKVStoreFailureIsEIO(t *testing.T) {
+	m, err := meta.Parse([]byte("name: c\ntenant: t\nversion: 1\nruntime: wasm\nschedule: {trigger: once}\nlimits: {storage: 16B}\nendpoints: []\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := endpoint.NewSession("c", "t", endpoint.NewRegistry(), endpoint.NewRules(m), nil)
+	var reported []error
+	e := &Endpoint{Store: failingStore{memstore.New(), errors.New("write /data/state.db: no space left on device")},
+		Failed: func(s *endpoint.Session, op abi.Op, err error) {
+			if s.Container != "c" || op != abi.OpPut && op != abi.OpDelete {
+				t.Errorf("reported %s %v", s.Container, op)
+			}
+			reported = append(reported, err)
+		}}
+	in := []byte("\x01kv")
+	if got := e.Call(s, abi.OpPut, in, nil); got != abi.EIO.Result() {
+		t.Fatalf("put on a failing store: %d, want -EIO", got)
+	}
+	if got := e.Call(s, abi.OpDelete, []byte("k"), nil); got != abi.EIO.Result() {
+		t.Fatalf("delete on a failing store: %d, want -EIO", got)
+	}
+	e.Store = memstore.New()
+	if got := e.Call(s, abi.OpPut, []byte("\x01k0123456789abcdef"), nil); got != abi.ENOSPC.Result() {
+		t.Fatalf("put past the quota: %d", got)
+	}
+	if len(reported) != 3 || !errors.Is(reported[2], store.ErrQuota) {
+		t.Fatalf("reported %v", reported)
+	}
+	// A missing key is not a storage error.
+	if got := e.Call(s, abi.OpDelete, []byte("nokey"), nil); got != abi.ENOENT.Result() || len(reported) != 3 {
+		t.Fatalf("delete of a missing key: %d, reported %d", got, len(reported))
 	}
 }

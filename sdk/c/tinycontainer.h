@@ -33,6 +33,7 @@ typedef __UINT64_TYPE__ uint64_t;
 /* Errors, returned negated (SPEC section 4). */
 #define TC_EPERM 1
 #define TC_ENOENT 2
+#define TC_EIO 5
 #define TC_EBADF 9
 #define TC_EAGAIN 11
 #define TC_EFAULT 14

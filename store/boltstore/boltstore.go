@@ -67,8 +67,10 @@ const pageSize = 4096
 
 // Store is a device's persistent state on disk.
 type Store struct {
-	db   *bolt.DB
-	lock *os.File
+	db    *bolt.DB
+	lock  *os.File
+	batch *batcher // kv writes and audit records: group commit
+	dir   string
 
 	closeMu sync.Mutex
 	closed  bool
@@ -96,7 +98,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		unlockDir(lock)
 		return nil, err
 	}
-	s.lock = lock
+	s.lock, s.dir = lock, dir
 	return s, nil
 }
 
@@ -130,6 +132,7 @@ func open(path string, timeout time.Duration) (s *Store, err error) {
 	if err := s.view(checkAll); err != nil {
 		return nil, fmt.Errorf("boltstore: %s: %w", path, err)
 	}
+	s.batch = newBatcher(db)
 	return s, nil
 }
 
@@ -359,7 +362,7 @@ func (s *Store) Put(container, key string, value []byte, quota uint64) error {
 	if err := rec.CheckKV(container, key, value); err != nil {
 		return err
 	}
-	return s.update(func(tx *bolt.Tx) error {
+	return s.batch.do(func(tx *bolt.Tx) error {
 		name, k := []byte(container), []byte(key)
 		usage := tx.Bucket(bUsage)
 		used := getUint(usage, name)
@@ -388,7 +391,7 @@ func (s *Store) Put(container, key string, value []byte, quota uint64) error {
 
 // Delete removes key; the container's kv bucket goes with its last key.
 func (s *Store) Delete(container, key string) error {
-	return s.update(func(tx *bolt.Tx) error {
+	return s.batch.do(func(tx *bolt.Tx) error {
 		name, k := []byte(container), []byte(key)
 		kv := tx.Bucket(bKV)
 		b := kv.Bucket(name)
@@ -539,7 +542,7 @@ func (s *Store) AppendAudit(a store.Audit) error {
 		return err
 	}
 	v := rec.EncodeAudit(&a)
-	return s.update(func(tx *bolt.Tx) error {
+	return s.batch.do(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bAudit)
 		seq, err := b.NextSequence()
 		if err != nil {
@@ -597,6 +600,15 @@ func (s *Store) UseCounter(signer string, counter uint64) error {
 	})
 }
 
+// DiskSpace returns the free and total bytes of the file system holding
+// the state directory.
+func (s *Store) DiskSpace() (free, total uint64, err error) { return diskSpace(s.dir) }
+
+// BatchStats reports the transactions of group commit (kv writes and
+// audit records) and the writes they held: writes/commits is the mean
+// batch size.
+func (s *Store) BatchStats() (commits, writes uint64) { return s.batch.stats() }
+
 // Close closes the database and releases the directory lock.
 func (s *Store) Close() error {
 	s.closeMu.Lock()
@@ -605,6 +617,7 @@ func (s *Store) Close() error {
 		return fmt.Errorf("boltstore: %w", store.ErrClosed)
 	}
 	s.closed = true
+	s.batch.close()
 	err := s.db.Close()
 	if uerr := unlockDir(s.lock); err == nil {
 		err = uerr
