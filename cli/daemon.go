@@ -26,6 +26,7 @@ func newDeviceCmd() *cobra.Command {
 		allowRemote bool
 		psk         pskFlags
 		verbose     bool
+		httpAddr    string
 	)
 	cmd := &cobra.Command{
 		Use:   "device [flags]",
@@ -36,9 +37,14 @@ crashes: on start every container comes back in its last state.
 
 It accepts only images and commands signed by the owner (--owner) or by a
 tenant the owner granted, unless started with --insecure (development).
-Management is CoAP on --listen, loopback only unless --allow-remote.`,
+Management is CoAP on --listen, loopback only unless --allow-remote.
+
+With --http ADDR it also serves, read-only, a dashboard page at /, the JSON
+behind it under /api/ and Prometheus metrics at /metrics (loopback only
+unless --allow-remote).`,
 		Example: `  tinycontainer keygen --out owner
   tinycontainer device --data ./state --owner owner.pub
+  tinycontainer device --data ./state --owner owner.pub --http 127.0.0.1:8080
   tinycontainer device --data /tmp/dev --insecure --listen 127.0.0.1:5699`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -89,6 +95,14 @@ Management is CoAP on --listen, loopback only unless --allow-remote.`,
 				return err
 			}
 			defer srv.Close()
+			if httpAddr != "" {
+				ws, err := serveWeb(ctx, httpAddr, allowRemote, mg, func(err error) { log.Warn("http", "err", err) })
+				if err != nil {
+					return err
+				}
+				defer ws.Close()
+				log.Info("dashboard ready", "url", ws.URL(), "metrics", ws.URL()+"metrics")
+			}
 			log.Info("device ready", "coap", srv.Addr().String(), "data", data, "containers", len(mg.Device().List()), "insecure", insecure)
 			mg.Device().Run(ctx)
 			log.Info("device stopping")
@@ -100,7 +114,8 @@ Management is CoAP on --listen, loopback only unless --allow-remote.`,
 	cmd.Flags().StringVar(&listen, "listen", defaultDevice, "UDP address for CoAP management")
 	cmd.Flags().StringVar(&owner, "owner", "", "the owner's public key file (from keygen)")
 	cmd.Flags().BoolVar(&insecure, "insecure", false, "accept images and commands without checking their signer (development only)")
-	cmd.Flags().BoolVar(&allowRemote, "allow-remote", false, "allow --listen on an address other than loopback")
+	cmd.Flags().BoolVar(&allowRemote, "allow-remote", false, "allow --listen and --http on an address other than loopback")
+	cmd.Flags().StringVar(&httpAddr, "http", "", "serve the read-only dashboard and /metrics on this TCP address, e.g. 127.0.0.1:8080")
 	psk.add(cmd)
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log protocol errors too")
 	return cmd

@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
+	"os/signal"
 	"path"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -22,8 +25,9 @@ import (
 
 func newDemoCmd() *cobra.Command {
 	var (
-		df  deviceFlags
-		dur time.Duration
+		df       deviceFlags
+		dur      time.Duration
+		httpAddr string
 	)
 	cmd := &cobra.Command{
 		Use:   "demo",
@@ -42,16 +46,25 @@ containers of two tenants (acme and globex), and prints what happens:
   - globex's runaway never returns: the watchdog stops every activation at
     its budget, the fault policy restarts it, then marks it faulted,
     while the others keep their period.
-It ends with every container's stats.`,
+It ends with every container's stats.
+
+With --http ADDR the device also serves its dashboard there (open the
+address it prints in a browser): the story takes 30 s unless --for says
+otherwise, and the device keeps running and serving until interrupted.`,
 		Example: `  tinycontainer demo
-  tinycontainer demo --for 6s --seed 42`,
+  tinycontainer demo --for 6s --seed 42
+  tinycontainer demo --http 127.0.0.1:8080`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runDemo(cmd.Context(), cmd.OutOrStdout(), &df, dur)
+			if httpAddr != "" && !cmd.Flags().Changed("for") {
+				dur = demoWebStory
+			}
+			return runDemo(cmd.Context(), cmd.OutOrStdout(), &df, dur, httpAddr)
 		},
 	}
 	df.add(cmd)
-	cmd.Flags().DurationVar(&dur, "for", 4*time.Second, "how long the demo runs")
+	cmd.Flags().DurationVar(&dur, "for", 4*time.Second, "how long the demo's story runs")
+	cmd.Flags().StringVar(&httpAddr, "http", "", "serve the dashboard on this loopback TCP address, e.g. 127.0.0.1:8080, until interrupted")
 	return cmd
 }
 
@@ -59,11 +72,15 @@ type demo struct {
 	out   io.Writer
 	mu    sync.Mutex
 	start time.Time
+	quiet bool // the story is over: the device runs on without narration
 }
 
 func (d *demo) say(who, format string, a ...any) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.quiet {
+		return
+	}
 	fmt.Fprintf(d.out, "%6.2fs  %-9s %s\n", time.Since(d.start).Seconds(), who, fmt.Sprintf(format, a...))
 }
 
@@ -83,7 +100,10 @@ func loadExample(name string) (*meta.Manifest, []byte, error) {
 	return m, code, nil
 }
 
-func runDemo(ctx context.Context, out io.Writer, df *deviceFlags, dur time.Duration) error {
+// demoWebStory is the story's length with --http: time to open the page.
+const demoWebStory = 30 * time.Second
+
+func runDemo(ctx context.Context, out io.Writer, df *deviceFlags, dur time.Duration, httpAddr string) error {
 	dm := &demo{out: out, start: time.Now()}
 	opts, err := df.options()
 	if err != nil {
@@ -105,6 +125,20 @@ func runDemo(ctx context.Context, out io.Writer, df *deviceFlags, dur time.Durat
 		return err
 	}
 	defer d.Close(context.Background())
+
+	// With --http the device runs until interrupted, the story for dur.
+	runCtx := ctx
+	if httpAddr != "" {
+		var stop context.CancelFunc
+		runCtx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		ws, err := serveWeb(runCtx, httpAddr, false, d.Reader(), nil)
+		if err != nil {
+			return err
+		}
+		defer ws.Close()
+		fmt.Fprintf(out, "Dashboard: %s (open it in a browser; serving until interrupted)\n\n", ws.URL())
+	}
 
 	fmt.Fprintln(out, "TinyContainer demo: one simulated device, tenants acme and globex.")
 	fmt.Fprintln(out, "Every endpoint call is checked against the metadata in force; time runs from device start.")
@@ -133,10 +167,14 @@ func runDemo(ctx context.Context, out io.Writer, df *deviceFlags, dur time.Durat
 			when, m.Schedule.Budget, m.Schedule.Priority)
 	}
 
-	ctx, cancel := context.WithTimeout(ctx, dur)
+	ctx, cancel := context.WithTimeout(runCtx, dur)
 	defer cancel()
+	schedCtx := ctx
+	if httpAddr != "" {
+		schedCtx = runCtx
+	}
 	done := make(chan struct{})
-	go func() { d.Run(ctx); close(done) }()
+	go func() { d.Run(schedCtx); close(done) }()
 
 	// The owner changes snoop's rulebook twice while it runs.
 	grant := snoop.Clone()
@@ -165,7 +203,13 @@ func runDemo(ctx context.Context, out io.Writer, df *deviceFlags, dur time.Durat
 		}
 		dm.say("OWNER", "%s", s.what)
 	}
-	<-done
+	<-ctx.Done()
+	if httpAddr == "" {
+		<-done
+	}
+	dm.mu.Lock()
+	dm.quiet = true
+	dm.mu.Unlock()
 
 	fmt.Fprintln(out)
 	fmt.Fprintf(out, "After %v:\n", dur)
@@ -176,5 +220,10 @@ func runDemo(ctx context.Context, out io.Writer, df *deviceFlags, dur time.Durat
 	}
 	fmt.Fprintf(out, "Audit log: %d entries; led0=%d led1=%d.\n", len(d.Audit(0)),
 		d.Board().Actuator("led0").Value(), d.Board().Actuator("led1").Value())
+	if httpAddr != "" {
+		fmt.Fprintln(out, "\nThe device keeps running; the dashboard is still served. Interrupt (Ctrl-C) to stop.")
+		<-runCtx.Done()
+		<-done
+	}
 	return nil
 }

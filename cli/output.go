@@ -69,6 +69,10 @@ func printInfo(w io.Writer, info mgmt.DeviceInfo) {
 			fmt.Fprintf(w, "storage     %s free of %s%s, %d kv errors\n", byteSize(s.FreeBytes), byteSize(s.TotalBytes), low, s.Errors)
 		}
 	}
+	wd := info.Watchdog
+	fmt.Fprintf(w, "watchdog    %d runaway activations stopped; past their budget by p50 %v, p99 %v, worst %v\n", wd.Stopped,
+		time.Duration(wd.OvershootP50US)*time.Microsecond, time.Duration(wd.OvershootP99US)*time.Microsecond,
+		time.Duration(wd.OvershootMaxUS)*time.Microsecond)
 	m := info.MQTT
 	if m == nil {
 		fmt.Fprintln(w, "mqtt        none (messages stay on the device)")

@@ -69,6 +69,7 @@ type DeviceInfo struct {
 	Bus        BusStats       `json:"bus"`
 	MQTT       *BridgeStats   `json:"mqtt,omitempty"` // absent when the device has no broker
 	Storage    *StorageInfo   `json:"storage,omitempty"`
+	Watchdog   WatchdogStats  `json:"watchdog"`
 }
 
 // StorageInfo is the device's persistent storage: the space left where it
@@ -82,6 +83,16 @@ type StorageInfo struct {
 	LowSpaceBytes uint64 `json:"low_space_bytes,omitempty"`
 	Errors        uint64 `json:"errors"`          // kv calls the store could not do, since start
 	Error         string `json:"error,omitempty"` // why the free space is unknown
+}
+
+// WatchdogStats tells how runaway activations were stopped: how many the
+// watchdog stopped at their budget since the device started and, over the
+// most recent of them, how long past the deadline each had stopped.
+type WatchdogStats struct {
+	Stopped        uint64 `json:"stopped"`
+	OvershootP50US uint64 `json:"overshoot_p50_us"`
+	OvershootP99US uint64 `json:"overshoot_p99_us"`
+	OvershootMaxUS uint64 `json:"overshoot_max_us"`
 }
 
 // RuntimeInfo names a runtime and its engine, e.g. "compiler" or
@@ -135,6 +146,19 @@ type AuditEntry struct {
 	Op        string    `json:"op"`
 	Reason    string    `json:"reason"`
 }
+
+// Reader is the read-only part of Device: what a dashboard or a metrics
+// scraper may see, and nothing that changes the device.
+type Reader interface {
+	List(ctx context.Context) ([]ContainerStatus, error)
+	Logs(ctx context.Context, name string, after uint64, max int) ([]LogLine, error)
+	WatchLogs(ctx context.Context, name string, after uint64) (<-chan LogLine, error)
+	Audit(ctx context.Context, limit int) ([]AuditEntry, error)
+	Info(ctx context.Context) (DeviceInfo, error)
+}
+
+// Every Device is a Reader.
+var _ Reader = Device(nil)
 
 // Device is everything a manager can do with a device. Implementations wrap
 // one of the error classes below with %w so that every transport can report
