@@ -257,6 +257,13 @@ func (b *logBook) lines(container string, after uint64, max int) []mgmt.LogLine 
 	return out
 }
 
+// lastSeq is the sequence number of the newest line.
+func (b *logBook) lastSeq() uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.seq
+}
+
 // watch streams lines of container written after seq until ctx ends.
 func (b *logBook) watch(ctx context.Context, container string, after uint64) <-chan mgmt.LogLine {
 	w := &watcher{name: container, ch: make(chan mgmt.LogLine, 256)}

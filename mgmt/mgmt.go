@@ -70,6 +70,9 @@ type DeviceInfo struct {
 	MQTT       *BridgeStats   `json:"mqtt,omitempty"` // absent when the device has no broker
 	Storage    *StorageInfo   `json:"storage,omitempty"`
 	Watchdog   WatchdogStats  `json:"watchdog"`
+	// LogSeq is the sequence number of the newest log line (0: none yet),
+	// so a reader can ask for only the newest lines.
+	LogSeq uint64 `json:"log_seq"`
 }
 
 // StorageInfo is the device's persistent storage: the space left where it

@@ -138,8 +138,31 @@ func (a *api) logs(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, r, lines)
 }
 
-// tail reads the newest n lines after seq, page by page, keeping only n.
+// tail reads the newest n lines after seq. Sequence numbers are
+// device-wide, so it starts from a window below the newest one (the
+// device's log_seq) that widens until it holds n lines of the container,
+// then reads forward page by page, keeping only n: the device never
+// collects more than a page of lines per read, however many it retains.
 func (a *api) tail(ctx context.Context, name string, after uint64, n int) ([]mgmt.LogLine, error) {
+	var top uint64
+	if info, err := a.src.Info(ctx); err == nil {
+		top = info.LogSeq
+	}
+	for span := uint64(n); top > after && top-after > span; span *= 4 {
+		page, err := a.src.Logs(ctx, name, top-span, logPageLines)
+		if err != nil {
+			return nil, err
+		}
+		if len(page) >= n {
+			after = top - span
+			break
+		}
+	}
+	return a.forward(ctx, name, after, n)
+}
+
+// forward reads the lines after seq page by page, keeping the last n.
+func (a *api) forward(ctx context.Context, name string, after uint64, n int) ([]mgmt.LogLine, error) {
 	var keep []mgmt.LogLine
 	for range maxLogPages {
 		page, err := a.src.Logs(ctx, name, after, logPageLines)

@@ -56,7 +56,7 @@ func (f *fakeDevice) log(container, text string) {
 	defer f.mu.Unlock()
 	f.seq++
 	f.logs = append(f.logs, mgmt.LogLine{Seq: f.seq, Time: time.Now(), Container: container, Text: text})
-	if len(f.logs) > 4096 {
+	if len(f.logs) > 20000 {
 		f.logs = f.logs[1:]
 	}
 }
@@ -115,5 +115,7 @@ func (f *fakeDevice) Info(context.Context) (mgmt.DeviceInfo, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.reads++
-	return f.info, f.err
+	info := f.info
+	info.LogSeq = f.seq
+	return info, f.err
 }

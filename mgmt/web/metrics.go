@@ -95,6 +95,10 @@ var (
 	mqttInDropped       = gdesc("mqtt_in_dropped_total", "Incoming messages dropped.")
 	mqttSubscribeErrors = gdesc("mqtt_subscribe_errors_total", "Subscriptions the broker refused.")
 
+	storageFree     = gdesc("device_storage_free_bytes", "Free space where the device keeps its state.")
+	storageTotal    = gdesc("device_storage_total_bytes", "Size of the file system where the device keeps its state.")
+	storageLow      = gdesc("device_storage_low_space", "1 when the free space fell below the device's low-space threshold.")
+	storageErrors   = gdesc("device_storage_errors_total", "kv calls the store could not do, every container together.")
 	watchdogStopped = gdesc("watchdog_stopped_total", "Runaway activations the watchdog stopped at their budget.")
 	overshootP50    = gdesc("watchdog_overshoot_p50_seconds", "Median time past the deadline a recent runaway activation took to stop.")
 	overshootP99    = gdesc("watchdog_overshoot_p99_seconds", "99th percentile of the time past the deadline recent runaway activations took to stop.")
@@ -119,7 +123,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{stateDesc, uptimeDesc, containersDesc, runtimeDesc,
 		busPublished, busDelivered, busDropped, busUnmatched, busRejected, busUplinkErrors, busSubscriptions,
 		mqttConnected, mqttConnects, mqttConnectErrors, mqttSent, mqttQueued, mqttOutDropped, mqttReceived,
-		mqttInDropped, mqttSubscribeErrors, watchdogStopped, overshootP50, overshootP99, overshootMax} {
+		mqttInDropped, mqttSubscribeErrors, storageFree, storageTotal, storageLow, storageErrors, watchdogStopped, overshootP50, overshootP99, overshootMax} {
 		ch <- d
 	}
 }
@@ -193,6 +197,18 @@ func collectDevice(ch chan<- prometheus.Metric, info mgmt.DeviceInfo) {
 		counter(mqttReceived, m.Received)
 		counter(mqttInDropped, m.InDropped)
 		counter(mqttSubscribeErrors, m.SubscribeErrors)
+	}
+	if s := info.Storage; s != nil {
+		if s.TotalBytes > 0 {
+			gauge(storageFree, float64(s.FreeBytes))
+			gauge(storageTotal, float64(s.TotalBytes))
+		}
+		low := 0.0
+		if s.LowSpace {
+			low = 1
+		}
+		gauge(storageLow, low)
+		counter(storageErrors, s.Errors)
 	}
 	w := info.Watchdog
 	counter(watchdogStopped, w.Stopped)

@@ -120,6 +120,26 @@ func TestAPILogs(t *testing.T) {
 	if len(ls) != 0 {
 		t.Fatalf("nothing new: %+v", ls)
 	}
+	// More lines retained than pages read: the tail is still the newest.
+	for i := 2500; i < 15000; i++ {
+		name := "c0000"
+		if i%100 == 0 {
+			name = "c0002" // sparse
+		}
+		f.log(name, fmt.Sprintf("line %d", i))
+	}
+	ls = decode[[]mgmt.LogLine](t, get(t, h, "/api/logs?tail=3"))
+	if len(ls) != 3 || ls[0].Seq != 14998 || ls[2].Seq != 15000 {
+		t.Fatalf("tail of many: %+v", ls)
+	}
+	ls = decode[[]mgmt.LogLine](t, get(t, h, "/api/logs?container=c0002&tail=2"))
+	if len(ls) != 2 || ls[0].Text != "line 14800" || ls[1].Text != "line 14900" {
+		t.Fatalf("tail of a sparse container: %+v", ls)
+	}
+	ls = decode[[]mgmt.LogLine](t, get(t, h, "/api/logs?container=c0001&tail=2"))
+	if len(ls) != 2 || ls[1].Seq != 2498 {
+		t.Fatalf("tail of a container that stopped logging long ago: %+v", ls)
+	}
 	if w := get(t, h, "/api/logs?container=nope"); w.Code != http.StatusNotFound {
 		t.Fatalf("unknown container: %d %s", w.Code, w.Body)
 	}
@@ -315,6 +335,7 @@ func TestMetricsHaveTheSpecNamesAndLabels(t *testing.T) {
 	f.cs[2].Faults = 3
 	f.info.Containers = map[string]int{mgmt.StateRunning: 3, mgmt.StateFaulted: 1}
 	f.info.MQTT = &mgmt.BridgeStats{Connected: true, Sent: 11, Received: 4}
+	f.info.Storage = &mgmt.StorageInfo{FreeBytes: 1 << 30, TotalBytes: 8 << 30, LowSpace: true, Errors: 5}
 	ms := scrape(t, NewHandler(f, Options{}))
 	counters := []string{"activations_total", "faults_total", "missed_deadlines_total", "endpoint_calls_total",
 		"denied_calls_total", "cpu_seconds_total", "throttled_seconds_total", "preemptions_total", "rate_limited_calls_total"}
@@ -359,7 +380,9 @@ func TestMetricsHaveTheSpecNamesAndLabels(t *testing.T) {
 		"tinycontainer_up": 1, "tinycontainer_uptime_seconds": 12.5, "tinycontainer_bus_published_total": 7,
 		"tinycontainer_bus_dropped_total": 1, "tinycontainer_bus_subscriptions": 2, "tinycontainer_mqtt_connected": 1,
 		"tinycontainer_mqtt_sent_total": 11, "tinycontainer_mqtt_received_total": 4,
-		"tinycontainer_watchdog_stopped_total": 3, "tinycontainer_watchdog_overshoot_p99_seconds": 200e-6,
+		"tinycontainer_watchdog_stopped_total": 3, "tinycontainer_device_storage_free_bytes": 1 << 30,
+		"tinycontainer_device_storage_total_bytes": 8 << 30, "tinycontainer_device_storage_low_space": 1,
+		"tinycontainer_device_storage_errors_total": 5, "tinycontainer_watchdog_overshoot_p99_seconds": 200e-6,
 		"tinycontainer_watchdog_overshoot_max_seconds": 900e-6,
 	} {
 		if got := find(t, ms, name, nil); got != want {

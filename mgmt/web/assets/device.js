@@ -2,7 +2,7 @@
 "use strict";
 
 (() => {
-  const { el, setText, fmtCount, fmtUS, fmtUptime, fmtTime, tenantChip, getJSON, poll, ContainerTable } = TC;
+  const { el, setText, fmtCount, fmtBytes, fmtUS, fmtUptime, fmtTime, tenantChip, getJSON, poll, ContainerTable } = TC;
   const $ = (id) => document.getElementById(id);
 
   const MAX_LOG_LINES = 300; // lines kept on the page, however long it stays open
@@ -42,10 +42,19 @@
         " past budget" : "no runaway activation yet"),
       card("message bus", fmtCount(b.published || 0) + " published · " + fmtCount(b.delivered || 0) + " delivered · " +
         fmtCount(b.dropped || 0) + " dropped"),
+      ...(info.storage ? [card("storage", storageText(info.storage))] : []),
       card("MQTT", m ? (m.connected ? "connected" : "disconnected") + " · " + fmtCount(m.sent) + " sent · " +
         fmtCount(m.received) + " received" + (m.last_error ? " · " + m.last_error : "") : "none (messages stay on the device)"),
     ];
     $("summary").replaceChildren(...cards);
+  }
+
+  function storageText(s) {
+    const errs = s.errors ? " · " + fmtCount(s.errors) + " kv errors" : "";
+    if (s.error) return "free space unknown: " + s.error + errs;
+    if (!s.total_bytes) return "in memory" + errs;
+    const text = fmtBytes(s.free_bytes) + " free of " + fmtBytes(s.total_bytes) + errs;
+    return s.low_space ? el("span", { class: "count faulted" }, el("b", { text: "LOW SPACE " }), text) : text;
   }
 
   function renderTenants(cs) {
