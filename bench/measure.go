@@ -292,8 +292,9 @@ func Density(o Options) (Result, error) {
 		Note: fmt.Sprintf("%d idle containers, each activated once; RSS delta", n)}, per <= 24), nil
 }
 
-// BudgetStop measures how long after its deadline a runaway activation has
-// stopped (the watchdog's latency).
+// BudgetStop measures how much CPU time past its budget a runaway
+// activation had used when it stopped (the watchdog's latency, in the
+// currency budgets are in).
 func BudgetStop(kind string, o Options) (Result, error) {
 	file := "hostloop.wasm"
 	if kind == "ebpf" {
@@ -311,7 +312,7 @@ func BudgetStop(kind string, o Options) (Result, error) {
 	for range n {
 		x.b.Arm(time.Millisecond)
 		err := x.c.Activate(context.Background(), &x.b)
-		late := time.Duration(runtime.Now() - x.b.Deadline())
+		late := x.b.Overrun()
 		var f *runtime.Fault
 		if !errors.As(err, &f) || f.Kind != runtime.FaultBudget {
 			return Result{}, fmt.Errorf("runaway not stopped for its budget: %v", err)
@@ -319,8 +320,8 @@ func BudgetStop(kind string, o Options) (Result, error) {
 		samples = append(samples, late)
 	}
 	p99 := percentile(samples, 0.99)
-	return judged(Result{Name: kind + "/budget_stop_p99", Value: float64(p99.Nanoseconds()) / 1000, Unit: "us after deadline",
-		Target: "< 1 ms", Note: fmt.Sprintf("runaway with a 1 ms budget, %d runs; p50 %v", n, percentile(samples, 0.5).Round(100*time.Nanosecond))},
+	return judged(Result{Name: kind + "/budget_stop_p99", Value: float64(p99.Nanoseconds()) / 1000, Unit: "us CPU past budget",
+		Target: "< 1 ms", Note: fmt.Sprintf("runaway of endpoint calls with a 1 ms CPU budget, %d runs; p50 %v", n, percentile(samples, 0.5).Round(100*time.Nanosecond))},
 		p99 < time.Millisecond), nil
 }
 

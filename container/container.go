@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/tinycontainer/tinycontainer/endpoint"
 	"github.com/tinycontainer/tinycontainer/endpoint/event"
@@ -35,7 +36,9 @@ type Stats struct {
 	EndpointCalls     uint64
 	DeniedCalls       uint64
 	RateLimited       uint64
-	CPUTimeNs         uint64
+	CPUTimeNs         uint64 // thread CPU time of its activations
+	ThrottledNs       uint64 // time its activations waited for its tenant's next window
+	Preemptions       uint64 // times an activation of it was suspended for other work
 	LastExit          int32
 	ConsecutiveFaults int
 	MemoryBytes       uint64
@@ -60,6 +63,7 @@ type Container struct {
 	state State
 
 	activations, faults, missed, calls, denied, limited, cpuNs atomic.Uint64
+	throttledNs, preemptions                                   atomic.Uint64
 	lastFault                                                  atomic.Value // runtime.FaultKind
 	lastExit                                                   atomic.Int32
 	consecutive                                                atomic.Int32
@@ -123,10 +127,22 @@ func (c *Container) Move(to State) error {
 // Missed counts a release that found the previous activation unfinished.
 func (c *Container) Missed() { c.missed.Add(1) }
 
+// Owner is the container's tenant (whose CPU share it draws on).
+func (c *Container) Owner() string { return c.Tenant }
+
+// Preempted counts an activation suspended for other work.
+func (c *Container) Preempted() { c.preemptions.Add(1) }
+
+// Throttled adds time an activation waited for its tenant's next window.
+func (c *Container) Throttled(d time.Duration) { c.throttledNs.Add(uint64(max(d, 0))) }
+
 // Activate runs one activation under budget b: it makes a fresh instance
 // when there is none (first run, or after a fault), hands the next event
 // message to the guest, runs the entry point and records the outcome. The
-// returned error is a *runtime.Fault for guest faults.
+// returned error is a *runtime.Fault for guest faults. An activation cut
+// short by b.Stop (the container is being stopped or removed, the device
+// shuts down) is not a fault: its instance is dropped, nothing is counted
+// against it.
 func (c *Container) Activate(ctx context.Context, b *runtime.Budget) error {
 	if c.inst == nil {
 		inst, err := c.mod.Instantiate(ctx, c.sess)
@@ -142,9 +158,18 @@ func (c *Container) Activate(ctx context.Context, b *runtime.Budget) error {
 			c.sess.Event = event.Encode(topic, payload)
 		}
 	}
-	start := runtime.Now()
+	var start int64
+	if b == nil {
+		start = runtime.Now()
+	}
+	c.sess.Begin(b)
 	code, err := c.inst.Run(ctx, b)
-	c.cpuNs.Add(uint64(runtime.Now() - start))
+	c.sess.Begin(nil)
+	if b != nil {
+		c.cpuNs.Add(uint64(b.Used())) // the runtime ended the stretch
+	} else {
+		c.cpuNs.Add(uint64(runtime.Now() - start))
+	}
 	n := c.sess.TakeCounts()
 	c.calls.Add(n.Calls)
 	c.denied.Add(n.Denied)
@@ -157,6 +182,10 @@ func (c *Container) Activate(ctx context.Context, b *runtime.Budget) error {
 		var f *runtime.Fault
 		if !errors.As(err, &f) {
 			f = &runtime.Fault{Kind: runtime.FaultTrap, Err: err}
+		}
+		if f.Kind == runtime.FaultBudget && b != nil && b.Stopped() {
+			c.dropInstance() // cut mid-way: the next start begins fresh
+			return f
 		}
 		return c.fault(f)
 	}
@@ -211,6 +240,8 @@ func (c *Container) Stats() Stats {
 		DeniedCalls:       c.denied.Load(),
 		RateLimited:       c.limited.Load(),
 		CPUTimeNs:         c.cpuNs.Load(),
+		ThrottledNs:       c.throttledNs.Load(),
+		Preemptions:       c.preemptions.Load(),
 		LastExit:          c.lastExit.Load(),
 		ConsecutiveFaults: int(c.consecutive.Load()),
 		MemoryBytes:       c.memBytes.Load(),

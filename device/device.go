@@ -40,12 +40,15 @@ import (
 type Options struct {
 	Board       *board.File // nil: board.Default(Seed)
 	Seed        uint64
-	Workers     int
-	Store       store.Store // nil: in memory
-	Bus         *msg.Bus    // nil: a local bus
-	Interpreter bool        // guests in interpreters (wazero's, ours for eBPF) instead of compiled to machine code
-	MQTT        string      // when set, bridge the bus to this MQTT v5 broker URL
-	CacheDir    string      // when set, compiled code is kept here across restarts
+	Workers     int           // activations running at once (default 1, like one MCU core)
+	Quantum     time.Duration // time slice among equal priorities, 1-10 ms (default 10 ms)
+	Window      time.Duration // scheduling window of tenant CPU shares (default 100 ms)
+	Order       sched.Order   // scheduling policy (default sched.PriorityRoundRobin)
+	Store       store.Store   // nil: in memory
+	Bus         *msg.Bus      // nil: a local bus
+	Interpreter bool          // guests in interpreters (wazero's, ours for eBPF) instead of compiled to machine code
+	MQTT        string        // when set, bridge the bus to this MQTT v5 broker URL
+	CacheDir    string        // when set, compiled code is kept here across restarts
 	// LogDir, when set, keeps the containers' retained log lines here
 	// across restarts (written every second, bounded like the lines in
 	// memory).
@@ -112,6 +115,10 @@ var (
 
 // New builds a device. Run starts its scheduler.
 func New(ctx context.Context, opts Options) (*Device, error) {
+	so := sched.Options{Workers: opts.Workers, Quantum: opts.Quantum, Window: opts.Window, Order: opts.Order}
+	if err := so.Check(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
 	d := &Device{opts: opts, log: opts.Logger, start: runtime.Now(), reg: endpoint.NewRegistry(),
 		containers: map[string]*installed{}, ceilings: map[string]*meta.Ceiling{}, logs: newLogBook(logLimits{tenantBytes: opts.TenantLogBytes}), mods: newModCache()}
 	if d.log == nil {
@@ -163,7 +170,8 @@ func New(ctx context.Context, opts Options) (*Device, error) {
 	d.reg.Register("ml", &epml.Endpoint{Cache: d.models})
 	b.Register(d.reg)
 
-	d.sched = sched.New(sched.Options{Workers: opts.Workers, OnHalt: d.onHalt, OnFault: opts.OnFault})
+	so.OnHalt, so.OnFault = d.onHalt, opts.OnFault
+	d.sched = sched.New(so)
 	if opts.LogDir != "" {
 		ld, err := openLogDisk(opts.LogDir, d.logs, time.Second, func(err error) { d.log.Warn("container logs", "err", err) })
 		if err != nil {
@@ -414,6 +422,15 @@ func (d *Device) onHalt(name string, a sched.Action, f *runtime.Fault) {
 	}
 }
 
+// SetCPUShare caps what tenant's containers together use to percent % of
+// the device's CPU capacity in every scheduling window (0: no cap).
+func (d *Device) SetCPUShare(tenant string, percent int) error {
+	if err := d.sched.SetShare(tenant, percent); err != nil {
+		return fmt.Errorf("%w: tenant %s: %w", ErrInvalid, tenant, err)
+	}
+	return nil
+}
+
 // Container returns the installed container name.
 func (d *Device) Container(name string) (*container.Container, error) {
 	d.mu.Lock()
@@ -493,7 +510,8 @@ func (d *Device) status(in *installed) mgmt.ContainerStatus {
 		Name: c.Name, Tenant: c.Tenant, Runtime: string(c.Kind), State: c.State().String(),
 		Version: m.Version, Activations: st.Activations, Faults: st.Faults, LastFault: string(st.LastFault),
 		MissedDeadlines: st.MissedDeadlines, EndpointCalls: st.EndpointCalls, DeniedCalls: st.DeniedCalls,
-		CPUTimeUS: st.CPUTimeNs / 1000, MemoryBytes: st.MemoryBytes, StorageBytes: usage, ExitCode: st.LastExit,
+		CPUTimeUS: st.CPUTimeNs / 1000, ThrottledUS: st.ThrottledNs / 1000, Preemptions: st.Preemptions,
+		MemoryBytes: st.MemoryBytes, StorageBytes: usage, ExitCode: st.LastExit,
 		Priority: m.Schedule.Priority, Trigger: string(m.Schedule.Trigger),
 		PeriodUS: uint64(m.Schedule.Period.Microseconds()), BudgetUS: uint64(m.Schedule.Budget.Microseconds()),
 		MessagesReceived: sub.Received, MessagesDropped: sub.Dropped,

@@ -119,7 +119,22 @@ type Session struct {
 	lastDenied    *handle
 	lastDeniedOp  abi.Op
 	lastDeniedGen uint64
+
+	// budget is the running activation's, for Wait (nil between
+	// activations).
+	budget *runtime.Budget
 }
+
+// Begin tells the session which activation's budget is in force (nil when
+// the activation ends).
+func (s *Session) Begin(b *runtime.Budget) { s.budget = b }
+
+// Wait runs f, part of an endpoint call that waits for something other
+// than the CPU (storage being made durable, a network), with the
+// activation's worker given to other ready work meanwhile; the wait is
+// not charged to the activation's budget. Endpoints call it around the
+// waiting part only.
+func (s *Session) Wait(f func()) { s.budget.Wait(f) }
 
 var (
 	_ runtime.Host    = (*Session)(nil)

@@ -11,8 +11,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
-	"time"
 
 	"github.com/tinycontainer/tinycontainer/abi"
 	"github.com/tinycontainer/tinycontainer/meta"
@@ -158,38 +156,3 @@ func (f *Fault) Unwrap() error { return f.Err }
 
 // ErrBudget is the Err of a budget Fault.
 var ErrBudget = errors.New("activation budget exceeded")
-
-// epoch anchors Now; monotonic readings are relative to it.
-var epoch = time.Now()
-
-// Now is the monotonic time in nanoseconds since the process started.
-func Now() int64 { return int64(time.Since(epoch)) }
-
-// Budget bounds one activation. Runtimes poll Expired at checkpoints that
-// the guest itself reaches (loop back-edges, function entries, every N
-// instructions), so a runaway guest stops soon after its deadline without
-// a per-instruction tax. The watchdog arms it; Stop ends it early.
-type Budget struct {
-	deadline int64 // Now() value; 0 means no deadline
-	stopped  atomic.Bool
-}
-
-// Arm sets the deadline to d from now and clears any stop.
-func (b *Budget) Arm(d time.Duration) {
-	b.deadline = Now() + int64(d)
-	b.stopped.Store(false)
-}
-
-// Stop makes Expired true from now on (for example on `stop` or shutdown).
-func (b *Budget) Stop() { b.stopped.Store(true) }
-
-// Expired reports whether the activation must end now.
-func (b *Budget) Expired() bool {
-	if b == nil {
-		return false
-	}
-	return b.stopped.Load() || (b.deadline != 0 && Now() > b.deadline)
-}
-
-// Deadline is the Now() value past which Expired is true (0: none).
-func (b *Budget) Deadline() int64 { return b.deadline }

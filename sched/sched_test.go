@@ -101,7 +101,7 @@ func TestRunawayIsStoppedAndOthersKeepGoing(t *testing.T) {
 	halted := make(chan Action, 1)
 	s := start(t, Options{OnHalt: func(id string, a Action, f *runtime.Fault) { halted <- a }})
 	spin := &fakeTask{sched: periodic(2 * time.Millisecond), run: func(b *runtime.Budget) error {
-		for !b.Expired() { // what a runtime checkpoint does
+		for !b.Checkpoint() { // what a runtime checkpoint does
 		}
 		return &runtime.Fault{Kind: runtime.FaultBudget, Err: runtime.ErrBudget}
 	}}

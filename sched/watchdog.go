@@ -8,14 +8,15 @@ import (
 	"github.com/tinycontainer/tinycontainer/runtime"
 )
 
-// Watchdog arms each activation's budget and measures how late runaway
-// activations actually stop. The stop itself happens inside the runtime at
-// a checkpoint the guest reaches (see runtime.Budget), which costs the
-// guest almost nothing, unlike a preemption check at every loop header.
+// Watchdog arms each activation's budget and measures how far past it
+// runaway activations actually got, in CPU time. The stop itself happens
+// inside the runtime at a checkpoint the guest reaches (see
+// runtime.Budget), which costs the guest almost nothing, unlike a check at
+// every loop header.
 type Watchdog struct {
 	mu        sync.Mutex
 	running   map[*runtime.Budget]struct{}
-	overshoot []time.Duration // ring of recent overruns past the deadline
+	overshoot []time.Duration // ring of recent overruns: CPU time past the budget
 	next      int
 	overruns  uint64
 }
@@ -27,7 +28,7 @@ func NewWatchdog() *Watchdog {
 	return &Watchdog{running: map[*runtime.Budget]struct{}{}}
 }
 
-// Begin arms b for an activation of at most d.
+// Begin arms b for an activation of at most d of CPU time.
 func (w *Watchdog) Begin(b *runtime.Budget, d time.Duration) {
 	b.Arm(d)
 	w.mu.Lock()
@@ -38,7 +39,8 @@ func (w *Watchdog) Begin(b *runtime.Budget, d time.Duration) {
 // End records the end of the activation armed on b; overran says whether
 // it was stopped for its budget.
 func (w *Watchdog) End(b *runtime.Budget, overran bool) {
-	late := time.Duration(runtime.Now() - b.Deadline())
+	b.End() // in case the task did not (it runs no guest code of a runtime)
+	late := b.Overrun()
 	w.mu.Lock()
 	delete(w.running, b)
 	if overran {
@@ -63,8 +65,8 @@ func (w *Watchdog) StopAll() {
 }
 
 // Overshoot reports how many activations overran and, over the recent
-// ones, the 50th and 99th percentile and the maximum time between the
-// deadline and the moment the activation had stopped.
+// ones, the 50th and 99th percentile and the maximum of the CPU time they
+// had used past their budget when they stopped.
 func (w *Watchdog) Overshoot() (n uint64, p50, p99, worst time.Duration) {
 	w.mu.Lock()
 	s := slices.Clone(w.overshoot)

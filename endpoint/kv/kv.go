@@ -52,7 +52,10 @@ func (e *Endpoint) Call(s *endpoint.Session, op abi.Op, in, out []byte) int32 {
 			return abi.EMSGSIZE.Result()
 		}
 		quota := s.Rules().Manifest.Limits.Storage
-		if err := e.Store.Put(s.Container, string(in[1:1+kl]), in[1+kl:], quota); err != nil {
+		var err error
+		// A durable put waits for the disk: other work runs meanwhile.
+		s.Wait(func() { err = e.Store.Put(s.Container, string(in[1:1+kl]), in[1+kl:], quota) })
+		if err != nil {
 			return e.fail(s, op, err)
 		}
 		return 0

@@ -210,7 +210,9 @@ func (in *Instance) Run(ctx context.Context, b *runtime.Budget) (int32, error) {
 	}
 	a := activations.Get().(*activation)
 	a.reset(ctx, in, b)
+	b.Begin()
 	code, err := a.exec(in.mod)
+	b.End()
 	a.release()
 	activations.Put(a)
 	if err != nil {

@@ -20,8 +20,18 @@ var le = binary.LittleEndian
 const checkpointFuel = 1 << 15
 
 // helperFuel is what one helper call costs: a budget poll at least every
-// 32 host calls.
-const helperFuel = checkpointFuel / 32
+// 32 host calls. The bytes a call hands the host are charged on top, at
+// bytesPerFuel each (a copy of a few bytes costs about an instruction),
+// so a loop of calls moving large buffers polls sooner.
+const (
+	helperFuel   = checkpointFuel / 32
+	bytesPerFuel = 4
+)
+
+// callFuel is what a tc.call with these lengths costs.
+func callFuel(inLen, bufCap uint32) int {
+	return helperFuel + int(max(inLen, bufCap)/bytesPerFuel)
+}
 
 // memFault is the fault of the access before instruction next. Taking
 // the next index (the interpreter's pc) rather than the faulting one keeps
@@ -94,8 +104,8 @@ func (a *activation) back(pc, t int) int {
 // go on at (the halt instruction when the budget is over). A host call
 // can take far longer than an instruction, so a loop of them must reach
 // a poll soon whatever the loop's length.
-func (a *activation) helped() int {
-	a.fuel -= helperFuel
+func (a *activation) helped(cost int) int {
+	a.fuel -= cost
 	if a.fuel < 0 {
 		if err := a.poll(a.pc); err != nil {
 			a.err = err
@@ -118,10 +128,12 @@ func (a *activation) call(h, op, ptr, inLen, bufCap uint32) int32 {
 	return a.host.Call(&a.mem, h, op, ptr, inLen, bufCap)
 }
 
-// poll reports a budget fault if the activation must end now.
+// poll reports a budget fault if the activation must end now. The
+// activation may also be suspended here (Budget.Checkpoint blocks until
+// its scheduler resumes it); no machine code is on the stack then.
 func (a *activation) poll(pc int) error {
 	a.fuel = checkpointFuel
-	if a.budget.Expired() {
+	if a.budget.Checkpoint() {
 		return &runtime.Fault{Kind: runtime.FaultBudget, Err: fmt.Errorf("%w (instruction %d)", runtime.ErrBudget, pc)}
 	}
 	if err := a.ctx.Err(); err != nil {
@@ -423,15 +435,15 @@ func (a *activation) run(prog []insn) (int32, error) {
 			// survive the call (which would cost a spill on every dispatch).
 			a.pc = pc
 			r[0] = uint64(int64(a.host.Open(&a.mem, uint32(r[1]), uint32(r[2]))))
-			pc = a.helped()
+			pc = a.helped(helperFuel)
 		case opCallCall:
 			a.pc = pc
 			r[0] = uint64(int64(a.call(uint32(r[1]), uint32(r[2]), uint32(r[3]), uint32(r[4]), uint32(r[5]))))
-			pc = a.helped()
+			pc = a.helped(callFuel(uint32(r[4]), uint32(r[5])))
 		case opCallClose:
 			a.pc = pc
 			r[0] = uint64(int64(a.host.Close(uint32(r[1]))))
-			pc = a.helped()
+			pc = a.helped(helperFuel)
 
 		case opCallLocal:
 			if a.depth+1 >= len(stack)/frameSize {

@@ -67,12 +67,14 @@ func (a *activation) runJIT(j *jitCode, prog []insn) (int32, error) {
 			return int32(st.regs[0]), nil
 		case exitCall, exitOpen, exitClose:
 			r := &st.regs
+			cost := helperFuel
 			switch st.exit {
 			case exitCall:
 				// a.call, with its commonest case (a buffer on the stack)
 				// written out: it saves a call per helper call.
 				ptr, inLen, bufCap := uint32(r[3]), uint32(r[4]), uint32(r[5])
 				n := uint64(max(inLen, bufCap))
+				cost = callFuel(inLen, bufCap)
 				if o := uint64(ptr) - (StackTop - uint64(len(stack))); a.bufHost != nil && o < uint64(len(stack)) && uint64(len(stack))-o >= n {
 					r[0] = uint64(int64(a.bufHost.CallBuf(&a.mem, uint32(r[1]), uint32(r[2]), ptr, stack[o:o+n:o+n], inLen, bufCap)))
 				} else {
@@ -83,7 +85,7 @@ func (a *activation) runJIT(j *jitCode, prog []insn) (int32, error) {
 			default:
 				r[0] = uint64(int64(a.host.Close(uint32(r[1]))))
 			}
-			if st.fuel -= helperFuel; st.fuel < 0 {
+			if st.fuel -= int64(cost); st.fuel < 0 {
 				if err := a.poll(pc + 1); err != nil {
 					return 0, err
 				}

@@ -96,6 +96,7 @@ func checkImports(imports []instrument.Import) (usesExit bool, err error) {
 func tcOpen(ctx context.Context, mod api.Module, stack []uint64) {
 	a := ctx.(*activation)
 	stack[0] = api.EncodeI32(a.host.Open(a.memory(mod), api.DecodeU32(stack[0]), api.DecodeU32(stack[1])))
+	a.spend(callWork)
 }
 
 // tcCall is tc.call(handle, op, buf_ptr, in_len, buf_cap) -> n.
@@ -116,24 +117,33 @@ func tcCall(ctx context.Context, mod api.Module, stack []uint64) {
 			}
 			// a stands for the guest memory (see activation.Read).
 			stack[0] = api.EncodeI32(a.bufHost.CallBuf(a, h, op, ptr, cur[ptr:end:end], in, bufCap))
+			a.spend(callWork + int(max(in, bufCap)/bytesPerWork))
 			return
 		}
 	}
 	stack[0] = api.EncodeI32(a.host.Call(a.memory(mod), h, op, ptr, in, bufCap))
+	a.spend(callWork + int(max(in, bufCap)/bytesPerWork))
 }
 
 // tcClose is tc.close(handle) -> 0.
 func tcClose(ctx context.Context, _ api.Module, stack []uint64) {
 	a := ctx.(*activation)
 	stack[0] = api.EncodeI32(a.host.Close(api.DecodeU32(stack[0])))
+	a.spend(callWork)
 }
 
 // checkpoint is reached by instrumented code every few thousand ticks. It
 // ends the activation by panicking; wazero unwinds the guest and returns
-// the panic value wrapped as the call's error.
+// the panic value wrapped as the call's error. The activation may also be
+// suspended here (Budget.Checkpoint blocks): the guest's stack and memory
+// stay as they are and it goes on when its scheduler resumes it.
 func checkpoint(ctx context.Context, _ api.Module, _ []uint64) {
-	a := ctx.(*activation)
-	if a.budget.Expired() {
+	ctx.(*activation).check()
+}
+
+func (a *activation) check() {
+	a.work = 0
+	if a.budget.Checkpoint() {
 		panic(runtime.ErrBudget)
 	}
 	if a.inst.closing.Load() || a.inst.m.r.closing.Load() {
@@ -145,6 +155,35 @@ func checkpoint(ctx context.Context, _ api.Module, _ []uint64) {
 			panic(a.Context.Err())
 		default:
 		}
+	}
+}
+
+// Host work is charged in rough nanoseconds of host CPU: a host function
+// that does work for the guest (copies, fills, generates, writes bytes)
+// spends it, and past hostWork the budget is checked as at a checkpoint.
+// So no loop of host calls, however few guest instructions it takes
+// between them, stretches the distance between two budget checks (and two
+// chances to preempt) beyond ~hostWork of host CPU.
+const (
+	hostWork = 50_000
+	// callWork is one tc.call's fixed cost; its bytes are charged at
+	// bytesPerWork each.
+	callWork     = 64
+	bytesPerWork = 8
+	// lineWork is one log line (the log endpoint keeps and forwards it).
+	lineWork = 1_000
+	// randChunk is how many random bytes random_get makes between two
+	// charges; random bytes cost about 1 ns each.
+	randChunk = 16 << 10
+)
+
+// spend charges n units of host work and checks the budget when they add
+// up to hostWork. It may panic (the activation ends) or block (it is
+// suspended).
+func (a *activation) spend(n int) {
+	a.work += n
+	if a.work >= hostWork {
+		a.check()
 	}
 }
 

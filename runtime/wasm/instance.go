@@ -29,8 +29,11 @@ type activation struct {
 	bufHost runtime.BufHost
 	stack   [1]uint64
 	exit    exitSignal
-	clock   [8]byte
-	line    []byte // partial log line
+	// work is what host functions did since the last budget check, in
+	// rough nanoseconds (see spend).
+	work  int
+	clock [8]byte
+	line  []byte // partial log line
 	// making carries the instance's memory allocator while wazero makes
 	// the instance, nil after.
 	making context.Context
@@ -118,7 +121,9 @@ func (m *Module) Instantiate(ctx context.Context, host runtime.Host) (runtime.In
 	var b runtime.Budget
 	b.Arm(m.r.opts.InitBudget)
 	a.enter(ctx, &b)
+	b.Begin()
 	defer a.leave()
+	defer b.End()
 
 	inst.alloc.pool = m.r.mem
 	a.making = experimental.WithMemoryAllocator(context.Background(), &inst.alloc)
@@ -165,6 +170,7 @@ func (a *activation) enter(ctx context.Context, b *runtime.Budget) {
 	a.Context = ctx
 	a.done = ctx.Done()
 	a.budget = b
+	a.work = 0
 }
 
 // leave drops the references to the caller's context and budget.
@@ -206,7 +212,9 @@ func (i *Instance) Run(ctx context.Context, b *runtime.Budget) (int32, error) {
 		i.saved[k] = g.Get()
 	}
 	a.stack[0] = 0
+	b.Begin()
 	err := i.main.CallWithStack(a, a.stack[:])
+	b.End()
 	i.m.r.leave() // no guest code runs past here: Runtime.Close may free the memory
 	if len(a.line) > 0 {
 		_ = a.flushLine() // what the activation wrote is logged with it

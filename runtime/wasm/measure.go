@@ -9,6 +9,8 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+
+	"github.com/tinycontainer/tinycontainer/runtime"
 )
 
 // This file is the measurement API of `tinycontainer bench`, which must
@@ -22,10 +24,10 @@ import (
 func Measure(f func() error) (time.Duration, error) {
 	goruntime.LockOSThread()
 	defer goruntime.UnlockOSThread()
-	start, ok := threadCPU()
+	start, ok := runtime.ThreadCPU()
 	wall := time.Now()
 	err := f()
-	if end, ok2 := threadCPU(); ok && ok2 {
+	if end, ok2 := runtime.ThreadCPU(); ok && ok2 {
 		return end - start, err
 	}
 	return time.Since(wall), err

@@ -59,6 +59,11 @@ const (
 	// maxWrite bounds the bytes one fd_write consumes (a short write, as
 	// POSIX allows), so a hostile iovec list cannot keep the host busy.
 	maxWrite = 4096
+	// maxIovs bounds the iovec entries one fd_write reads (IOV_MAX): a
+	// list of empty ones would otherwise cost the host time for nothing.
+	maxIovs = 1024
+	// iovWork is what reading one iovec entry is charged.
+	iovWork = 16
 )
 
 // view returns n bytes of guest memory at ptr, or nil, false.
@@ -86,7 +91,8 @@ func wasiFdWrite(ctx context.Context, mod api.Module, stack []uint64) {
 	}
 	var total uint32
 	var errno uint64
-	for k := uint64(0); k < n && total < maxWrite; k++ {
+	k := uint64(0)
+	for ; k < min(n, maxIovs) && total < maxWrite; k++ {
 		iov, ok := view(mem, iovs+8*k, 8)
 		if !ok {
 			errno = wasiEFAULT
@@ -106,10 +112,12 @@ func wasiFdWrite(ctx context.Context, mod api.Module, stack []uint64) {
 	}
 	if errno != wasiSuccess && total == 0 {
 		stack[0] = errno
+		a.spend(callWork + int(k)*iovWork)
 		return
 	}
 	binary.LittleEndian.PutUint32(nw, total)
 	stack[0] = wasiSuccess
+	a.spend(callWork + int(k)*iovWork + int(total))
 }
 
 // logWrite adds data to the partial line, logging every complete line.
@@ -135,6 +143,7 @@ func (a *activation) logWrite(data []byte) uint64 {
 
 // flushLine logs the buffered line. A line the log refuses is dropped.
 func (a *activation) flushLine() uint64 {
+	a.work += lineWork + len(a.line) // checked by the caller's spend
 	line := a.line
 	a.line = a.line[:0]
 	if n := len(line); n > 0 && line[n-1] == '\r' {
@@ -172,6 +181,7 @@ func wasiClockTimeGet(ctx context.Context, mod api.Module, stack []uint64) {
 	}
 	binary.LittleEndian.PutUint64(out, binary.LittleEndian.Uint64(buf)*1000)
 	stack[0] = wasiSuccess
+	a.spend(callWork)
 }
 
 // wasiRandomGet is random_get(buf, len) -> errno.
@@ -182,8 +192,17 @@ func wasiRandomGet(ctx context.Context, mod api.Module, stack []uint64) {
 		stack[0] = wasiEFAULT
 		return
 	}
-	_, _ = rand.Read(b) // never fails (crypto/rand documents it)
+	// In chunks, each charged: one call may fill all of the guest's
+	// memory, and the budget is checked (and the guest may be suspended)
+	// between chunks.
+	for len(b) > 0 {
+		n := min(len(b), randChunk)
+		_, _ = rand.Read(b[:n]) // never fails (crypto/rand documents it)
+		b = b[n:]
+		a.spend(callWork + n)
+	}
 	stack[0] = wasiSuccess
+	a.spend(callWork)
 }
 
 // wasiProcExit is proc_exit(code): it ends the activation with that exit
@@ -208,11 +227,13 @@ func wasiSizesGet(ctx context.Context, mod api.Module, stack []uint64) {
 	binary.LittleEndian.PutUint32(count, 0)
 	binary.LittleEndian.PutUint32(size, 0)
 	stack[0] = wasiSuccess
+	a.spend(callWork)
 }
 
 // wasiEmptyGet is args_get and environ_get: there is nothing to write.
-func wasiEmptyGet(_ context.Context, _ api.Module, stack []uint64) {
+func wasiEmptyGet(ctx context.Context, _ api.Module, stack []uint64) {
 	stack[0] = wasiSuccess
+	ctx.(*activation).spend(callWork)
 }
 
 // exitSignal is the panic value of proc_exit.
