@@ -47,8 +47,11 @@ type Options struct {
 	Store       store.Store   // nil: in memory
 	Bus         *msg.Bus      // nil: a local bus
 	Interpreter bool          // guests in interpreters (wazero's, ours for eBPF) instead of compiled to machine code
-	MQTT        string        // when set, bridge the bus to this MQTT v5 broker URL
-	CacheDir    string        // when set, compiled code is kept here across restarts
+	MQTT        string        // when set, bridge the bus to this MQTT v5 broker URL (QoS 1)
+	// ID names the device: its MQTT messaging client id is tc-{ID}-msg
+	// (a random one when ID is empty).
+	ID       string
+	CacheDir string // when set, compiled code is kept here across restarts
 	// LogDir, when set, keeps the containers' retained log lines here
 	// across restarts (written every second, bounded like the lines in
 	// memory).
@@ -143,13 +146,16 @@ func New(ctx context.Context, opts Options) (*Device, error) {
 		d.bus = msg.NewBus(msg.Options{})
 	}
 	if opts.MQTT != "" {
-		// Dial waits for the first connection (bounded by ctx); afterwards
-		// the bridge reconnects with backoff on its own.
-		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		br, err := mqtt.Dial(dctx, opts.MQTT, d.bus, mqtt.Options{})
-		cancel()
+		// The bridge connects in the background, so the device starts
+		// while the broker is down; it reconnects with backoff, and logs
+		// connects and disconnects.
+		var id string
+		if opts.ID != "" {
+			id = "tc-" + opts.ID + "-msg"
+		}
+		br, err := mqtt.Dial(ctx, opts.MQTT, d.bus, mqtt.Options{ClientID: id, QoS: 1, Background: true, Logger: d.log})
 		if err != nil {
-			return nil, fmt.Errorf("mqtt %s: %w", opts.MQTT, err)
+			return nil, fmt.Errorf("%w: mqtt %s: %w", ErrInvalid, opts.MQTT, err)
 		}
 		d.bridge = br
 	}

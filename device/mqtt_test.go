@@ -3,7 +3,9 @@ package device_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -139,4 +141,52 @@ func TestMessageFloodDoesNotDelayOthers(t *testing.T) {
 		t.Fatalf("listener received %d, dropped %d: the queue is not bounded", ls.MessagesReceived, ls.MessagesDropped)
 	}
 	t.Logf("in %v: blinker %d activations, %d missed; listener %d activations, %d dropped", elapsed, st.Activations, st.MissedDeadlines, ls.Activations, ls.MessagesDropped)
+}
+
+// syncBuf is a log sink safe for concurrent writers.
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Issue 13 item 9: `device --mqtt` refused to start while the broker was
+// down, `info` kept the stale error after reconnecting, and disconnects
+// were not logged. The messaging client id is tc-{id}-msg.
+func TestMQTTDeviceStartsWithBrokerDown(t *testing.T) {
+	br := testbroker.Start(t)
+	br.Stop()
+	var logs syncBuf
+	d := runDevice(t, device.Options{MQTT: br.URL(), ID: "dev-7",
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	testbroker.WaitFor(t, "a failed connection attempt", func() bool {
+		m := d.Info().MQTT
+		return m != nil && !m.Connected && m.ConnectErrors > 0 && m.LastError != ""
+	})
+	br.Start()
+	testbroker.WaitFor(t, "the connection", func() bool { m := d.Info().MQTT; return m.Connected })
+	if m := d.Info().MQTT; m.LastError != "" {
+		t.Fatalf("stale error after connecting: %+v", m)
+	}
+	br.Stop()
+	testbroker.WaitFor(t, "the disconnect in the log", func() bool { return strings.Contains(logs.String(), "mqtt: disconnected") })
+	br.Start()
+	testbroker.WaitFor(t, "the reconnection", func() bool { m := d.Info().MQTT; return m.Connected && m.Connects == 2 })
+	if m := d.Info().MQTT; m.LastError != "" {
+		t.Fatalf("stale error after reconnecting: %+v", m)
+	}
+	if !strings.Contains(logs.String(), "client=tc-dev-7-msg") {
+		t.Fatalf("client id not tc-dev-7-msg in the log:\n%s", logs.String())
+	}
 }

@@ -7,6 +7,7 @@ package testbroker
 import (
 	"bufio"
 	"context"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -38,39 +40,72 @@ func requireTool(t testing.TB, path string) string {
 
 // Broker is a real mosquitto on a free loopback port.
 type Broker struct {
-	t    testing.TB
-	bin  string
-	port int
-	conf string
-	cmd  *exec.Cmd
-	exit chan struct{}
-	log  *os.File
+	t       testing.TB
+	bin     string
+	port    int
+	tlsPort int
+	roots   *x509.CertPool
+	conf    string
+	cmd     *exec.Cmd
+	exit    chan struct{}
+	log     *os.File
+}
+
+// Opts add to the broker's configuration.
+type Opts struct {
+	// TLS adds a TLS listener with a certificate for 127.0.0.1 issued by
+	// a CA made for the test (see TLSURL and Roots).
+	TLS bool
+	// Extra is appended to mosquitto.conf (per_listener_settings is not
+	// set, so allow_anonymous, password_file and acl_file apply to every
+	// listener). Without allow_anonymous true, mosquitto 2 refuses
+	// anonymous clients.
+	Extra string
 }
 
 // Start starts a broker that stops when the test ends, open to anonymous
 // clients.
 func Start(t testing.TB) *Broker {
 	t.Helper()
-	return StartWith(t, "allow_anonymous true\n")
+	return StartOpts(t, Opts{Extra: "allow_anonymous true\n"})
 }
 
 // StartWith starts a broker with extra configuration lines (for example
 // allow_anonymous, password_file and acl_file) after its listener.
 func StartWith(t testing.TB, extra string) *Broker {
 	t.Helper()
-	bin := requireTool(t, mosquittoPath)
-	requireTool(t, "mosquitto_pub")
-	requireTool(t, "mosquitto_sub")
-	requireTool(t, "stdbuf")
+	return StartOpts(t, Opts{Extra: extra})
+}
+
+func freePort(t testing.TB) int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// StartOpts starts a broker configured by o that stops when the test ends.
+func StartOpts(t testing.TB, o Opts) *Broker {
+	t.Helper()
+	bin := requireTool(t, mosquittoPath)
+	requireTool(t, "mosquitto_pub")
+	requireTool(t, "mosquitto_sub")
+	requireTool(t, "stdbuf")
+	port := freePort(t)
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "mosquitto.conf")
-	cfg := fmt.Sprintf("listener %d 127.0.0.1\npersistence false\n%s", port, extra)
+	cfg := fmt.Sprintf("listener %d 127.0.0.1\n", port)
+	var tlsPort int
+	var roots *x509.CertPool
+	if o.TLS {
+		tlsPort = freePort(t)
+		var ca, cert, key string
+		ca, cert, key, roots = writeTLSFiles(t, dir)
+		cfg += fmt.Sprintf("listener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\n", tlsPort, ca, cert, key)
+	}
+	cfg += "persistence false\n" + o.Extra + "\n"
 	if err := os.WriteFile(conf, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +113,7 @@ func StartWith(t testing.TB, extra string) *Broker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	br := &Broker{t: t, bin: bin, port: port, conf: conf, log: logf}
+	br := &Broker{t: t, bin: bin, port: port, tlsPort: tlsPort, roots: roots, conf: conf, log: logf}
 	br.Start()
 	t.Cleanup(func() {
 		br.Stop()
@@ -94,6 +129,12 @@ func StartWith(t testing.TB, extra string) *Broker {
 
 // URL is the broker's address for the bridge.
 func (br *Broker) URL() string { return fmt.Sprintf("mqtt://127.0.0.1:%d", br.port) }
+
+// TLSURL is the address of the TLS listener (Opts.TLS).
+func (br *Broker) TLSURL() string { return fmt.Sprintf("mqtts://127.0.0.1:%d", br.tlsPort) }
+
+// Roots holds the CA of the TLS listener's certificate.
+func (br *Broker) Roots() *x509.CertPool { return br.roots }
 
 // Start (re)starts a stopped broker on the same port.
 func (br *Broker) Start() {
@@ -124,7 +165,9 @@ func (br *Broker) Stop() {
 	if br.cmd == nil {
 		return
 	}
-	_ = br.cmd.Process.Signal(os.Interrupt)
+	// SIGTERM, not SIGINT: a test run in the background inherits SIGINT
+	// ignored, and mosquitto may not have installed its handler yet.
+	_ = br.cmd.Process.Signal(syscall.SIGTERM)
 	<-br.exit
 	br.cmd = nil
 }

@@ -1,34 +1,33 @@
 // Package mqtt bridges the device's message bus (package msg) to an MQTT v5
 // broker: bus publishes go to the broker, and broker messages on the bus's
-// filters come back through msg.Bus.Deliver. It is the only package of the
-// project that uses paho.golang.
+// filters come back through msg.Bus.Deliver. The MQTT protocol itself is
+// internal/mqttc's.
 package mqtt
 
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	mrand "math/rand/v2"
-	"net"
-	"net/url"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/eclipse/paho.golang/paho"
-
+	"github.com/tinycontainer/tinycontainer/internal/mqttc"
 	"github.com/tinycontainer/tinycontainer/msg"
 )
 
 // Error classes; every error returned by this package wraps one of them.
 var (
-	ErrBadURL   = errors.New("mqtt: invalid broker URL")
-	ErrConnect  = errors.New("mqtt: cannot connect to the broker")
+	ErrBadURL   = mqttc.ErrBadURL
+	ErrConnect  = mqttc.ErrConnect
 	ErrClosed   = errors.New("mqtt: bridge closed")
-	ErrProtocol = errors.New("mqtt: protocol violation by the broker")
+	ErrProtocol = mqttc.ErrProtocol
 )
 
 // Options tune a Bridge. Zero fields take the defaults in brackets.
@@ -41,6 +40,16 @@ type Options struct {
 	MaxBackoff     time.Duration // reconnect delay cap [10s]
 	MaxPacketSize  int           // largest inbound packet; larger ones end the connection [64 KiB or MaxPayload+2 KiB]
 	CloseTimeout   time.Duration // how long Close waits for a graceful flush [2s]
+	// QoS of publishes and subscriptions: 0 (best effort) or 1 (at least
+	// once between the device and the broker) [0].
+	QoS byte
+	// TLS configures mqtts:// brokers (nil: the system's roots).
+	TLS *tls.Config
+	// Background makes Dial return at once, without waiting for the
+	// first connection: the bridge connects when the broker comes up.
+	Background bool
+	// Logger sees connects and disconnects [discarded].
+	Logger *slog.Logger
 }
 
 // Stats are the bridge's counters since Dial.
@@ -67,8 +76,8 @@ type outMsg struct {
 // and subscribes with QoS 0; see docs/notes/msg.md for why.
 type Bridge struct {
 	bus    *msg.Bus
-	addr   string
-	user   *url.Userinfo
+	url    string
+	log    *slog.Logger
 	opts   Options
 	detach func()
 
@@ -88,7 +97,7 @@ type Bridge struct {
 	syncedGen  uint64        // desiredGen the broker acknowledged on this connection; 0 when disconnected
 	synced     chan struct{} // closed and replaced whenever syncedGen moves up
 	current    []string      // filters the broker has acknowledged
-	raw        net.Conn      // live connection, closed by Close if a write is stuck
+	live       *mqttc.Conn   // live connection, cut by Close if a write is stuck
 	connected  bool
 	lastErr    error
 
@@ -97,15 +106,18 @@ type Bridge struct {
 
 var _ msg.Uplink = (*Bridge)(nil)
 
-// Dial connects to the broker at rawURL (mqtt://host[:port] or
-// tcp://host[:port], optionally with user:password@) and attaches the bridge
-// to bus as its uplink. It retries with backoff until the first connection
-// succeeds or ctx ends; after that the bridge reconnects on its own until
+// Dial connects to the broker at rawURL (mqtt://host[:port],
+// tcp://host[:port], or mqtts://host[:port] for TLS, optionally with
+// user:password@) and attaches the bridge to bus as its uplink. It retries
+// with backoff until the first connection succeeds or ctx ends (unless
+// opts.Background); after that the bridge reconnects on its own until
 // Close, and ctx no longer matters.
 func Dial(ctx context.Context, rawURL string, bus *msg.Bus, opts Options) (*Bridge, error) {
-	addr, user, err := parseURL(rawURL)
-	if err != nil {
+	if _, err := mqttc.ParseURL(rawURL); err != nil {
 		return nil, err
+	}
+	if opts.QoS > 1 {
+		return nil, fmt.Errorf("%w: QoS %d: want 0 or 1", ErrBadURL, opts.QoS)
 	}
 	if opts.ClientID == "" {
 		var r [4]byte
@@ -123,8 +135,8 @@ func Dial(ctx context.Context, rawURL string, bus *msg.Bus, opts Options) (*Brid
 
 	b := &Bridge{
 		bus:         bus,
-		addr:        addr,
-		user:        user,
+		url:         rawURL,
+		log:         opts.Logger,
 		opts:        opts,
 		done:        make(chan struct{}),
 		outReady:    make(chan struct{}, 1),
@@ -133,9 +145,16 @@ func Dial(ctx context.Context, rawURL string, bus *msg.Bus, opts Options) (*Brid
 		desiredGen:  1,
 		synced:      make(chan struct{}),
 	}
+	if b.log == nil {
+		b.log = slog.New(slog.DiscardHandler)
+	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	first := make(chan struct{})
 	go b.run(first)
+	if opts.Background {
+		b.detach = bus.SetUplink(b)
+		return b, nil
+	}
 	select {
 	case <-first:
 	case <-ctx.Done():
@@ -143,7 +162,7 @@ func Dial(ctx context.Context, rawURL string, bus *msg.Bus, opts Options) (*Brid
 		last := b.lastErr
 		b.mu.Unlock()
 		b.Close()
-		return nil, fmt.Errorf("%w %s: %w (last error: %v)", ErrConnect, addr, ctx.Err(), last)
+		return nil, fmt.Errorf("%w %s: %w (last error: %v)", ErrConnect, rawURL, ctx.Err(), last)
 	}
 	b.detach = bus.SetUplink(b)
 	return b, nil
@@ -154,24 +173,6 @@ func orDefault[T int | time.Duration](v, def T) T {
 		return def
 	}
 	return v
-}
-
-func parseURL(raw string) (addr string, user *url.Userinfo, err error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "", nil, fmt.Errorf("%w: %w", ErrBadURL, err)
-	}
-	if u.Scheme != "mqtt" && u.Scheme != "tcp" {
-		return "", nil, fmt.Errorf("%w: %q: scheme must be mqtt or tcp", ErrBadURL, raw)
-	}
-	if u.Hostname() == "" || u.Opaque != "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
-		return "", nil, fmt.Errorf("%w: %q: want scheme://host[:port]", ErrBadURL, raw)
-	}
-	port := u.Port()
-	if port == "" {
-		port = "1883"
-	}
-	return net.JoinHostPort(u.Hostname(), port), u.User, nil
 }
 
 // Publish queues a message for the broker. It never blocks: when the queue is
@@ -281,10 +282,11 @@ func (b *Bridge) Close() error {
 	case <-timer.C:
 		// A write is stuck on an unresponsive broker: cut the socket.
 		b.mu.Lock()
-		if b.raw != nil {
-			_ = b.raw.Close()
-		}
+		live := b.live
 		b.mu.Unlock()
+		if live != nil {
+			live.Close()
+		}
 		<-b.done
 	}
 	return nil
@@ -330,84 +332,59 @@ func (b *Bridge) run(first chan struct{}) {
 // session runs one connection. connected reports whether the broker accepted
 // it; err says why it ended (nil on Close).
 func (b *Bridge) session(first chan struct{}) (connected bool, err error) {
-	ctx, cancel := context.WithTimeout(b.ctx, b.opts.ConnectTimeout)
-	defer cancel()
-	var d net.Dialer
-	raw, err := d.DialContext(ctx, "tcp", b.addr)
-	if err != nil {
-		return false, fmt.Errorf("%w: %w", ErrConnect, err)
-	}
-	c := newConn(raw, b.opts.MaxPacketSize)
-	b.mu.Lock()
-	b.raw = raw
-	b.mu.Unlock()
-	defer func() {
-		b.mu.Lock()
-		b.raw, b.connected, b.current, b.syncedGen = nil, false, nil, 0
-		b.mu.Unlock()
-	}()
-
-	cli := paho.NewClient(paho.ClientConfig{
-		Conn:              c,
-		OnPublishReceived: []func(paho.PublishReceived) (bool, error){b.onPublish},
-		PacketTimeout:     b.opts.ConnectTimeout,
+	conn, err := mqttc.Dial(b.ctx, mqttc.Config{
+		URL:            b.url,
+		ClientID:       b.opts.ClientID,
+		TLS:            b.opts.TLS,
+		KeepAlive:      b.opts.KeepAlive,
+		ConnectTimeout: b.opts.ConnectTimeout,
+		MaxPacketSize:  b.opts.MaxPacketSize,
+		ReceiveMaximum: 64,
+		OnMessage:      b.onMessage,
 	})
-	recvMax := uint16(64) // sizes paho's inbound channel; we only receive QoS 0
-	maxPacket := uint32(b.opts.MaxPacketSize)
-	cp := &paho.Connect{
-		ClientID:   b.opts.ClientID,
-		KeepAlive:  uint16(b.opts.KeepAlive / time.Second),
-		CleanStart: true,
-		Properties: &paho.ConnectProperties{ReceiveMaximum: &recvMax, MaximumPacketSize: &maxPacket},
-	}
-	if b.user != nil {
-		cp.Username, cp.UsernameFlag = b.user.Username(), true
-		if pw, ok := b.user.Password(); ok {
-			cp.Password, cp.PasswordFlag = []byte(pw), true
-		}
-	}
-	if _, err := cli.Connect(ctx, cp); err != nil {
-		_ = raw.Close()
-		return false, fmt.Errorf("%w: %w", ErrConnect, err)
+	if err != nil {
+		return false, err
 	}
 	b.connects.Add(1)
 	b.mu.Lock()
-	b.connected = true
+	b.live, b.connected, b.lastErr = conn, true, nil // a stale error goes once connected again
 	b.mu.Unlock()
+	b.log.Info("mqtt: connected", "broker", b.url, "client", b.opts.ClientID)
 	if first != nil {
 		close(first)
 	}
 	defer func() {
-		_ = raw.Close()
-		<-cli.Done()
+		conn.Close()
+		b.mu.Lock()
+		b.live, b.connected, b.current, b.syncedGen = nil, false, nil, 0
+		b.mu.Unlock()
+		if err != nil {
+			b.log.Warn("mqtt: disconnected", "broker", b.url, "client", b.opts.ClientID, "err", err)
+		}
 	}()
 
 	// A clean session starts without subscriptions. Restore them before
 	// sending the queue so the broker's echo of queued messages reaches the
 	// local subscribers.
-	current, err := b.syncSubs(cli, nil)
+	current, err := b.syncSubs(conn, nil)
 	if err != nil {
 		return true, err
 	}
 	signal(b.outReady)
 	for {
 		select {
-		case <-cli.Done():
-			// paho's reader has exited, so reading c.rdErr does not race.
-			if c.rdErr == nil {
-				return true, errors.New("mqtt: the broker ended the session")
-			}
-			return true, fmt.Errorf("mqtt: connection lost: %w", c.rdErr)
+		case <-conn.Done():
+			return true, conn.Err()
 		case <-b.ctx.Done():
-			b.flush(cli)
-			_ = cli.Disconnect(&paho.Disconnect{ReasonCode: 0})
+			b.flush(conn)
+			conn.Disconnect()
 			return true, nil
 		case <-b.subsChanged:
-			if current, err = b.syncSubs(cli, current); err != nil {
+			if current, err = b.syncSubs(conn, current); err != nil {
 				return true, err
 			}
 		case <-b.outReady:
-			if err := b.flush(cli); err != nil {
+			if err := b.flush(conn); err != nil {
 				return true, err
 			}
 		}
@@ -415,7 +392,7 @@ func (b *Bridge) session(first chan struct{}) (connected bool, err error) {
 }
 
 // flush sends the queued messages in order.
-func (b *Bridge) flush(cli *paho.Client) error {
+func (b *Bridge) flush(conn *mqttc.Conn) error {
 	for {
 		b.mu.Lock()
 		if b.n == 0 {
@@ -427,8 +404,13 @@ func (b *Bridge) flush(cli *paho.Client) error {
 		b.head = (b.head + 1) % len(b.out)
 		b.n--
 		b.mu.Unlock()
-		// QoS 0 ignores the context; a stuck write is bounded by keep-alive or Close.
-		if _, err := cli.Publish(context.Background(), &paho.Publish{Topic: m.topic, Payload: m.payload}); err != nil {
+		// QoS 0 ignores the context; a stuck write is bounded by keep-alive
+		// or Close. QoS 1 waits for the broker's acknowledgement, bounded
+		// so that a broker that stops acknowledging ends the connection.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*b.opts.ConnectTimeout)
+		err := conn.Publish(ctx, mqttc.Message{Topic: m.topic, Payload: m.payload, QoS: b.opts.QoS})
+		cancel()
+		if err != nil {
 			b.requeue(m)
 			return fmt.Errorf("mqtt: publish: %w", err)
 		}
@@ -458,7 +440,7 @@ const subscribeChunk = 32
 // desired set. Unsubscribing first means a replaced filter never overlaps its
 // replacement, so no message arrives twice. Filters the broker refuses are
 // counted and retried at the next change or reconnect.
-func (b *Bridge) syncSubs(cli *paho.Client, current []string) ([]string, error) {
+func (b *Bridge) syncSubs(conn *mqttc.Conn, current []string) ([]string, error) {
 	b.mu.Lock()
 	gen := b.desiredGen
 	want := reduceFilters(b.desired)
@@ -477,26 +459,26 @@ func (b *Bridge) syncSubs(cli *paho.Client, current []string) ([]string, error) 
 	}
 	ctx := b.ctx
 	if len(drop) > 0 {
-		if _, err := cli.Unsubscribe(ctx, &paho.Unsubscribe{Topics: drop}); err != nil {
+		if err := conn.Unsubscribe(ctx, drop); err != nil {
 			b.subscribeErrors.Add(1)
 			return current, fmt.Errorf("mqtt: unsubscribe: %w", err)
 		}
 		current = slices.DeleteFunc(current, func(f string) bool { return slices.Contains(drop, f) })
 	}
 	for chunk := range slices.Chunk(add, subscribeChunk) {
-		req := &paho.Subscribe{Subscriptions: make([]paho.SubscribeOptions, len(chunk))}
+		req := make([]mqttc.Filter, len(chunk))
 		for i, f := range chunk {
 			// RetainHandling 2: retained messages would re-trigger event
 			// containers on every reconnect, so they are not requested.
-			req.Subscriptions[i] = paho.SubscribeOptions{Topic: f, QoS: 0, RetainHandling: 2}
+			req[i] = mqttc.Filter{Topic: f, QoS: b.opts.QoS, RetainHandling: 2}
 		}
-		ack, err := cli.Subscribe(ctx, req)
-		if ack == nil {
+		refused, err := conn.Subscribe(ctx, req)
+		if err != nil {
 			b.subscribeErrors.Add(1)
 			return current, fmt.Errorf("mqtt: subscribe: %w", err)
 		}
 		for i, f := range chunk {
-			if i < len(ack.Reasons) && ack.Reasons[i] < 0x80 {
+			if refused[i] == nil {
 				current = append(current, f)
 			} else {
 				b.subscribeErrors.Add(1)
@@ -515,16 +497,14 @@ func (b *Bridge) syncSubs(cli *paho.Client, current []string) ([]string, error) 
 	return current, nil
 }
 
-// onPublish hands an inbound message to the bus; it runs on paho's router
+// onMessage hands an inbound message to the bus; it runs on paho's router
 // goroutine and Deliver never blocks, so a flood is bounded by the
 // subscription queues rather than by buffering here.
-func (b *Bridge) onPublish(pr paho.PublishReceived) (bool, error) {
-	p := pr.Packet
-	if len(p.Payload) > b.bus.MaxPayload() {
+func (b *Bridge) onMessage(m mqttc.Message) {
+	if len(m.Payload) > b.bus.MaxPayload() {
 		b.inDropped.Add(1)
-		return true, nil
+		return
 	}
 	b.received.Add(1)
-	b.bus.Deliver(msg.Message{Topic: p.Topic, Payload: p.Payload, From: "mqtt"})
-	return true, nil
+	b.bus.Deliver(msg.Message{Topic: m.Topic, Payload: m.Payload, From: "mqtt"})
 }

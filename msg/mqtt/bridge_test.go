@@ -35,26 +35,6 @@ func syncSubs(t testing.TB, b *Bridge) {
 	}
 }
 
-func TestParseURL(t *testing.T) {
-	good := map[string]string{
-		"mqtt://127.0.0.1:1883":   "127.0.0.1:1883",
-		"tcp://localhost:2000":    "localhost:2000",
-		"mqtt://broker":           "broker:1883",
-		"mqtt://u:p@[::1]:1884/":  "[::1]:1884",
-		"tcp://example.org:1883/": "example.org:1883",
-	}
-	for in, want := range good {
-		if got, _, err := parseURL(in); err != nil || got != want {
-			t.Errorf("parseURL(%q) = %q, %v; want %q", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"", "127.0.0.1:1883", "mqtts://h:8883", "ws://h", "mqtt://", "mqtt://h/x", "mqtt://h?a=b", "mqtt://h#f", "mqtt://h:99999x", "mqtt:opaque"} {
-		if _, _, err := parseURL(in); !errors.Is(err, ErrBadURL) {
-			t.Errorf("parseURL(%q) = %v, want ErrBadURL", in, err)
-		}
-	}
-}
-
 func TestDialFailsWithinContext(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
