@@ -136,7 +136,7 @@ func TestClientStartsWithBrokerDownAndReconnects(t *testing.T) {
 }
 
 func TestTLS(t *testing.T) {
-	br := testbroker.StartOpts(t, testbroker.Opts{TLS: true})
+	br := testbroker.StartOpts(t, testbroker.Opts{TLS: true, Extra: "allow_anonymous true"})
 	var got inbox
 	c, err := Dial(ctx(t), Config{URL: br.TLSURL(), ClientID: "tls", TLS: &tls.Config{RootCAs: br.Roots()}, OnMessage: got.add})
 	if err != nil {
