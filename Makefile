@@ -65,6 +65,6 @@ test-arm64:
 
 # Every package on 32-bit ARM (GOARM=7, a Raspberry Pi with a 32-bit OS)
 # under qemu-user: the interpreters, 64-bit atomics' alignment, int sizes.
-# The tests that start a copy of their own binary cannot run there.
+# The tests that start a copy of their own binary, or a browser, cannot run there.
 test-arm32:
-	GOARCH=arm GOARM=7 go test -count 1 -exec qemu-arm -skip 'TestCrashRecovery|TestDeviceEndToEnd' ./...
+	GOARCH=arm GOARM=7 go test -count 1 -exec qemu-arm -skip 'TestCrashRecovery|TestDeviceEndToEnd|TestDeviceHTTP$$|TestBrowser' ./...
