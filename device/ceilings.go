@@ -24,11 +24,15 @@ func (d *Device) MaxCode(tenant string) uint64 {
 	return meta.DefaultMaxCode
 }
 
-// setCeiling installs (or replaces) c for its tenant.
+// setCeiling installs (or replaces) c for its tenant, its CPU share
+// included (the scheduler throttles the tenant past it).
 func (d *Device) setCeiling(c *meta.Ceiling) {
 	d.ceilMu.Lock()
 	d.ceilings[c.Tenant] = c
 	d.ceilMu.Unlock()
+	if err := d.sched.SetShare(c.Tenant, c.MaxCPU); err != nil { // validated with the grant
+		d.log.Warn("CPU share refused", "tenant", c.Tenant, "err", err)
+	}
 }
 
 // dropCeiling forgets tenant's ceiling (its grant was revoked).
@@ -36,4 +40,5 @@ func (d *Device) dropCeiling(tenant string) {
 	d.ceilMu.Lock()
 	delete(d.ceilings, tenant)
 	d.ceilMu.Unlock()
+	_ = d.sched.SetShare(tenant, 0)
 }

@@ -437,6 +437,9 @@ func (d *Device) SetCPUShare(tenant string, percent int) error {
 	return nil
 }
 
+// CPUShare is the CPU share in force for tenant (0: no cap).
+func (d *Device) CPUShare(tenant string) int { return d.sched.Share(tenant) }
+
 // Container returns the installed container name.
 func (d *Device) Container(name string) (*container.Container, error) {
 	d.mu.Lock()

@@ -3,15 +3,19 @@ package device_test
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tinycontainer/tinycontainer/device"
 	"github.com/tinycontainer/tinycontainer/meta"
 	"github.com/tinycontainer/tinycontainer/mgmt"
+	"github.com/tinycontainer/tinycontainer/trust"
 )
 
 // crunchRig is a plain device running crunch containers (testdata/crunch.c),
@@ -183,5 +187,70 @@ func TestPreemptionByPriority(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// A tenant's grant with max_cpu caps its containers' CPU share on the
+// device; the share follows the grant when it is replaced or revoked,
+// and survives a restart.
+func TestGrantSetsTheCPUShare(t *testing.T) {
+	td := newDevice(t)
+	g := func(cpu int) []byte {
+		c := meta.Ceiling{Tenant: "acme", MaxMemory: 64 * meta.KiB, MaxStorage: 4 * meta.KiB, MaxBudget: 10 * time.Millisecond,
+			MinPeriod: 50 * time.Millisecond, MaxPriority: meta.DefaultMaxPriority, MaxCode: meta.DefaultMaxCode, MaxCPU: cpu}
+		cj, err := json.Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := trust.SignGrant(cj, pub(acmeKey), ownerKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	td.mustExec(ownerKey, device.VerbTenantAdd, "", g(25))
+	if s := td.mg.Device().CPUShare("acme"); s != 25 {
+		t.Fatalf("share %d%%, want 25%%", s)
+	}
+	td = td.reopen()
+	if s := td.mg.Device().CPUShare("acme"); s != 25 {
+		t.Fatalf("after a restart: share %d%%, want 25%%", s)
+	}
+	td.mustExec(ownerKey, device.VerbTenantAdd, "", g(0))
+	if s := td.mg.Device().CPUShare("acme"); s != 0 {
+		t.Fatalf("grant without max_cpu: share %d%%, want none", s)
+	}
+}
+
+// A capped tenant's computing container is throttled (not faulted) and
+// keeps its memory; a container of another tenant is not throttled.
+func TestCPUShareThrottlesOnBothEngines(t *testing.T) {
+	for _, kind := range []string{"wasm", "ebpf"} {
+		t.Run(kind, func(t *testing.T) {
+			r := newCrunchRig(t, kind, device.Options{Window: 10 * time.Millisecond})
+			if err := r.d.SetCPUShare("globex", 25); err != nil {
+				t.Fatal(err)
+			}
+			if err := r.d.SetCPUShare("globex", 101); !errors.Is(err, device.ErrInvalid) {
+				t.Fatalf("share 101%%: %v", err)
+			}
+			r.add("capped", "globex", 1)
+			r.add("free", "acme", 1)
+			r.kick("capped", long/4)
+			r.started("capped")
+			waitFor(t, "capped to finish", func() bool { return r.status("capped").Activations == 1 })
+			r.kick("free", long/4)
+			waitFor(t, "free to finish", func() bool { return r.status("free").Activations == 1 })
+			c, f := r.status("capped"), r.status("free")
+			if c.ThrottledUS == 0 || c.Faults != 0 || c.ExitCode != 0 {
+				t.Errorf("capped: throttled %d µs, %d faults, exit %d", c.ThrottledUS, c.Faults, c.ExitCode)
+			}
+			if f.ThrottledUS != 0 || f.Faults != 0 {
+				t.Errorf("free: throttled %d µs, %d faults", f.ThrottledUS, f.Faults)
+			}
+			if c.CPUTimeUS == 0 || f.CPUTimeUS == 0 {
+				t.Errorf("cpu_time_us: capped %d, free %d", c.CPUTimeUS, f.CPUTimeUS)
+			}
+		})
 	}
 }
