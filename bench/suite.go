@@ -44,6 +44,21 @@ func Run(o Options, progress func(Result)) []Result {
 	one("ebpf/idle_instance_bytes", func() (Result, error) { return EBPFIdleMemory(o) })
 	one("msg/publish_to_activation", func() (Result, error) { return MessageLatency(o) })
 	add(MLInference(o)...)
+	for _, kind := range []string{"wasm", "ebpf"} {
+		one(kind+"/preemption_latency_p99", func() (Result, error) { return PreemptionLatency(kind, o) })
+		if rs, err := PriorityRhythm(kind, o); err != nil {
+			fail(kind+"/priority_rhythm", err)
+		} else {
+			add(rs...)
+		}
+	}
+	one("sched/tenant_share_25", func() (Result, error) { return TenantShare(o) })
+	if rs, err := NoEscape(o); err != nil {
+		fail("no_escape", err)
+	} else {
+		add(rs...)
+	}
+	one("sched/kv_writers_kept", func() (Result, error) { return KVDensity(o) })
 	return out
 }
 

@@ -74,6 +74,9 @@ type Options struct {
 	// OnFault, when set, is told of every fault and what the fault policy
 	// decided.
 	OnFault func(name string, f *runtime.Fault, a sched.Action)
+	// OnStart, when set, is told when an activation starts and how long
+	// after its release (for measurements; it must be quick).
+	OnStart func(name string, late time.Duration)
 }
 
 // Device is one running TinyContainer host.
@@ -176,7 +179,7 @@ func New(ctx context.Context, opts Options) (*Device, error) {
 	d.reg.Register("ml", &epml.Endpoint{Cache: d.models})
 	b.Register(d.reg)
 
-	so.OnHalt, so.OnFault = d.onHalt, opts.OnFault
+	so.OnHalt, so.OnFault, so.OnStart = d.onHalt, opts.OnFault, opts.OnStart
 	d.sched = sched.New(so)
 	if opts.LogDir != "" {
 		ld, err := openLogDisk(opts.LogDir, d.logs, time.Second, func(err error) { d.log.Warn("container logs", "err", err) })

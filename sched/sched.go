@@ -68,6 +68,10 @@ type Options struct {
 	// OnFault, when set, is told of every fault and the action decided.
 	// It runs on a worker.
 	OnFault func(id string, f *runtime.Fault, a Action)
+	// OnStart, when set, is told when an activation starts and how long
+	// after its release (its lateness). It runs on the activation's
+	// goroutine: it must be quick.
+	OnStart func(id string, late time.Duration)
 }
 
 // Defaults and bounds of Options.
@@ -590,6 +594,9 @@ func (s *Scheduler) activate(e *entry) {
 	slice := s.sliceLocked(e)
 	e.sliceRan, e.charged = 0, 0
 	s.mu.Unlock()
+	if s.opts.OnStart != nil {
+		s.opts.OnStart(e.id, time.Duration(runtime.Now()-e.release))
+	}
 	wd.Begin(&e.budget, sc.Budget)
 	e.budget.Grant(slice)
 	err := e.t.Activate(s.ctx, &e.budget)

@@ -1,0 +1,2 @@
+/* crunch built for eBPF: the same source as crunch.c. */
+#include "crunch.c"
