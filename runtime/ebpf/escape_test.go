@@ -13,7 +13,7 @@ import (
 // byte (an endpoint that synthesizes its response, such as a microphone).
 type fillHost struct{ sink uint64 }
 
-func (*fillHost) Open(runtime.Memory, uint32, uint32) int32 { return 0 }
+func (*fillHost) Open(runtime.Memory, uint32, uint32) int32  { return 0 }
 func (*fillHost) Close(uint32) int32                         { return 0 }
 func (*fillHost) CallName(string, abi.Op, []byte, int) int32 { return 0 }
 func (h *fillHost) Call(mem runtime.Memory, _, _, ptr, _, bufCap uint32) int32 {
