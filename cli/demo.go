@@ -45,7 +45,11 @@ containers of two tenants (acme and globex), and prints what happens:
     (new metadata, no restart, memory kept), and later revokes it again;
   - globex's runaway never returns: the watchdog stops every activation at
     its budget, the fault policy restarts it, then marks it faulted,
-    while the others keep their period.
+    while the others keep their period;
+  - initech's cruncher computes for a few hundred milliseconds at priority
+    1, its tenant capped at 20% of the CPU: acme's metronome (priority 6,
+    every 20 ms) preempts it and keeps its rhythm, and the cruncher is
+    throttled past its tenant's share, neither a fault.
 It ends with every container's stats.
 
 With --http ADDR the device also serves its dashboard there (open the
@@ -143,7 +147,12 @@ func runDemo(ctx context.Context, out io.Writer, df *deviceFlags, dur time.Durat
 	fmt.Fprintln(out, "TinyContainer demo: one simulated device, tenants acme and globex.")
 	fmt.Fprintln(out, "Every endpoint call is checked against the metadata in force; time runs from device start.")
 	fmt.Fprintln(out)
-	names := []string{"thermo", "listener", "vibration", "mlcompare", "blinker", "snoop", "runaway"}
+	names := []string{"thermo", "listener", "vibration", "mlcompare", "blinker", "snoop", "runaway", "metronome", "cruncher"}
+	const cappedTenant, cappedShare = "initech", 20
+	if err := d.SetCPUShare(cappedTenant, cappedShare); err != nil {
+		return err
+	}
+	dm.say("OWNER", "caps tenant %s at %d%% of the CPU (its grant's max-cpu)", cappedTenant, cappedShare)
 	snoop := (*meta.Manifest)(nil)
 	for _, n := range names {
 		m, code, err := loadExample(n)
@@ -214,8 +223,15 @@ func runDemo(ctx context.Context, out io.Writer, df *deviceFlags, dur time.Durat
 	fmt.Fprintln(out)
 	fmt.Fprintf(out, "After %v:\n", dur)
 	printTable(out, d.List())
+	if mt, err := d.Status("metronome"); err == nil {
+		cr, _ := d.Status("cruncher")
+		fmt.Fprintf(out, "\nScheduler: metronome (priority %d) kept %d of %d periods while cruncher (priority %d) computed %d batches,\n"+
+			"preempted %d times, and waited %v throttled by its tenant's %d%% share.\n",
+			mt.Priority, mt.Activations, mt.Activations+mt.MissedDeadlines, cr.Priority, cr.Activations,
+			cr.Preemptions, (time.Duration(cr.ThrottledUS) * time.Microsecond).Round(time.Millisecond), cappedShare)
+	}
 	if n, p50, p99, worst := d.Watchdog().Overshoot(); n > 0 {
-		fmt.Fprintf(out, "\nWatchdog: %d runaway activations stopped; past their budget by p50 %v, p99 %v, worst %v.\n",
+		fmt.Fprintf(out, "Watchdog: %d runaway activations stopped; past their budget (CPU time) by p50 %v, p99 %v, worst %v.\n",
 			n, p50.Round(time.Microsecond), p99.Round(time.Microsecond), worst.Round(time.Microsecond))
 	}
 	fmt.Fprintf(out, "Audit log: %d entries; led0=%d led1=%d.\n", len(d.Audit(0)),

@@ -78,7 +78,7 @@ func waitLine(t testing.TB, lines <-chan mgmt.LogLine, container string) string 
 
 // Every example runs on the device and says something.
 func TestExamplesRun(t *testing.T) {
-	for _, name := range []string{"thermo", "listener", "vibration", "blinker", "snoop", "runaway", "mlcompare"} {
+	for _, name := range []string{"thermo", "listener", "vibration", "blinker", "snoop", "runaway", "mlcompare", "metronome", "cruncher"} {
 		t.Run(name, func(t *testing.T) {
 			_, lines, install := start(t)
 			m, code := load(t, name)
