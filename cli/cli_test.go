@@ -375,7 +375,7 @@ func TestDeviceEndToEnd(t *testing.T) {
 	}
 	// A tenant's image is refused before its grant is installed.
 	m(1, "deploy", p("thermo.img"))
-	r = m(0, "tenant", "add", p("acme.grant"), "--key", p("owner.key"))
+	r = m(0, "tenant", "add", p("acme.grant"), "--key", p("owner.key"), "--json")
 	if !strings.Contains(r.stdout, `"tenant": "acme"`) {
 		t.Fatalf("tenant add: %s", r.stdout)
 	}
@@ -464,12 +464,12 @@ func TestDeviceEndToEnd(t *testing.T) {
 		t.Fatalf("audit: %s", r.stdout)
 	}
 
-	r = m(0, "stop", "thermo", "--key", p("acme.key"))
+	r = m(0, "stop", "thermo", "--key", p("acme.key"), "--json")
 	if !strings.Contains(r.stdout, `"state": "stopped"`) {
 		t.Fatalf("stop: %s", r.stdout)
 	}
 	m(1, "start", "thermo", "--key", p("globex.key"))
-	r = m(0, "start", "thermo", "--key", p("owner.key"))
+	r = m(0, "start", "thermo", "--key", p("owner.key"), "--json")
 	if !strings.Contains(r.stdout, `"state": "running"`) {
 		t.Fatalf("start: %s", r.stdout)
 	}
@@ -487,7 +487,7 @@ func TestDeviceEndToEnd(t *testing.T) {
 	if objs[0]["state"] != mgmt.StateStopped || objs[1]["state"] != mgmt.StateRunning || objs[1]["version"] != 2.0 {
 		t.Fatalf("after restart: %v", objs)
 	}
-	r = m(0, "rm", "thermo", "--key", p("acme.key"))
+	r = m(0, "rm", "thermo", "--key", p("acme.key"), "--json")
 	if !strings.Contains(r.stdout, `"removed": "thermo"`) {
 		t.Fatalf("rm: %s", r.stdout)
 	}

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -14,7 +17,20 @@ import (
 	"github.com/tinycontainer/tinycontainer/trust"
 )
 
-const defaultDevice = "127.0.0.1:5683"
+// defaultDevice is the device address of the management verbs when
+// neither --device nor the environment variable deviceEnv names one.
+const (
+	defaultDevice = "127.0.0.1:5683"
+	deviceEnv     = "TINYCONTAINER_DEVICE"
+)
+
+// deviceDefault is the default of --device: $TINYCONTAINER_DEVICE when set.
+func deviceDefault() string {
+	if a := strings.TrimSpace(os.Getenv(deviceEnv)); a != "" {
+		return a
+	}
+	return defaultDevice
+}
 
 // pskFlags select CoAP over DTLS with a pre-shared key.
 type pskFlags struct {
@@ -53,7 +69,7 @@ type mgmtFlags struct {
 }
 
 func (f *mgmtFlags) add(cmd *cobra.Command, signed bool) {
-	cmd.Flags().StringVar(&f.addr, "device", defaultDevice, "the device's CoAP address")
+	cmd.Flags().StringVar(&f.addr, "device", deviceDefault(), "the device's CoAP address (default from $"+deviceEnv+" when set)")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 10*time.Second, "how long to wait for the device")
 	f.psk.add(cmd)
 	if signed {
@@ -61,9 +77,7 @@ func (f *mgmtFlags) add(cmd *cobra.Command, signed bool) {
 	}
 }
 
-func (f *mgmtFlags) addJSON(cmd *cobra.Command) {
-	cmd.Flags().BoolVar(&f.asJSON, "json", false, "JSON output")
-}
+func (f *mgmtFlags) addJSON(cmd *cobra.Command) { addJSONFlag(cmd, &f.asJSON) }
 
 func (f *mgmtFlags) dial(ctx context.Context) (*coap.Client, error) {
 	key, err := f.psk.load()
@@ -83,34 +97,46 @@ func (f *mgmtFlags) with(ctx context.Context, do func(c *coap.Client) error) err
 	return do(c)
 }
 
-// exec signs and sends one command, then prints its JSON result.
-func (f *mgmtFlags) exec(cmd *cobra.Command, verb, target string, body []byte) error {
+// exec signs and sends one command and returns the device's JSON result.
+func (f *mgmtFlags) exec(cmd *cobra.Command, verb, target string, body []byte) ([]byte, error) {
 	if f.key == "" {
-		return usagef("--key is required: state-changing commands are signed")
+		return nil, usagef("--key is required: state-changing commands are signed")
 	}
 	priv, err := trust.LoadPrivateKey(f.key)
 	if err != nil {
-		return usageError{err}
+		return nil, usageError{err}
 	}
 	signed, err := trust.SignCommand(trust.Command{Verb: verb, Target: target, Body: body, Counter: trust.NewCounter()}, priv)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	c, err := f.dial(cmd.Context())
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer c.Close()
-	res, err := c.Exec(cmd.Context(), signed)
+	return c.Exec(cmd.Context(), signed)
+}
+
+// execShow runs a signed command and prints its result: the device's JSON
+// as is with --json, else one sentence made by human from the result
+// decoded into T.
+func execShow[T any](cmd *cobra.Command, f *mgmtFlags, verb, target string, body []byte, human func(w io.Writer, v T)) error {
+	res, err := f.exec(cmd, verb, target, body)
 	if err != nil {
 		return err
 	}
-	var v any
-	if json.Unmarshal(res, &v) == nil {
-		return writeJSON(cmd.OutOrStdout(), v)
+	var v T
+	if err := json.Unmarshal(res, &v); err != nil {
+		return fmt.Errorf("%w: the device's answer is not what %s returns: %w", mgmt.ErrUnavailable, verb, err)
 	}
-	_, err = cmd.OutOrStdout().Write(res)
-	return err
+	if f.asJSON {
+		var raw any
+		_ = json.Unmarshal(res, &raw)
+		return writeJSON(cmd.OutOrStdout(), raw)
+	}
+	human(cmd.OutOrStdout(), v)
+	return nil
 }
 
 // show prints containers as a JSON array (never null) or a table.

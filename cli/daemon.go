@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/tinycontainer/tinycontainer/device"
 	"github.com/tinycontainer/tinycontainer/mgmt/coap"
+	"github.com/tinycontainer/tinycontainer/store"
 	"github.com/tinycontainer/tinycontainer/store/boltstore"
 	"github.com/tinycontainer/tinycontainer/trust"
 )
@@ -71,7 +74,7 @@ unless --allow-remote).`,
 			}
 			st, err := boltstore.Open(data, boltstore.Options{})
 			if err != nil {
-				return err
+				return stateError(data, err)
 			}
 			defer st.Close()
 			cfg.Store = st
@@ -111,7 +114,7 @@ unless --allow-remote).`,
 	}
 	df.add(cmd)
 	cmd.Flags().StringVar(&data, "data", "tinycontainer-data", "directory holding the device's state")
-	cmd.Flags().StringVar(&listen, "listen", defaultDevice, "UDP address for CoAP management")
+	cmd.Flags().StringVar(&listen, "listen", deviceDefault(), "UDP address for CoAP management (default from $"+deviceEnv+" when set, as for the management verbs)")
 	cmd.Flags().StringVar(&owner, "owner", "", "the owner's public key file (from keygen)")
 	cmd.Flags().BoolVar(&insecure, "insecure", false, "accept images and commands without checking their signer (development only)")
 	cmd.Flags().BoolVar(&allowRemote, "allow-remote", false, "allow --listen and --http on an address other than loopback")
@@ -119,4 +122,20 @@ unless --allow-remote).`,
 	psk.add(cmd)
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log protocol errors too")
 	return cmd
+}
+
+// stateError explains a state directory that cannot be opened and, when
+// its database is corrupt, how to recover.
+func stateError(dir string, err error) error {
+	if !errors.Is(err, store.ErrInvalid) {
+		return err
+	}
+	db := filepath.Join(dir, "state.db")
+	return fmt.Errorf(`%w
+the device's state in %s is corrupt, so the device does not start (it would lose or misread it).
+To recover: keep the damaged file for inspection and start with an empty state,
+  mv %s %s.corrupt
+then start the device again and reinstall what it ran: tenant add for each grant, deploy for
+each image (images and grants are the files you made with pack and tenant grant).
+Containers' kv data cannot be recovered from a corrupt file.`, err, dir, db, db)
 }

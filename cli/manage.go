@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/tinycontainer/tinycontainer/meta"
 	"github.com/tinycontainer/tinycontainer/mgmt"
 	"github.com/tinycontainer/tinycontainer/mgmt/coap"
+	"github.com/tinycontainer/tinycontainer/runtime"
 )
 
 func newDeployCmd() *cobra.Command {
@@ -25,6 +27,15 @@ func newDeployCmd() *cobra.Command {
 			img, err := os.ReadFile(args[0])
 			if err != nil {
 				return usageError{err}
+			}
+			// What the device would refuse as malformed is refused here,
+			// with a message that says what the file is instead.
+			parsed, err := openImageFile(args[0], img, packHint(args[0]))
+			if err != nil {
+				return err
+			}
+			if err := (runtime.Config{CodeLimit: runtime.MaxCodeLimit}).CheckCode(parsed.Code); err != nil {
+				return usagef("%s: %v", args[0], err)
 			}
 			return mf.with(cmd.Context(), func(c *coap.Client) error {
 				st, err := c.Deploy(cmd.Context(), img)
@@ -121,18 +132,29 @@ func newStatusCmd() *cobra.Command {
 	return cmd
 }
 
+// lifecycleDone is the past tense of each lifecycle verb, for its report.
+var lifecycleDone = map[string]string{device.VerbStart: "started", device.VerbStop: "stopped", device.VerbRemove: "removed"}
+
 func newLifecycleCmd(verb, short string) *cobra.Command {
 	var mf mgmtFlags
 	cmd := &cobra.Command{
 		Use:     verb + " NAME --key F",
 		Short:   short,
-		Example: fmt.Sprintf("  tinycontainer %s thermo --key acme.key", verb),
+		Example: fmt.Sprintf("  tinycontainer %s thermo --key acme.key\n  tinycontainer %s thermo --key acme.key --json", verb, verb),
 		Args:    usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return mf.exec(cmd, verb, args[0], nil)
+			if verb == device.VerbRemove {
+				return execShow(cmd, &mf, verb, args[0], nil, func(w io.Writer, v map[string]string) {
+					fmt.Fprintf(w, "removed %s (its kv data too)\n", v["removed"])
+				})
+			}
+			return execShow(cmd, &mf, verb, args[0], nil, func(w io.Writer, st mgmt.ContainerStatus) {
+				fmt.Fprintf(w, "%s %s v%d (tenant %s): %s\n", lifecycleDone[verb], st.Name, st.Version, st.Tenant, st.State)
+			})
 		},
 	}
 	mf.add(cmd, true)
+	mf.addJSON(cmd)
 	return cmd
 }
 
@@ -196,10 +218,13 @@ next activation, and it keeps its memory.`,
 			if err != nil {
 				return err
 			}
-			return af.exec(cmd, device.VerbMetaApply, args[0], mj)
+			return execShow(cmd, &af, device.VerbMetaApply, args[0], mj, func(w io.Writer, st mgmt.ContainerStatus) {
+				fmt.Fprintf(w, "applied metadata v%d to %s (tenant %s): %s, not restarted\n", st.Version, st.Name, st.Tenant, st.State)
+			})
 		},
 	}
 	af.add(apply, true)
+	af.addJSON(apply)
 	apply.Flags().StringVar(&manifest, "manifest", "", "the new manifest (YAML or JSON)")
 	cmd.AddCommand(get, apply)
 	return cmd
@@ -262,6 +287,9 @@ func newAuditCmd() *cobra.Command {
 						es = []mgmt.AuditEntry{}
 					}
 					return writeJSON(cmd.OutOrStdout(), es)
+				}
+				if len(es) == 0 {
+					fmt.Fprintln(cmd.OutOrStdout(), "no audit entries: no call or request has been refused")
 				}
 				for _, e := range es {
 					fmt.Fprintf(cmd.OutOrStdout(), "%s %s (%s) %s %s: %s\n", e.Time.Format(time.RFC3339), e.Container, e.Tenant, e.Op, e.Endpoint, e.Reason)

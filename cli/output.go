@@ -2,15 +2,78 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/tinycontainer/tinycontainer/mgmt"
+	"github.com/tinycontainer/tinycontainer/msg/mqtt"
 )
+
+// The output convention of every verb: the result on stdout, as text for
+// people or, with --json, as JSON (one document, or one object per line for
+// streams such as logs); errors on stderr, prefixed "tinycontainer:"; the
+// exit code from exitCode.
+
+// badInput are the error classes that mean the caller's input is wrong,
+// wherever it was found: here, or by the device (its answer maps back to
+// these classes). They exit with ExitUsage, like usage errors.
+var badInput = []error{mgmt.ErrInvalid, mgmt.ErrTooLarge, mqtt.ErrBadURL}
+
+// exitCode is the exit code for an error a command returned.
+func exitCode(err error) int {
+	if err == nil {
+		return ExitOK
+	}
+	var u usageError
+	if errors.As(err, &u) || strings.HasPrefix(err.Error(), "unknown command") {
+		return ExitUsage
+	}
+	for _, c := range badInput {
+		if errors.Is(err, c) {
+			return ExitUsage
+		}
+	}
+	return ExitFailure
+}
+
+// addJSONFlag adds the --json flag every verb with a result has.
+func addJSONFlag(cmd *cobra.Command, asJSON *bool) {
+	cmd.Flags().BoolVar(asJSON, "json", false, "print the result as JSON")
+}
+
+// emit prints a result: v as JSON with asJSON, else human's text.
+func emit(cmd *cobra.Command, asJSON bool, v any, human func(w io.Writer)) error {
+	if asJSON {
+		return writeJSON(cmd.OutOrStdout(), v)
+	}
+	human(cmd.OutOrStdout())
+	return nil
+}
+
+// logTime is the format of log timestamps: fixed width (milliseconds always
+// shown), so that lines align.
+const logTime = "2006-01-02T15:04:05.000Z07:00"
+
+// printLogLine writes one log line as text, or as a JSON object on one
+// line.
+func printLogLine(w io.Writer, l mgmt.LogLine, asJSON bool) error {
+	if asJSON {
+		b, err := json.Marshal(l)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(w, "%s\n", b)
+		return err
+	}
+	_, err := fmt.Fprintf(w, "%s %s: %s\n", l.Time.Format(logTime), l.Container, l.Text)
+	return err
+}
 
 // usageArgs makes a wrong count of arguments a usage error (exit code 2).
 func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
@@ -97,24 +160,19 @@ func (u usageError) Unwrap() error { return u.err }
 
 func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
 
-// printTable writes container stats as an aligned table.
+// printTable writes container stats as an aligned table; names are never
+// cut, the columns widen instead.
 func printTable(w io.Writer, cs []mgmt.ContainerStatus) {
-	fmt.Fprintf(w, "%-10s %-8s %-7s %-8s %4s %11s %6s %-10s %6s %7s %6s %9s %8s %9s\n",
-		"NAME", "TENANT", "RUNTIME", "STATE", "VER", "ACTIVATIONS", "FAULTS", "LAST_FAULT", "MISSED", "CALLS", "DENIED", "CPU_US", "LOG_DROP", "STORE_ERR")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tTENANT\tRUNTIME\tSTATE\tVER\tACTIVATIONS\tFAULTS\tLAST_FAULT\tMISSED\tCALLS\tDENIED\tCPU_US\tLOG_DROP\tSTORE_ERR")
 	for _, c := range cs {
 		lf := c.LastFault
 		if lf == "" {
 			lf = "-"
 		}
-		fmt.Fprintf(w, "%-10s %-8s %-7s %-8s %4d %11d %6d %-10s %6d %7d %6d %9d %8d %9d\n",
-			trunc(c.Name, 10), trunc(c.Tenant, 8), c.Runtime, c.State, c.Version, c.Activations, c.Faults, lf,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%d\t%d\t%d\t%d\t%d\t%d\n",
+			c.Name, c.Tenant, c.Runtime, c.State, c.Version, c.Activations, c.Faults, lf,
 			c.MissedDeadlines, c.EndpointCalls, c.DeniedCalls, c.CPUTimeUS, c.LogLinesDropped, c.StorageErrors)
 	}
-}
-
-func trunc(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n-1] + "~"
+	_ = tw.Flush()
 }

@@ -4,14 +4,13 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/tinycontainer/tinycontainer/device"
+	"github.com/tinycontainer/tinycontainer/internal/buildinfo"
 )
 
 // Exit codes, documented in the root command's help.
@@ -36,11 +35,7 @@ func MainContext(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return ExitOK
 	}
 	fmt.Fprintln(stderr, "tinycontainer:", err)
-	var u usageError
-	if errors.As(err, &u) || strings.HasPrefix(err.Error(), "unknown command") {
-		return ExitUsage
-	}
-	return ExitFailure
+	return exitCode(err)
 }
 
 func newRoot(stdout, stderr io.Writer) *cobra.Command {
@@ -51,13 +46,19 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 device. Each container reaches the host only through endpoints, checked on
 every call against its metadata (the rulebook), which can change at run time.
 
-Exit codes: 0 success, 1 failure, 2 bad usage or input.`,
+Exit codes: 0 success, 1 failure, 2 bad usage or bad input (wherever it is
+detected: here, or by the device). Results go to stdout, as text or, with
+--json, as JSON; errors go to stderr.
+
+The user guide is in the repository's docs/ directory: docs/README.md.`,
 		Example: `  tinycontainer demo
   tinycontainer run --insecure --for 5s examples/thermo/thermo.yaml
   tinycontainer bench`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       buildinfo.Version(),
 	}
+	root.SetVersionTemplate("tinycontainer {{.Version}}\n")
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })

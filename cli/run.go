@@ -20,7 +20,6 @@ import (
 	"github.com/tinycontainer/tinycontainer/meta"
 	"github.com/tinycontainer/tinycontainer/mgmt"
 	"github.com/tinycontainer/tinycontainer/runtime"
-	"github.com/tinycontainer/tinycontainer/sched"
 	"github.com/tinycontainer/tinycontainer/trust"
 )
 
@@ -66,9 +65,10 @@ func newRunCmd() *cobra.Command {
 		Long: `Run starts a fresh simulated device in this process, installs and starts the
 given containers and runs them until --for has passed, every container has
 stopped, or the process is interrupted. Every container log line is printed
-to stdout as "NAME: TEXT"; faults and state changes go to stderr.
+to stdout as "NAME: TEXT"; so is every fault, as "NAME: [fault] ..." (the
+device writes it to the container's log); state changes go to stderr.
 
-Manifests (YAML or JSON, SPEC section 5) are unsigned, so they need
+Manifests (YAML or JSON, see docs/manifest.md) are unsigned, so they need
 --insecure; their code path is relative to the manifest. Signed images (from
 pack) run when signed by a key given with --trust, or with --insecure.`,
 		Example: `  tinycontainer run --insecure --for 3s examples/thermo/thermo.yaml examples/listener/listener.yaml
@@ -104,9 +104,6 @@ pack) run when signed by a key given with --trust, or with --insecure.`,
 				mu.Unlock()
 			}
 			errOut := cmd.ErrOrStderr()
-			opts.OnFault = func(name string, f *runtime.Fault, a sched.Action) {
-				fmt.Fprintf(errOut, "%s: %v (%s)\n", name, f, a)
-			}
 			opts.OnHalt = func(name string, s container.State, _ *runtime.Fault) {
 				fmt.Fprintf(errOut, "%s: now %s\n", name, s)
 			}
@@ -199,8 +196,9 @@ func loadContainer(path string, keys []ed25519.PublicKey, insecure bool) (*meta.
 	}
 	img, err := trust.OpenImage(data)
 	if err != nil {
-		if !insecure {
-			return nil, nil, usagef("%s: not a signed image (%v); unsigned manifests need --insecure", path, err)
+		if !insecure || !looksLikeText(data) {
+			_, err := openImageFile(path, data, "unsigned manifests run only with --insecure (development)")
+			return nil, nil, err
 		}
 		m, code, err := loadManifest(path)
 		if err != nil {

@@ -4,7 +4,10 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
+	"sort"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -14,7 +17,10 @@ import (
 )
 
 func newKeygenCmd() *cobra.Command {
-	var out string
+	var (
+		out    string
+		asJSON bool
+	)
 	cmd := &cobra.Command{
 		Use:     "keygen --out NAME",
 		Short:   "Write a new Ed25519 key pair as NAME.key and NAME.pub",
@@ -24,6 +30,13 @@ func newKeygenCmd() *cobra.Command {
 			if out == "" {
 				return usagef("--out NAME is required")
 			}
+			// Never overwrite a key: its owner would be locked out of
+			// every device that trusts it.
+			for _, f := range []string{out + ".key", out + ".pub"} {
+				if _, err := os.Lstat(f); err == nil {
+					return fmt.Errorf("%s already exists: keygen never overwrites a key; choose another --out name, or move the old pair away first", f)
+				}
+			}
 			_, priv, err := trust.GenerateKey()
 			if err != nil {
 				return err
@@ -31,16 +44,23 @@ func newKeygenCmd() *cobra.Command {
 			if err := trust.WriteKeyPair(out, priv); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s.key and %s.pub (key id %s)\n", out, out, trust.KeyID(priv.Public().(ed25519.PublicKey)))
-			return nil
+			id := trust.KeyID(priv.Public().(ed25519.PublicKey))
+			res := map[string]string{"private_key": out + ".key", "public_key": out + ".pub", "key_id": id}
+			return emit(cmd, asJSON, res, func(w io.Writer) {
+				fmt.Fprintf(w, "wrote %s.key (private: keep it secret) and %s.pub (public), key id %s\n", out, out, id)
+			})
 		},
 	}
 	cmd.Flags().StringVar(&out, "out", "", "base name of the key files")
+	addJSONFlag(cmd, &asJSON)
 	return cmd
 }
 
 func newPackCmd() *cobra.Command {
-	var manifest, key, out string
+	var (
+		manifest, key, out, maxCode string
+		asJSON                      bool
+	)
 	cmd := &cobra.Command{
 		Use:     "pack --manifest F --key F -o F",
 		Short:   "Build a signed image from a manifest and its code",
@@ -55,9 +75,22 @@ func newPackCmd() *cobra.Command {
 				return usageError{err}
 			}
 			// The device refuses code over the tenant's max code (1 MiB
-			// unless its grant says more, never over 4 MiB).
-			if err := (runtime.Config{CodeLimit: runtime.MaxCodeLimit}).CheckCode(code); err != nil {
-				return usageError{err}
+			// unless its grant says more, never over 4 MiB): so does pack,
+			// with the same check.
+			limit := uint64(runtime.DefaultCodeLimit)
+			if maxCode != "" {
+				n, err := meta.ParseSize(maxCode)
+				if err != nil || n == 0 || n > runtime.MaxCodeLimit {
+					return usagef("--max-code: want a size from 1 byte to %d bytes, as the tenant's grant allows (%q)", runtime.MaxCodeLimit, maxCode)
+				}
+				limit = n
+			}
+			if err := (runtime.Config{CodeLimit: limit}).CheckCode(code); err != nil {
+				hint := ""
+				if maxCode == "" && len(code) <= runtime.MaxCodeLimit {
+					hint = fmt.Sprintf(" (if the tenant's grant allows more, say so with --max-code %d or more)", len(code))
+				}
+				return usagef("%s: %v%s", manifest, err, hint)
 			}
 			priv, err := trust.LoadPrivateKey(key)
 			if err != nil {
@@ -74,16 +107,18 @@ func newPackCmd() *cobra.Command {
 			if err := os.WriteFile(out, img, 0o644); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s: %s v%d (%s, %d bytes of code), signed by %s\n",
-				out, m.Name, m.Version, m.Runtime, len(code), trust.KeyID(priv.Public().(ed25519.PublicKey)))
-			if (runtime.Config{}).CheckCode(code) != nil {
-				fmt.Fprintf(cmd.OutOrStdout(), "note: the code is over the default max code size of %d bytes: the tenant's grant needs --max-code %d or more\n",
-					runtime.DefaultCodeLimit, len(code))
-			}
-			return nil
+			keyID := trust.KeyID(priv.Public().(ed25519.PublicKey))
+			res := map[string]any{"file": out, "name": m.Name, "tenant": m.Tenant, "version": m.Version,
+				"runtime": m.Runtime, "code_bytes": len(code), "key_id": keyID}
+			return emit(cmd, asJSON, res, func(w io.Writer) {
+				fmt.Fprintf(w, "packed %s v%d (tenant %s, %s, %d bytes of code) into %s, signed by %s\n",
+					m.Name, m.Version, m.Tenant, m.Runtime, len(code), out, keyID)
+			})
 		},
 	}
 	cmd.Flags().StringVar(&manifest, "manifest", "", "manifest file (YAML or JSON)")
+	cmd.Flags().StringVar(&maxCode, "max-code", "", "the tenant's max code size when its grant allows more than the default 1MiB (at most 4MiB)")
+	addJSONFlag(cmd, &asJSON)
 	cmd.Flags().StringVar(&key, "key", "", "the tenant's private key file")
 	cmd.Flags().StringVarP(&out, "out", "o", "", "output image file")
 	return cmd
@@ -130,6 +165,7 @@ func newTenantGrantCmd() *cobra.Command {
 	var (
 		ownerKey, tenant, pub, out string
 		cf                         ceilingFlags
+		asJSON                     bool
 	)
 	grant := &cobra.Command{
 		Use:   "grant --owner-key F --tenant T --pub F --allow 'PATTERN:op,op' ... -o F",
@@ -168,7 +204,10 @@ every live update; rates and the CPU share are enforced while containers run.`,
 			if err != nil {
 				return err
 			}
-			return os.WriteFile(out, g, 0o644)
+			if err := os.WriteFile(out, g, 0o644); err != nil {
+				return err
+			}
+			return grantWritten(cmd, asJSON, out, cj, trust.KeyID(tkey), trust.KeyID(okey.Public().(ed25519.PublicKey)))
 		},
 	}
 	grant.Flags().StringVar(&ownerKey, "owner-key", "", "the owner's private key file")
@@ -176,5 +215,41 @@ every live update; rates and the CPU share are enforced while containers run.`,
 	grant.Flags().StringVar(&pub, "pub", "", "the tenant's public key file")
 	cf.add(grant)
 	grant.Flags().StringVarP(&out, "out", "o", "", "output file")
+	addJSONFlag(grant, &asJSON)
 	return grant
+}
+
+// grantWritten reports a grant written to file: the ceiling (its JSON form,
+// ceilingJSON), whose key it is for and who signed it.
+func grantWritten(cmd *cobra.Command, asJSON bool, file string, ceilingJSON []byte, tenantKey, ownerKey string) error {
+	var c map[string]any
+	if err := json.Unmarshal(ceilingJSON, &c); err != nil {
+		return err
+	}
+	res := map[string]any{"file": file, "tenant_key": tenantKey, "owner_key": ownerKey, "ceiling": c}
+	return emit(cmd, asJSON, res, func(w io.Writer) {
+		fmt.Fprintf(w, "wrote %s: tenant %v (key %s), signed by owner key %s\n", file, c["tenant"], tenantKey, ownerKey)
+		var allow []string
+		if rules, ok := c["allow"].([]any); ok {
+			for _, r := range rules {
+				if m, ok := r.(map[string]any); ok {
+					allow = append(allow, fmt.Sprintf("%v %v", m["name"], m["ops"]))
+				}
+			}
+		}
+		if len(allow) == 0 {
+			allow = []string{"(no endpoint)"}
+		}
+		fmt.Fprintf(w, "  may use       %s\n", strings.Join(allow, ", "))
+		keys := make([]string, 0, len(c))
+		for k := range c {
+			if k != "tenant" && k != "allow" {
+				keys = append(keys, k)
+			}
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Fprintf(w, "  %-13s %v\n", k, c[k])
+		}
+	})
 }

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"fmt"
+	"io"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -26,9 +28,12 @@ func newTenantAddCmd() *cobra.Command {
 			if err != nil {
 				return usageError{err}
 			}
-			return mf.exec(cmd, device.VerbTenantAdd, "", g)
+			return execShow(cmd, &mf, device.VerbTenantAdd, "", g, func(w io.Writer, v map[string]string) {
+				fmt.Fprintf(w, "added tenant %s (key %s)\n", v["tenant"], v["key"])
+			})
 		},
 	}
 	mf.add(add, true)
+	mf.addJSON(add)
 	return add
 }

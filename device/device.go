@@ -7,9 +7,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
 	"sort"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/tinycontainer/tinycontainer/abi"
@@ -104,6 +107,9 @@ type Device struct {
 
 	ceilMu   sync.RWMutex
 	ceilings map[string]*meta.Ceiling // by tenant; see ceilings.go
+	// tenantOf maps installed container names to their tenants for the
+	// scheduler's callbacks, which must not take mu.
+	tenantOf sync.Map
 }
 
 type installed struct {
@@ -179,7 +185,7 @@ func New(ctx context.Context, opts Options) (*Device, error) {
 	d.reg.Register("ml", &epml.Endpoint{Cache: d.models})
 	b.Register(d.reg)
 
-	so.OnHalt, so.OnFault, so.OnStart = d.onHalt, opts.OnFault, opts.OnStart
+	so.OnHalt, so.OnFault, so.OnStart = d.onHalt, d.onFault, opts.OnStart
 	d.sched = sched.New(so)
 	if opts.LogDir != "" {
 		ld, err := openLogDisk(opts.LogDir, d.logs, time.Second, func(err error) { d.log.Warn("container logs", "err", err) })
@@ -259,6 +265,7 @@ func (d *Device) Install(ctx context.Context, m *meta.Manifest, code []byte) err
 	}
 	d.containers[m.Name] = &installed{c: c}
 	d.logs.setTenant(m.Name, m.Tenant)
+	d.tenantOf.Store(m.Name, m.Tenant)
 	return nil
 }
 
@@ -269,6 +276,11 @@ func (d *Device) build(ctx context.Context, m *meta.Manifest, code []byte) (*con
 	}
 	mod, err := d.mods.compile(ctx, rt, code, runtime.Config{MemoryLimit: m.Limits.Memory, CodeLimit: d.codeLimit(m)})
 	if err != nil {
+		if hostFailure(err) {
+			// Not the code's fault (a full disk under the compilation
+			// cache, say): the same image may succeed later.
+			return nil, fmt.Errorf("%w: %s: the device could not compile the code: %w", mgmt.ErrUnavailable, m.Name, err)
+		}
 		return nil, fmt.Errorf("%w: %s: %w", ErrInvalid, m.Name, err)
 	}
 	return container.New(m, rt.Kind(), mod, d.reg, d.audit), nil
@@ -278,6 +290,15 @@ func (d *Device) build(ctx context.Context, m *meta.Manifest, code []byte) (*con
 // Compile, which refuses longer code before compiling anything: every
 // install path (run, deploy, the fleet) compiles through build.
 func (d *Device) codeLimit(m *meta.Manifest) uint64 { return d.MaxCode(m.Tenant) }
+
+// hostFailure reports whether a compile error is the host's (file system,
+// memory mapping), not the guest code's.
+func hostFailure(err error) bool {
+	var pe *fs.PathError
+	var le *os.LinkError
+	var errno syscall.Errno
+	return errors.As(err, &pe) || errors.As(err, &le) || errors.As(err, &errno)
+}
 
 func (d *Device) get(name string) (*installed, error) {
 	in, ok := d.containers[name]
@@ -372,6 +393,7 @@ func (d *Device) Remove(ctx context.Context, name string) error {
 		in.sub.Close()
 	}
 	delete(d.containers, name)
+	d.tenantOf.Delete(name)
 	d.models.Drop(name)
 	d.logs.forget(name)
 	d.storageErrs.forget(name)
@@ -594,6 +616,7 @@ func (d *Device) Replace(ctx context.Context, m *meta.Manifest, code []byte) err
 	}
 	d.containers[m.Name] = &installed{c: c}
 	d.logs.setTenant(m.Name, m.Tenant)
+	d.tenantOf.Store(m.Name, m.Tenant)
 	return nil
 }
 

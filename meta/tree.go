@@ -218,7 +218,7 @@ func (r docReader) yamlTree(data []byte) (root *node, err error) {
 		if err == io.EOF {
 			return nil, r.errf("", "empty document")
 		}
-		return nil, r.errf("", "%v", err)
+		return nil, r.errf("", "%v", yamlSyntaxError(data, err))
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err != io.EOF {

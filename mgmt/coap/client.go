@@ -330,8 +330,18 @@ func (c *Client) Discover(ctx context.Context, filter string) ([]Link, error) {
 // connection is lost. Lines that do not fit the channel are dropped, which
 // shows as a gap in Seq.
 func (c *Client) WatchLogs(ctx context.Context, name string, after uint64) (<-chan mgmt.LogLine, error) {
+	ch, _, err := c.FollowLogs(ctx, name, after)
+	return ch, err
+}
+
+// FollowLogs is WatchLogs that also tells why the stream ended: once the
+// channel is closed, ended returns nil when ctx ended it, the device's
+// error when the device ended it (mgmt.ErrUnavailable while it shuts down,
+// mgmt.ErrNotFound when the container went away), or mgmt.ErrUnavailable
+// when the connection was lost.
+func (c *Client) FollowLogs(ctx context.Context, name string, after uint64) (_ <-chan mgmt.LogLine, ended func() error, _ error) {
 	if err := checkName(name); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	w := &watch{ch: make(chan mgmt.LogLine, c.opts.WatchBuffer), last: after, first: make(chan error, 1), ended: make(chan struct{})}
 	rctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
@@ -344,15 +354,15 @@ func (c *Client) WatchLogs(ctx context.Context, name string, after uint64) (<-ch
 		select {
 		case ferr := <-w.first:
 			if ferr != nil {
-				return nil, ferr
+				return nil, nil, ferr
 			}
 		case <-rctx.Done():
 		case <-c.cc.Done():
 		}
-		return nil, c.transportErr(err)
+		return nil, nil, c.transportErr(err)
 	}
 	if ferr := <-w.first; ferr != nil {
-		return nil, ferr
+		return nil, nil, ferr
 	}
 	go func() {
 		select {
@@ -362,10 +372,11 @@ func (c *Client) WatchLogs(ctx context.Context, name string, after uint64) (<-ch
 			cancel()
 		case <-w.ended:
 		case <-c.cc.Done():
+			w.setEnd(fmt.Errorf("%w: the connection to the device at %s was lost", mgmt.ErrUnavailable, c.addr))
 		}
 		w.close()
 	}()
-	return w.ch, nil
+	return w.ch, w.endErr, nil
 }
 
 // watch turns notifications into a channel of log lines.
@@ -378,6 +389,21 @@ type watch struct {
 	gotFirst bool
 	ended    chan struct{}
 	endOnce  sync.Once
+	end      error // why the device ended the stream
+}
+
+func (w *watch) setEnd(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.end == nil {
+		w.end = err
+	}
+}
+
+func (w *watch) endErr() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.end
 }
 
 // handle runs on the connection's goroutine for each notification, so it
@@ -409,6 +435,10 @@ func (w *watch) handle(m *pool.Message) {
 	if _, oerr := m.Observe(); oerr != nil || err != nil {
 		// A response without Observe ends the observation (RFC 7641
 		// section 3.2); go-coap has already forgotten the token.
+		if err == nil {
+			err = fmt.Errorf("%w: the device ended the log stream", mgmt.ErrUnavailable)
+		}
+		w.setEnd(err)
 		w.endOnce.Do(func() { close(w.ended) })
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/plgd-dev/go-coap/v3/message"
@@ -163,6 +164,7 @@ func (s *Server) notify(ctx context.Context, cc *client.Conn, o *observation, to
 		if len(pending) == 0 && !closed {
 			select {
 			case <-ctx.Done():
+				s.goodbye(cc, o, token)
 				return
 			case <-cc.Done():
 				return
@@ -264,6 +266,27 @@ func shortened(l mgmt.LogLine, budget int) []byte {
 		best, _ = json.Marshal(l)
 	}
 	return best
+}
+
+// goodbyeTimeout bounds the wait for an observer's acknowledgement of the
+// last notification of a device shutting down.
+const goodbyeTimeout = 2 * time.Second
+
+// goodbye ends an observation of a server that is closing with a final
+// 5.03 response, so that the observer (`logs -f`) learns at once that the
+// device is going away instead of waiting for its keep-alive to fail.
+// Observations ended for other reasons (deregistration, reset) end
+// silently.
+func (s *Server) goodbye(cc *client.Conn, o *observation, token message.Token) {
+	if s.ctx.Err() == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), goodbyeTimeout)
+	defer cancel()
+	msg := fmt.Sprintf("%v: the device is shutting down", mgmt.ErrUnavailable)
+	if err := s.sendNotification(ctx, cc, o, token, codes.ServiceUnavailable, message.TextPlain, []byte(msg), nil); err != nil {
+		s.opts.Errors(fmt.Errorf("coap: goodbye %v: %w", cc.RemoteAddr(), err))
+	}
 }
 
 // sendNotification sends one confirmable notification and waits for its

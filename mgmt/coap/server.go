@@ -253,11 +253,13 @@ func (s *Server) Close() error {
 	s.closed = true
 	s.mu.Unlock()
 	s.cancel()
+	// The notification loops say goodbye to their observers (bounded by
+	// goodbyeTimeout) while the socket still serves.
+	s.wg.Wait()
 	s.srv.Stop()
 	// Stop closes the socket only once Serve has registered it.
 	_ = s.l.Close()
 	<-s.done
-	s.wg.Wait()
 	return nil
 }
 

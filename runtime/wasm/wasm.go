@@ -17,6 +17,8 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	goruntime "runtime"
 	"slices"
 	"sync"
@@ -214,6 +216,13 @@ func (r *Runtime) Compile(ctx context.Context, code []byte, cfg runtime.Config) 
 	}
 	cm, err := r.rt.CompileModule(ctx, res.Code)
 	if err != nil {
+		var pe *fs.PathError
+		var le *os.LinkError
+		if errors.As(err, &pe) || errors.As(err, &le) {
+			// The compilation cache could not be written (a full disk, a
+			// missing directory): the host failed, not the code.
+			return nil, fmt.Errorf("compilation cache: %w", err)
+		}
 		return nil, fmt.Errorf("%w: %v", runtime.ErrInvalidCode, err)
 	}
 	m := &Module{r: r, cm: cm, hasInit: hasInit, hasMemory: res.HasMemory, stackLimit: res.StackLimit}
