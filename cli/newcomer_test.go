@@ -111,7 +111,7 @@ func TestBadInputExits2WhereverDetected(t *testing.T) {
 	}
 	bigYAML := manifestVariant(t, dir, "thermo", func(m *meta.Manifest) { m.Name, m.Code = "big", "big.wasm" })
 	r := must(t, 2, "pack", "--manifest", bigYAML, "--key", p("acme.key"), "-o", p("big.img"))
-	if !strings.Contains(r.stderr, "over the 1048576-byte limit") {
+	if !strings.Contains(r.stderr, "over the max code size of 1048576 bytes") || !strings.Contains(r.stderr, "--max-code") {
 		t.Errorf("pack of oversized code: %s", r)
 	}
 	must(t, 0, "pack", "--manifest", bigYAML, "--key", p("acme.key"), "--max-code", "2MiB", "-o", p("big.img"))
