@@ -165,6 +165,9 @@ func (r *rig) run(p prog, n int) []result {
 	for len(out) < n {
 		select {
 		case l := <-r.lines:
+			if strings.HasPrefix(l.Text, "[device] ") {
+				continue // the device's own notes in the log (e.g. a failed kv put), not the probe's
+			}
 			f := strings.Fields(l.Text)
 			if len(f) < 2 {
 				r.t.Fatalf("odd probe line %q", l.Text)
