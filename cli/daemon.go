@@ -22,6 +22,7 @@ import (
 func newDeviceCmd() *cobra.Command {
 	var (
 		df          deviceFlags
+		ff          fleetFlags
 		data        string
 		listen      string
 		owner       string
@@ -48,7 +49,8 @@ unless --allow-remote).`,
 		Example: `  tinycontainer keygen --out owner
   tinycontainer device --data ./state --owner owner.pub
   tinycontainer device --data ./state --owner owner.pub --http 127.0.0.1:8080
-  tinycontainer device --data /tmp/dev --insecure --listen 127.0.0.1:5699`,
+  tinycontainer device --data /tmp/dev --insecure --listen 127.0.0.1:5699
+  tinycontainer device --data ./state --owner owner.pub --fleet mqtt://127.0.0.1:1883 --id dev-0042 --label site=lab`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			level := slog.LevelInfo
@@ -61,6 +63,10 @@ unless --allow-remote).`,
 				return err
 			}
 			opts.Logger = log
+			if err := ff.check(); err != nil {
+				return err
+			}
+			opts.ID = ff.id
 			cfg := device.Config{Options: opts, Insecure: insecure}
 			if owner != "" {
 				if cfg.Owner, err = trust.LoadPublicKey(owner); err != nil {
@@ -106,13 +112,19 @@ unless --allow-remote).`,
 				defer ws.Close()
 				log.Info("dashboard ready", "url", ws.URL(), "metrics", ws.URL()+"metrics")
 			}
+			stopFleet, err := ff.start(mg, log)
+			if err != nil {
+				return err
+			}
 			log.Info("device ready", "coap", srv.Addr().String(), "data", data, "containers", len(mg.Device().List()), "insecure", insecure)
 			mg.Device().Run(ctx)
 			log.Info("device stopping")
+			stopFleet()
 			return nil
 		},
 	}
 	df.add(cmd)
+	ff.add(cmd)
 	cmd.Flags().StringVar(&data, "data", "tinycontainer-data", "directory holding the device's state")
 	cmd.Flags().StringVar(&listen, "listen", deviceDefault(), "UDP address for CoAP management (default from $"+deviceEnv+" when set, as for the management verbs)")
 	cmd.Flags().StringVar(&owner, "owner", "", "the owner's public key file (from keygen)")

@@ -42,6 +42,9 @@ type Manager struct {
 
 	mu      sync.Mutex // serializes state-changing requests
 	tenants map[string]*tenant
+	// fleetManaged: tenants whose containers come from a fleet (their
+	// own CoAP requests are refused); see SetFleetManaged.
+	fleetManaged map[string]bool
 	// recMu orders the writes of container records: persistState runs on
 	// the scheduler's goroutines, outside mu.
 	recMu sync.Mutex
@@ -250,6 +253,9 @@ func (mg *Manager) Deploy(ctx context.Context, image []byte) (st mgmt.ContainerS
 	if err != nil {
 		return mgmt.ContainerStatus{}, err
 	}
+	if err := mg.fleetLocked(s, m.Tenant); err != nil {
+		return mgmt.ContainerStatus{}, err
+	}
 	if err := mg.authorize(s, Request{Verb: VerbDeploy, Tenant: m.Tenant, Manifest: m, CodeSize: len(img.Code)}); err != nil {
 		return mgmt.ContainerStatus{}, err
 	}
@@ -413,6 +419,9 @@ func (mg *Manager) Exec(ctx context.Context, signed []byte) (res []byte, err err
 			return nil, err
 		}
 		r.Tenant = r.Manifest.Tenant
+	}
+	if err := mg.fleetLocked(s, r.Tenant); err != nil {
+		return nil, err
 	}
 	if err := mg.authorize(s, r); err != nil {
 		return nil, err

@@ -1,0 +1,110 @@
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime/debug"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tinycontainer/tinycontainer/device"
+	"github.com/tinycontainer/tinycontainer/fleet/doc"
+	mfleet "github.com/tinycontainer/tinycontainer/mgmt/fleet"
+)
+
+// fleetFlags are the device's fleet flags (SPEC section 8).
+type fleetFlags struct {
+	url      string
+	id       string
+	labels   []string
+	user     string
+	passFile string
+}
+
+func (f *fleetFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.url, "fleet", "", "manage this device through an MQTT v5 broker, e.g. mqtt://127.0.0.1:1883 or mqtts://host (see docs/fleet.md)")
+	cmd.Flags().StringVar(&f.id, "id", "", "the device's id in the fleet and in MQTT client ids (tc-ID-fleet, tc-ID-msg)")
+	cmd.Flags().StringArrayVar(&f.labels, "label", nil, "a label K=V of this device for fleet selectors (repeatable)")
+	cmd.Flags().StringVar(&f.user, "fleet-user", "", "user name at the fleet broker")
+	cmd.Flags().StringVar(&f.passFile, "fleet-password-file", "", "file holding the password at the fleet broker")
+}
+
+// check validates the flags before anything starts (exit 2 on bad input).
+func (f *fleetFlags) check() error {
+	if f.id != "" {
+		if err := doc.ValidID(f.id); err != nil {
+			return usagef("--id: %v", err)
+		}
+	}
+	if f.url == "" {
+		if len(f.labels) > 0 || f.user != "" || f.passFile != "" {
+			return usagef("--label, --fleet-user and --fleet-password-file need --fleet")
+		}
+		return nil
+	}
+	if f.id == "" {
+		return usagef("--fleet needs --id ID")
+	}
+	if _, err := f.options(); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (f *fleetFlags) options() (mfleet.Options, error) {
+	o := mfleet.Options{URL: f.url, ID: f.id, Labels: map[string]string{}, User: f.user, Version: softwareVersion()}
+	for _, l := range f.labels {
+		k, v, ok := strings.Cut(l, "=")
+		if !ok {
+			return o, usagef("--label %q: want K=V", l)
+		}
+		o.Labels[k] = v
+	}
+	if err := doc.ValidLabels(o.Labels); err != nil {
+		return o, usagef("--label: %v", err)
+	}
+	if f.passFile != "" {
+		b, err := os.ReadFile(f.passFile)
+		if err != nil {
+			return o, usagef("--fleet-password-file: %v", err)
+		}
+		o.Password = []byte(strings.TrimRight(string(b), "\r\n"))
+	}
+	return o, nil
+}
+
+// startFleet starts the fleet adapter when --fleet is set; the returned
+// stop publishes "offline" and disconnects.
+func (f *fleetFlags) start(mg *device.Manager, log *slog.Logger) (stop func(), err error) {
+	if f.url == "" {
+		return func() {}, nil
+	}
+	o, err := f.options()
+	if err != nil {
+		return nil, err
+	}
+	o.Logger = log
+	a, err := mfleet.Start(mg, o)
+	if err != nil {
+		return nil, fmt.Errorf("fleet: %w", err)
+	}
+	log.Info("fleet adapter started", "broker", f.url, "id", f.id, "client", "tc-"+f.id+"-fleet")
+	return a.Close, nil
+}
+
+// softwareVersion is this build's version as the fleet reports it.
+func softwareVersion() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := bi.Main.Version
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+			v += "+" + s.Value[:12]
+		}
+	}
+	return v
+}
