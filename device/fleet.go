@@ -3,6 +3,8 @@ package device
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"strings"
 	"time"
@@ -235,4 +237,17 @@ func (mg *Manager) AuditFleet(op, container, tenant, reason string) {
 	}
 	mg.dev.audit.add(mgmt.AuditEntry{Time: time.Now(), Container: container, Tenant: tenant,
 		Endpoint: "fleet", Op: op, Reason: strings.ToValidUTF8(reason, "?")})
+}
+
+// ImageDigest is the content address (hex SHA-256 of the signed image's
+// bytes) of the image a container was installed from.
+func (mg *Manager) ImageDigest(name string) (string, error) {
+	mg.recMu.Lock()
+	rec, err := mg.st.GetContainer(name)
+	mg.recMu.Unlock()
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(rec.Image)
+	return hex.EncodeToString(sum[:]), nil
 }

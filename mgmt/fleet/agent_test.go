@@ -356,3 +356,86 @@ func TestFleetDeviceLifecycle(t *testing.T) {
 		t.Fatalf("refusals not in the audit: %s", audit)
 	}
 }
+
+// A device that stops between installing a version and recording it comes
+// back on one of the two versions, never neither: here the store holds
+// v2 while the fleet's record still says v1; the adapter adopts v2 (same
+// image as desired) with v1 as its previous version.
+func TestFleetKilledMidUpdateComesBackOnOneVersion(t *testing.T) {
+	w := newWorld(t)
+	st := memstore.New()
+	devs := []string{"dev-1"}
+	v1, v2 := image(t, 1, false, nil), image(t, 2, false, nil)
+	w.putImage(v1)
+	w.putImage(v2)
+	w.publish(doc.GrantTopic("dev-1", "globex"), signedGrant(t, 1, devs...))
+	w.publish(doc.DesiredTopic("dev-1", "globex"), desired(t, 1, globexKey, devs, entry(v1, 1, 20*time.Millisecond)))
+	d := startDevice(t, w, "dev-1", st)
+	w.waitContainer("dev-1", "blinker", func(c doc.ContainerReport) bool { return c.Version == 1 && c.Health == doc.HealthHealthy })
+	d.stop()
+
+	// The update to v2 reached the store, then the device died.
+	ctx := context.Background()
+	mg, err := device.Open(ctx, device.Config{Options: device.Options{Store: st}, Owner: ownerPub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mg.FleetDeploy(ctx, v2, device.FleetWant{Tenant: "globex", Name: "blinker", Version: 2}); err != nil {
+		t.Fatal(err)
+	}
+	mg.Close(ctx)
+
+	w.publish(doc.DesiredTopic("dev-1", "globex"), desired(t, 2, globexKey, devs, entry(v2, 2, 20*time.Millisecond)))
+	startDevice(t, w, "dev-1", st)
+	c := w.waitContainer("dev-1", "blinker", func(c doc.ContainerReport) bool {
+		return c.Version == 2 && c.Digest == doc.Digest(v2) && c.Health == doc.HealthHealthy
+	})
+	if c.Previous == nil || *c.Previous != (doc.Ref{Version: 1, Digest: doc.Digest(v1)}) || c.Digest != doc.Digest(v2) {
+		t.Fatalf("after the restart: %+v previous %+v", c, c.Previous)
+	}
+}
+
+// Oversized and duplicated messages: an oversized document is refused
+// before it is parsed; the same retained document seen again (a
+// reconnect) is not a refusal and changes nothing.
+func TestFleetOversizedAndDuplicates(t *testing.T) {
+	w := newWorld(t)
+	devs := []string{"dev-1"}
+	v1 := image(t, 1, false, nil)
+	w.putImage(v1)
+	w.publish(doc.GrantTopic("dev-1", "globex"), signedGrant(t, 1, devs...))
+	want := desired(t, 1, globexKey, devs, entry(v1, 1, 10*time.Millisecond))
+	w.publish(doc.DesiredTopic("dev-1", "globex"), want)
+	d := startDevice(t, w, "dev-1", memstore.New())
+	w.waitContainer("dev-1", "blinker", func(c doc.ContainerReport) bool { return c.Health == doc.HealthHealthy })
+	w.publish(doc.DesiredTopic("dev-1", "globex"), make([]byte, doc.MaxDocSize+1))
+	w.waitRefusal("dev-1", "more than")
+	w.publish(doc.DesiredTopic("dev-1", "globex"), want)
+	// A reconnect re-reads every retained message: the duplicate is quiet.
+	n := len(w.rep("dev-1").Refusals)
+	connects := d.agent.Stats().Connects
+	w.br.Stop()
+	w.br.Start()
+	testbroker.WaitFor(t, "the reconnect", func() bool { return d.agent.Stats().Connects > connects && d.agent.Connected() })
+	// The controller's own connection went too.
+	w2 := &world{t: t, br: w.br, reported: map[string]doc.Reported{}, status: map[string]doc.Status{}}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := mqttc.Dial(ctx, mqttc.Config{URL: w.br.URL(), ClientID: "ctl2", OnMessage: w2.onMessage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect()
+	if _, err := c.Subscribe(ctx, []mqttc.Filter{{Topic: doc.AllReportedFilter, QoS: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	w2.ctl = c
+	// The broker lost its retained messages (no persistence): republish
+	// the same documents, as a controller would.
+	w2.publish(doc.GrantTopic("dev-1", "globex"), signedGrant(t, 1, devs...))
+	w2.publish(doc.DesiredTopic("dev-1", "globex"), want)
+	w2.waitContainer("dev-1", "blinker", func(c doc.ContainerReport) bool { return c.Health == doc.HealthHealthy })
+	if got := len(w2.rep("dev-1").Refusals); got != n {
+		t.Fatalf("the duplicates were refused: %+v", w2.rep("dev-1").Refusals)
+	}
+}

@@ -50,6 +50,24 @@ func (a *Agent) reconcileOne(topic, tenant string, c doc.DesiredContainer) {
 		a.refuse(topic, tenant, fmt.Errorf("%w: %s belongs to tenant %q", mgmt.ErrDenied, c.Name, cur.Tenant))
 		return
 	}
+	if installed && cur.Version == want.Version && (rec == nil || rec.Current != want) {
+		// The version asked for is installed but not on the fleet's record:
+		// the device stopped between installing it and recording it, or it
+		// was installed before the fleet managed this tenant. Same image:
+		// adopt it; another image under the same version: refuse.
+		if dg, err := a.mg.ImageDigest(c.Name); err == nil && dg == c.Digest {
+			rec = a.ensureRecord(c.Name, tenant, rec, false, cur)
+			if rec.Current.Version != 0 && rec.Current != want {
+				p := rec.Current
+				rec.Previous = &p
+			}
+			rec.Current, rec.Health, rec.Window, rec.Rollout, rec.Error, rec.Failed = want, doc.HealthPending, c.Health, c.Rollout, "", nil
+			a.pending[c.Name] = &pendingHealth{since: time.Now(), faults: cur.Faults}
+			a.save()
+			a.dirty = true
+			return
+		}
+	}
 	if rec != nil && installed && rec.Current == want && cur.Version == want.Version {
 		if cur.State != mgmt.StateRunning && rec.Health != doc.HealthFailed {
 			_ = a.mg.Device().Start(c.Name) // a device restart brings it back stopped only if it was stopped
@@ -132,6 +150,9 @@ func (a *Agent) ensureRecord(name, tenant string, rec *record, installed bool, c
 	rec = &record{Tenant: tenant, Health: doc.HealthPending}
 	if installed {
 		rec.Current = doc.Ref{Version: cur.Version}
+		if dg, err := a.mg.ImageDigest(name); err == nil {
+			rec.Current.Digest = dg
+		}
 	}
 	a.st.Containers[name] = rec
 	return rec
