@@ -75,6 +75,8 @@ type Agent struct {
 	refusals  []doc.Refusal
 	tenantErr map[string]string
 	retry     map[string][]byte // desired states waiting for their tenant's grant, by tenant
+	subConn   *mqttc.Conn       // the connection subscribed holds
+	subImg    map[string]bool   // image digests subscribed to on subConn
 	dirty     bool
 	seq       uint64
 	lastPub   time.Time
@@ -208,11 +210,6 @@ func (a *Agent) onConnect(ctx context.Context, c *mqttc.Conn) error {
 		{Topic: doc.GrantFilter(a.opts.ID), QoS: 1},
 		{Topic: doc.DesiredFilter(a.opts.ID), QoS: 1},
 	}
-	a.mu.Lock()
-	for _, t := range a.imageTopicsLocked() {
-		filters = append(filters, mqttc.Filter{Topic: t, QoS: 1})
-	}
-	a.mu.Unlock()
 	refused, err := c.Subscribe(ctx, filters)
 	if err != nil {
 		return err
@@ -228,9 +225,6 @@ func (a *Agent) onConnect(ctx context.Context, c *mqttc.Conn) error {
 	a.signal()
 	return nil
 }
-
-// imageTopicsLocked lists the image topics being fetched; a.mu held.
-func (a *Agent) imageTopicsLocked() []string { return slices.Collect(maps.Values(a.wantImg)) }
 
 func (a *Agent) signal() {
 	select {
@@ -268,6 +262,7 @@ func (a *Agent) run() {
 		for _, t := range topics {
 			a.handle(t, batch[t])
 		}
+		a.syncImageSubs()
 		a.checkHealth()
 		a.publishReported()
 	}

@@ -173,26 +173,13 @@ func (a *Agent) fail(name, tenant string, want doc.Ref, err error) {
 	a.dirty = true
 }
 
-// wantImage subscribes to an image's retained topic (it arrives once).
+// wantImage asks for an image: its retained topic is subscribed to (the
+// image arrives once, and again after a reconnect until it is installed).
 func (a *Agent) wantImage(tenant, digest string) {
-	topic := doc.ImageTopic(tenant, digest)
 	a.mu.Lock()
-	_, already := a.wantImg[digest]
-	a.wantImg[digest] = topic
+	a.wantImg[digest] = doc.ImageTopic(tenant, digest)
 	a.mu.Unlock()
-	if already {
-		return
-	}
-	if a.cli == nil {
-		return // at start: subscribed once connected
-	}
-	if c := a.cli.Conn(); c != nil {
-		ctx, cancel := context.WithTimeout(a.ctx, 10*time.Second)
-		defer cancel()
-		if _, err := c.Subscribe(ctx, []mqttc.Filter{{Topic: topic, QoS: 1}}); err != nil {
-			a.log.Warn("fleet: image subscription failed (retried at reconnect)", "topic", topic, "err", err)
-		}
-	}
+	a.syncImageSubs()
 }
 
 func (a *Agent) unwantImage(digest string) {
@@ -200,13 +187,53 @@ func (a *Agent) unwantImage(digest string) {
 	topic, ok := a.wantImg[digest]
 	delete(a.wantImg, digest)
 	a.mu.Unlock()
-	if !ok || a.cli == nil {
+	if !ok || a.subConn == nil || !a.subImg[digest] {
 		return
 	}
-	if c := a.cli.Conn(); c != nil {
-		ctx, cancel := context.WithTimeout(a.ctx, 10*time.Second)
-		defer cancel()
-		_ = c.Unsubscribe(ctx, []string{topic})
+	delete(a.subImg, digest)
+	ctx, cancel := context.WithTimeout(a.ctx, 10*time.Second)
+	defer cancel()
+	_ = a.subConn.Unsubscribe(ctx, []string{topic})
+}
+
+// syncImageSubs subscribes the live connection to every wanted image
+// (a new connection starts with none).
+func (a *Agent) syncImageSubs() {
+	if a.cli == nil {
+		return // at start: done once connected
+	}
+	c := a.cli.Conn()
+	if c != a.subConn {
+		a.subConn, a.subImg = c, map[string]bool{}
+	}
+	if c == nil {
+		return
+	}
+	a.mu.Lock()
+	var filters []mqttc.Filter
+	var digests []string
+	for dg, topic := range a.wantImg {
+		if !a.subImg[dg] {
+			filters = append(filters, mqttc.Filter{Topic: topic, QoS: 1})
+			digests = append(digests, dg)
+		}
+	}
+	a.mu.Unlock()
+	if len(filters) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(a.ctx, 10*time.Second)
+	defer cancel()
+	refused, err := c.Subscribe(ctx, filters)
+	if err != nil {
+		a.log.Warn("fleet: image subscription failed (retried)", "err", err)
+		return
+	}
+	for i, dg := range digests {
+		a.subImg[dg] = true // a refused one is not asked again on this connection
+		if refused[i] != nil {
+			a.refuse(filters[i].Topic, "", refused[i])
+		}
 	}
 }
 
