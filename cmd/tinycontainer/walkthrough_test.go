@@ -1,0 +1,136 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// readmeBlock returns the first ```sh block of README.md after the line
+// that starts with heading.
+func readmeBlock(t *testing.T, readme []byte, heading string) string {
+	t.Helper()
+	s := string(readme)
+	i := strings.Index(s, "\n"+heading)
+	if i < 0 {
+		t.Fatalf("README.md has no paragraph starting %q", heading)
+	}
+	j := strings.Index(s[i:], "```sh\n")
+	if j < 0 {
+		t.Fatalf("no sh block after %q", heading)
+	}
+	body := s[i+j+len("```sh\n"):]
+	k := strings.Index(body, "```\n")
+	if k < 0 {
+		t.Fatalf("unterminated sh block after %q", heading)
+	}
+	return body[:k]
+}
+
+// freeUDP returns a loopback UDP address nothing listens on now.
+func freeUDP(t *testing.T) string {
+	t.Helper()
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := c.LocalAddr().String()
+	c.Close()
+	return addr
+}
+
+// cloneWorkTree copies the files git would put in a clone of the work tree
+// (tracked and new, not ignored) to dir and commits them in a new
+// repository there.
+func cloneWorkTree(t *testing.T, root, dir string) {
+	t.Helper()
+	out, err := exec.Command("git", "-C", root, "ls-files", "-z", "--cached", "--others", "--exclude-standard").Output()
+	if err != nil {
+		t.Skipf("git ls-files: %v (the walkthrough test needs git and a git work tree)", err)
+	}
+	for _, f := range strings.Split(strings.TrimRight(string(out), "\x00"), "\x00") {
+		b, err := os.ReadFile(filepath.Join(root, f))
+		if os.IsNotExist(err) {
+			continue // deleted in the work tree, not yet in the index
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst := filepath.Join(dir, f)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dst, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, args := range [][]string{
+		{"init", "-q"}, {"add", "-A"},
+		{"-c", "user.name=walkthrough", "-c", "user.email=walkthrough@example.org", "commit", "-q", "-m", "clone"},
+	} {
+		if out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+}
+
+// TestREADMEWalkthrough runs the README's managed-device walkthrough as
+// written, with bash, in a copy of the work tree, against a real device
+// process (on a free port given by TINYCONTAINER_DEVICE), and checks that
+// every step worked and that it leaves nothing for git to commit. Issue 13:
+// it used a manifest it never created, and left keys and state unignored.
+func TestREADMEWalkthrough(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the command and runs a device: not in -short")
+	}
+	for _, tool := range []string{"bash", "git", "go"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not found: %v", tool, err)
+		}
+	}
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := readmeBlock(t, readme, "A managed device with signed images")
+	dir := t.TempDir()
+	cloneWorkTree(t, root, dir)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute) // a hang guard, not a verdict
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", "-e", "-o", "pipefail", "-c", script)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "TINYCONTAINER_DEVICE="+freeUDP(t))
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err = cmd.Run()
+	if err != nil {
+		t.Fatalf("the walkthrough failed: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	}
+	for _, want := range []string{
+		"wrote owner.key", "wrote acme.key", "wrote acme.grant: tenant acme",
+		"added tenant acme", "packed thermo v1 (tenant acme", "deployed thermo v1 (tenant acme): running",
+		"thermo: temperature", `"name": "thermo"`, "applied metadata v2 to thermo", "thermo  acme",
+	} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("the walkthrough's output lacks %q:\n%s\nstderr:\n%s", want, stdout.String(), stderr.String())
+		}
+	}
+	out, err := exec.Command("git", "-C", dir, "status", "--porcelain").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != 0 {
+		t.Errorf("the walkthrough leaves files git would commit (.gitignore misses them):\n%s", out)
+	}
+}
