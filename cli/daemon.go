@@ -22,7 +22,7 @@ import (
 func newDeviceCmd() *cobra.Command {
 	var (
 		df          deviceFlags
-		ff          fleetFlags
+		ff          deviceFleetFlags
 		data        string
 		listen      string
 		owner       string

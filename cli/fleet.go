@@ -13,6 +13,6 @@ rollout or take over one whose controller died (fleet resume).
 
 See docs/fleet.md for the topic tree, the documents and a walkthrough.`,
 	}
-	cmd.AddCommand(newFleetACLCmd())
+	cmd.AddCommand(newFleetACLCmd(), newFleetSimulateCmd())
 	return cmd
 }

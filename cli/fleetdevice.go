@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"fmt"
 	"log/slog"
 	"os"
 	"runtime/debug"
@@ -14,8 +13,8 @@ import (
 	mfleet "github.com/tinycontainer/tinycontainer/mgmt/fleet"
 )
 
-// fleetFlags are the device's fleet flags (SPEC section 8).
-type fleetFlags struct {
+// deviceFleetFlags are the device's fleet flags (SPEC section 8).
+type deviceFleetFlags struct {
 	url      string
 	id       string
 	labels   []string
@@ -23,7 +22,7 @@ type fleetFlags struct {
 	passFile string
 }
 
-func (f *fleetFlags) add(cmd *cobra.Command) {
+func (f *deviceFleetFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.url, "fleet", "", "manage this device through an MQTT v5 broker, e.g. mqtt://127.0.0.1:1883 or mqtts://host (see docs/fleet.md)")
 	cmd.Flags().StringVar(&f.id, "id", "", "the device's id in the fleet and in MQTT client ids (tc-ID-fleet, tc-ID-msg)")
 	cmd.Flags().StringArrayVar(&f.labels, "label", nil, "a label K=V of this device for fleet selectors (repeatable)")
@@ -32,7 +31,7 @@ func (f *fleetFlags) add(cmd *cobra.Command) {
 }
 
 // check validates the flags before anything starts (exit 2 on bad input).
-func (f *fleetFlags) check() error {
+func (f *deviceFleetFlags) check() error {
 	if f.id != "" {
 		if err := doc.ValidID(f.id); err != nil {
 			return usagef("--id: %v", err)
@@ -47,13 +46,17 @@ func (f *fleetFlags) check() error {
 	if f.id == "" {
 		return usagef("--fleet needs --id ID")
 	}
-	if _, err := f.options(); err != nil {
+	o, err := f.options()
+	if err != nil {
 		return err
+	}
+	if err := o.Check(); err != nil {
+		return usageError{err}
 	}
 	return nil
 }
 
-func (f *fleetFlags) options() (mfleet.Options, error) {
+func (f *deviceFleetFlags) options() (mfleet.Options, error) {
 	o := mfleet.Options{URL: f.url, ID: f.id, Labels: map[string]string{}, User: f.user, Version: softwareVersion()}
 	for _, l := range f.labels {
 		k, v, ok := strings.Cut(l, "=")
@@ -77,7 +80,7 @@ func (f *fleetFlags) options() (mfleet.Options, error) {
 
 // startFleet starts the fleet adapter when --fleet is set; the returned
 // stop publishes "offline" and disconnects.
-func (f *fleetFlags) start(mg *device.Manager, log *slog.Logger) (stop func(), err error) {
+func (f *deviceFleetFlags) start(mg *device.Manager, log *slog.Logger) (stop func(), err error) {
 	if f.url == "" {
 		return func() {}, nil
 	}
@@ -88,7 +91,7 @@ func (f *fleetFlags) start(mg *device.Manager, log *slog.Logger) (stop func(), e
 	o.Logger = log
 	a, err := mfleet.Start(mg, o)
 	if err != nil {
-		return nil, fmt.Errorf("fleet: %w", err)
+		return nil, err
 	}
 	log.Info("fleet adapter started", "broker", f.url, "id", f.id, "client", "tc-"+f.id+"-fleet")
 	return a.Close, nil

@@ -89,21 +89,29 @@ type pendingHealth struct {
 
 // Errors of the adapter.
 var (
-	ErrConfig = errors.New("fleet: bad configuration")
+	ErrConfig = errors.New("fleet adapter: bad configuration")
 )
+
+// Check validates the id, labels and broker URL (ErrConfig).
+func (opts Options) Check() error {
+	if err := doc.ValidID(opts.ID); err != nil {
+		return fmt.Errorf("%w: --id: %w", ErrConfig, err)
+	}
+	if err := doc.ValidLabels(opts.Labels); err != nil {
+		return fmt.Errorf("%w: --label: %w", ErrConfig, err)
+	}
+	if _, err := mqttc.ParseURL(opts.URL); err != nil {
+		return fmt.Errorf("%w: --fleet: %w", ErrConfig, err)
+	}
+	return nil
+}
 
 // Start validates opts, loads the adapter's state, applies the desired
 // states accepted before (so a restarted device runs what it should even
 // with the broker away) and starts connecting in the background.
 func Start(mg *device.Manager, opts Options) (*Agent, error) {
-	if err := doc.ValidID(opts.ID); err != nil {
-		return nil, fmt.Errorf("%w: --id: %w", ErrConfig, err)
-	}
-	if err := doc.ValidLabels(opts.Labels); err != nil {
-		return nil, fmt.Errorf("%w: --label: %w", ErrConfig, err)
-	}
-	if _, err := mqttc.ParseURL(opts.URL); err != nil {
-		return nil, fmt.Errorf("%w: --fleet: %w", ErrConfig, err)
+	if err := opts.Check(); err != nil {
+		return nil, err
 	}
 	if mg.Owner() == nil {
 		return nil, fmt.Errorf("%w: a fleet device needs an owner key (--owner)", ErrConfig)
