@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/tinycontainer/tinycontainer/mgmt"
@@ -25,17 +24,17 @@ var assets embed.FS
 func NewHandler(src mgmt.Reader, opts Options) http.Handler {
 	opts = opts.withDefaults()
 	a := &api{src: src, timeout: opts.CallTimeout}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(newCollector(src, opts.CallTimeout))
 	mux := http.NewServeMux()
 	mux.Handle("GET /{$}", page("device.html"))
 	mux.Handle("GET /assets/", assetHandler())
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+	mux.Handle("GET /metrics", gzipFast(promhttp.HandlerFor(&gatherer{src: src, timeout: opts.CallTimeout}, promhttp.HandlerOpts{
 		ErrorHandling: promhttp.HTTPErrorOnError,
+		// gzipFast compresses, faster than promhttp's default level.
+		DisableCompression: true,
 		// Scrapes past this many at once get 503: a scrape reads every
 		// container, so a crowd of scrapers must not queue up.
 		MaxRequestsInFlight: 2,
-	}))
+	})))
 	mux.HandleFunc("GET /api/info", a.info)
 	mux.HandleFunc("GET /api/containers", a.containers)
 	mux.HandleFunc("GET /api/containers/{name}", a.container)

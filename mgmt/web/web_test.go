@@ -1,6 +1,7 @@
 package web
 
 import (
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
@@ -434,5 +437,75 @@ func TestServeRefusesRemoteAddresses(t *testing.T) {
 	}
 	if _, err := Serve(ctx, "127.0.0.1:0", nil, Options{}); !errors.Is(err, mgmt.ErrInvalid) {
 		t.Fatalf("nil device: %v", err)
+	}
+}
+
+// The families built without a registry pass the registry's own checks
+// (valid names and labels, one series per label set, consistent types)
+// and come in the order it would give them.
+func TestGatheredFamiliesAreConsistent(t *testing.T) {
+	f := newFake(37)
+	f.cs[5].State, f.cs[9].State = mgmt.StateFaulted, mgmt.StateStopped
+	f.info.MQTT = &mgmt.BridgeStats{}
+	f.info.Storage = &mgmt.StorageInfo{TotalBytes: 1}
+	f.info.Runtimes = append(f.info.Runtimes, f.info.Runtimes[0]) // a duplicate must not make two series
+	slices.Reverse(f.cs)                                          // whatever order the device lists in
+	g := &gatherer{src: f, timeout: time.Second}
+	checked, err := prometheus.Gatherers{g}.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := func(fams []*dto.MetricFamily) []string {
+		var out []string
+		for _, fam := range fams {
+			for _, m := range fam.GetMetric() {
+				var ls []string
+				for _, l := range m.GetLabel() {
+					ls = append(ls, l.GetName()+"="+l.GetValue())
+				}
+				out = append(out, fam.GetName()+"{"+strings.Join(ls, ",")+"}")
+			}
+		}
+		return out
+	}
+	if a, b := key(ours), key(checked); !slices.Equal(a, b) {
+		for i := range min(len(a), len(b)) {
+			if a[i] != b[i] {
+				t.Fatalf("series %d differs from the registry's: %s, registry %s", i, a[i], b[i])
+			}
+		}
+		t.Fatalf("%d series, the registry %d", len(a), len(b))
+	}
+	if n := len(key(ours)); n != 37*(len(perContainer)+3)+31 { // up, uptime, 3 states, 2 runtimes, 7 bus, 9 mqtt, 4 storage, 4 watchdog
+		t.Errorf("%d series", n)
+	}
+}
+
+func TestMetricsGzip(t *testing.T) {
+	h := NewHandler(newFake(20), Options{})
+	r := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	r.Host = "127.0.0.1"
+	r.Header.Set("Accept-Encoding", "br;q=1, gzip;q=0.5")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if w.Code != http.StatusOK || w.Header().Get("Content-Encoding") != "gzip" {
+		t.Fatalf("status %d, encoding %q", w.Code, w.Header().Get("Content-Encoding"))
+	}
+	zr, err := gzip.NewReader(w.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ms := parseMetrics(t, zr); len(ms["tinycontainer_activations_total"]) != 20 {
+		t.Fatalf("%d activation series", len(ms["tinycontainer_activations_total"]))
+	}
+	for accept, want := range map[string]bool{"gzip": true, "GZIP ; q=0.1": true, "deflate, gzip": true, "gzip;q=0": false,
+		"gzip; q=0.000": false, "identity": false, "": false, "xgzip": false} {
+		if got := acceptsGzip(accept); got != want {
+			t.Errorf("acceptsGzip(%q) = %v", accept, got)
+		}
 	}
 }
