@@ -3,7 +3,10 @@ package coap
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"testing"
+
+	"github.com/tinycontainer/tinycontainer/mgmt"
 )
 
 // redialEvery bounds the exchanges of one benchmark connection: CoAP
@@ -57,6 +60,39 @@ func BenchmarkDeploy13KB(b *testing.B) {
 	for b.Loop() {
 		if _, err := client().Deploy(ctx, img); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// fillContainers gives the fake device n containers with realistic
+// figures (names and counters of the width a busy device has).
+func fillContainers(d *fakeDevice, n int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	clear(d.containers)
+	for i := range n {
+		name := fmt.Sprintf("sensor-%04d", i)
+		d.containers[name] = mgmt.ContainerStatus{
+			Name: name, Tenant: []string{"acme", "globex", "initech"}[i%3], Runtime: "wasm", State: mgmt.StateRunning,
+			Version: 3, Activations: 123456 + uint64(i), Faults: 2, LastFault: mgmt.FaultBudget, MissedDeadlines: 17,
+			EndpointCalls: 987654, DeniedCalls: 3, CPUTimeUS: 4567890, MemoryBytes: 65536, StorageBytes: 512,
+			Priority: 5, Trigger: "periodic", PeriodUS: 100000, BudgetUS: 5000, LogLinesDropped: 1200,
+		}
+	}
+}
+
+// BenchmarkList1000 is `ps --json`'s exchange: GET /c of 1,000
+// containers through the Go client, block-wise.
+func BenchmarkList1000(b *testing.B) {
+	s, dev := startServer(b, ServerOptions{Errors: func(error) {}})
+	fillContainers(dev, 1000)
+	client := benchClient(b, s)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		cs, err := client().List(ctx)
+		if err != nil || len(cs) != 1000 {
+			b.Fatal(len(cs), err)
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	piondtls "github.com/pion/dtls/v3"
@@ -66,12 +67,40 @@ func (o ClientOptions) withDefaults() ClientOptions {
 // quiet periods.
 const keepAlive = 30 * time.Second
 
+// midBudget is how many message IDs the client spends on one endpoint (one
+// UDP socket) before it moves new exchanges to a fresh one. RFC 7252
+// section 4.4 forbids reusing a message ID towards a peer within
+// EXCHANGE_LIFETIME (247 s); the ID has 16 bits, so a busy client would
+// wrap it well within that (and the device would answer its requests as
+// duplicates). A fresh socket is a fresh endpoint with an ID space of its
+// own, so the client never waits. The budget is a quarter of the space:
+// the count is an estimate (requests and block continuations; keep-alive
+// pings and retransmissions not counted exactly).
+const midBudget = 1 << 14
+
 // Client is a mgmt.Device reached over CoAP.
 type Client struct {
-	cc       *client.Conn
-	addr     string
-	opts     ClientOptions
-	tooLarge atomic.Bool // the device sent a response beyond MaxResponse
+	addr      string
+	opts      ClientOptions
+	tooLarge  atomic.Bool // the device sent a response beyond MaxResponse
+	midBudget int
+
+	mu     sync.Mutex
+	cur    *endpointConn // where new exchanges go
+	closed bool
+	all    map[*endpointConn]struct{}
+}
+
+// endpointConn is one UDP socket (one CoAP endpoint) to the device.
+type endpointConn struct {
+	cc      *client.Conn
+	mids    int  // message IDs spent (estimate)
+	users   int  // exchanges and observations in progress
+	retired bool // no new exchanges; closed once users is 0
+	// refused is cancelled when the device's host answered a datagram with
+	// "port unreachable": nothing listens there, no need to wait.
+	refused context.Context
+	refuse  context.CancelFunc
 }
 
 var _ mgmt.Device = (*Client)(nil)
@@ -79,36 +108,123 @@ var _ mgmt.Device = (*Client)(nil)
 // errBadResponse marks a response that does not decode.
 var errBadResponse = errors.New("malformed response from device")
 
+// errRefused is the cause of an exchange ended by "connection refused".
+var errRefused = errors.New("connection refused: nothing listens at that address")
+
 // Dial connects to the device at the UDP address addr and checks that it
 // answers (a CoAP ping) within ctx and opts.Timeout.
 func Dial(ctx context.Context, addr string, opts ClientOptions) (*Client, error) {
 	opts = opts.withDefaults()
-	c := &Client{addr: addr, opts: opts}
-	copts := []udp.Option{
-		options.WithBlockwise(true, blockSZX, opts.UploadTimeout),
-		options.WithKeepAlive(3, 4*keepAlive, func(cc *client.Conn) { _ = cc.Close() }),
-		options.WithRequestMonitor(c.monitor),
-	}
-	var (
-		cc  *client.Conn
-		err error
-	)
+	c := &Client{addr: addr, opts: opts, midBudget: midBudget, all: map[*endpointConn]struct{}{}}
 	pctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
-	if opts.PSK == nil {
-		cc, err = udp.Dial(addr, copts...)
-	} else {
-		cc, err = dialDTLS(pctx, addr, opts, copts)
-	}
+	ep, err := c.dialEndpoint(pctx)
 	if err != nil {
 		return nil, fmt.Errorf("%w: dial %s: %w", mgmt.ErrUnavailable, addr, err)
 	}
-	c.cc = cc
-	if err := cc.Ping(pctx); err != nil {
+	c.cur = ep
+	c.all[ep] = struct{}{}
+	ep.mids++
+	pctx, pcancel := context.WithCancelCause(pctx)
+	defer pcancel(nil)
+	stop := context.AfterFunc(ep.refused, func() { pcancel(errRefused) })
+	defer stop()
+	if err := ep.cc.Ping(pctx); err != nil {
 		_ = c.Close()
+		if cause := context.Cause(pctx); errors.Is(cause, errRefused) {
+			err = cause
+		}
 		return nil, fmt.Errorf("%w: device at %s does not answer: %w", mgmt.ErrUnavailable, addr, err)
 	}
 	return c, nil
+}
+
+// dialEndpoint opens a socket to the device.
+func (c *Client) dialEndpoint(ctx context.Context) (*endpointConn, error) {
+	ep := &endpointConn{}
+	ep.refused, ep.refuse = context.WithCancel(context.Background())
+	copts := []udp.Option{
+		options.WithBlockwise(true, blockSZX, c.opts.UploadTimeout),
+		options.WithKeepAlive(3, 4*keepAlive, func(cc *client.Conn) { _ = cc.Close() }),
+		options.WithRequestMonitor(func(cc *client.Conn, m *pool.Message) (bool, error) { return c.monitor(ep, m) }),
+		// go-coap's default prints transport errors on stdout, where they
+		// would corrupt --json output; the client reports them as errors
+		// of the calls instead.
+		options.WithErrors(func(err error) {
+			if errors.Is(err, syscall.ECONNREFUSED) {
+				ep.refuse()
+			}
+		}),
+	}
+	var err error
+	if c.opts.PSK == nil {
+		ep.cc, err = udp.Dial(c.addr, copts...)
+	} else {
+		ep.cc, err = dialDTLS(ctx, c.addr, c.opts, copts)
+	}
+	if err != nil {
+		ep.refuse()
+		return nil, err
+	}
+	go func() {
+		<-ep.cc.Done()
+		ep.refuse()
+	}()
+	return ep, nil
+}
+
+// acquire returns the endpoint for an exchange that spends mids message
+// IDs, moving to a fresh endpoint when the current one has spent its
+// budget. release must follow.
+func (c *Client) acquire(ctx context.Context, mids int) (*endpointConn, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, fmt.Errorf("%w: client closed", mgmt.ErrUnavailable)
+	}
+	if c.cur.mids+mids > c.midBudget {
+		ep, err := c.dialEndpoint(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("%w: dial %s: %w", mgmt.ErrUnavailable, c.addr, err)
+		}
+		old := c.cur
+		old.retired = true
+		if old.users == 0 {
+			c.closeEndpoint(old)
+		}
+		c.cur = ep
+		c.all[ep] = struct{}{}
+	}
+	ep := c.cur
+	ep.users++
+	ep.mids += mids
+	return ep, nil
+}
+
+func (c *Client) release(ep *endpointConn) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ep.users--
+	if ep.retired && ep.users == 0 {
+		c.closeEndpoint(ep)
+	}
+}
+
+// closeEndpoint closes ep in the background (go-coap's Close waits for
+// its goroutines); c.mu held.
+func (c *Client) closeEndpoint(ep *endpointConn) {
+	delete(c.all, ep)
+	go func() {
+		_ = ep.cc.Close()
+		<-ep.cc.Done()
+	}()
+}
+
+// endpoints is how many sockets the client has open (tests).
+func (c *Client) endpoints() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.all)
 }
 
 // dialDTLS does the DTLS handshake within ctx (go-coap's own Dial leaves it
@@ -138,17 +254,40 @@ func dialDTLS(ctx context.Context, addr string, opts ClientOptions, copts []udp.
 	return dtls.Client(conn, append(copts, options.WithCloseSocket())...), nil
 }
 
-// Close ends the connection and every observation on it.
+// Close ends every connection and every observation on them.
 func (c *Client) Close() error {
-	err := c.cc.Close()
-	<-c.cc.Done()
-	return err
+	c.mu.Lock()
+	c.closed = true
+	eps := make([]*endpointConn, 0, len(c.all))
+	for ep := range c.all {
+		eps = append(eps, ep)
+	}
+	clear(c.all)
+	c.mu.Unlock()
+	var errs []error
+	for _, ep := range eps {
+		errs = append(errs, ep.cc.Close())
+		<-ep.cc.Done()
+	}
+	return errors.Join(errs...)
 }
 
-// monitor refuses responses that would grow past MaxResponse: go-coap
-// reassembles Block2 transfers without a limit. Returning an error closes
-// the connection, which fails the waiting call at once.
-func (c *Client) monitor(_ *client.Conn, m *pool.Message) (bool, error) {
+// monitor counts the message IDs block-wise continuations spend, and
+// refuses responses that would grow past MaxResponse: go-coap reassembles
+// Block2 transfers without a limit. Returning an error closes the
+// connection, which fails the waiting call at once.
+func (c *Client) monitor(ep *endpointConn, m *pool.Message) (bool, error) {
+	if m.Type() == message.Acknowledgement {
+		for _, id := range []message.OptionID{message.Block1, message.Block2} {
+			if v, err := m.GetOptionUint32(id); err == nil {
+				if _, num, _, err := blockwise.DecodeBlockOption(v); err == nil && num > 0 {
+					c.mu.Lock()
+					ep.mids++
+					c.mu.Unlock()
+				}
+			}
+		}
+	}
 	v, err := m.GetOptionUint32(message.Block2)
 	if err != nil || m.Code() < codes.Created {
 		return false, nil
@@ -189,30 +328,54 @@ func result(resp *pool.Message) ([]byte, error) {
 	return body, nil
 }
 
-func (c *Client) get(ctx context.Context, path string, queries ...string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+// exchange runs one request on an endpoint, within timeout, failing at
+// once when the device's host refuses the datagrams.
+func (c *Client) exchange(ctx context.Context, timeout time.Duration, mids int, do func(ctx context.Context, cc *client.Conn) (*pool.Message, error)) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	opts := make(message.Options, 0, len(queries))
-	for _, q := range queries {
-		opts = append(opts, message.Option{ID: message.URIQuery, Value: []byte(q)})
-	}
-	resp, err := c.cc.Get(ctx, path, opts...)
+	ep, err := c.acquire(ctx, mids)
 	if err != nil {
+		return nil, err
+	}
+	defer c.release(ep)
+	ctx, cancelCause := context.WithCancelCause(ctx)
+	defer cancelCause(nil)
+	stop := context.AfterFunc(ep.refused, func() { cancelCause(errRefused) })
+	defer stop()
+	resp, err := do(ctx, ep.cc)
+	if err != nil {
+		if cause := context.Cause(ctx); errors.Is(cause, errRefused) {
+			err = cause
+		}
 		return nil, c.transportErr(err)
 	}
-	defer c.cc.ReleaseMessage(resp)
+	defer ep.cc.ReleaseMessage(resp)
 	return result(resp)
 }
 
-func (c *Client) post(ctx context.Context, path string, body []byte) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.opts.UploadTimeout)
-	defer cancel()
-	resp, err := c.cc.Post(ctx, path, message.AppOctets, bytes.NewReader(body))
-	if err != nil {
-		return nil, c.transportErr(err)
+func (c *Client) get(ctx context.Context, path string, queries ...string) ([]byte, error) {
+	return c.getAs(ctx, path, jsonFormat, queries...)
+}
+
+// getAs is a GET asking for the representation mt (Accept).
+func (c *Client) getAs(ctx context.Context, path string, mt message.MediaType, queries ...string) ([]byte, error) {
+	opts := make(message.Options, 0, len(queries)+1)
+	for _, q := range queries {
+		opts = append(opts, message.Option{ID: message.URIQuery, Value: []byte(q)})
 	}
-	defer c.cc.ReleaseMessage(resp)
-	return result(resp)
+	if mt != jsonFormat {
+		opts = append(opts, message.Option{ID: message.Accept, Value: encodeUint(uint32(mt))})
+	}
+	return c.exchange(ctx, c.opts.Timeout, 1, func(ctx context.Context, cc *client.Conn) (*pool.Message, error) {
+		return cc.Get(ctx, path, opts...)
+	})
+}
+
+func (c *Client) post(ctx context.Context, path string, body []byte) ([]byte, error) {
+	blocks := 1 + len(body)/int(blockSZX.Size())
+	return c.exchange(ctx, c.opts.UploadTimeout, blocks, func(ctx context.Context, cc *client.Conn) (*pool.Message, error) {
+		return cc.Post(ctx, path, message.AppOctets, bytes.NewReader(body))
+	})
 }
 
 func decode[T any](b []byte, err error) (T, error) {
@@ -233,9 +396,23 @@ func checkName(name string) error {
 	return nil
 }
 
-// List is GET /c.
+// List is GET /c, in the compact form (a table, CBOR): about a tenth of
+// the bytes of the JSON objects, so the blocks of a thousand containers
+// take a few dozen round trips rather than hundreds.
 func (c *Client) List(ctx context.Context) ([]mgmt.ContainerStatus, error) {
-	return decode[[]mgmt.ContainerStatus](c.get(ctx, "/c"))
+	return c.listTable(ctx, "/c")
+}
+
+func (c *Client) listTable(ctx context.Context, path string) ([]mgmt.ContainerStatus, error) {
+	b, err := c.getAs(ctx, path, message.AppCBOR, "form=table")
+	if err != nil {
+		return nil, err
+	}
+	doc, err := decodeCBOR(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errBadResponse, err)
+	}
+	return statusesFromTable(doc)
 }
 
 // Status is GET /c/{name}.
@@ -251,9 +428,9 @@ func (c *Client) Info(ctx context.Context) (mgmt.DeviceInfo, error) {
 	return decode[mgmt.DeviceInfo](c.get(ctx, "/d"))
 }
 
-// Stats is GET /stats: every container object.
+// Stats is GET /stats: every container object (compact form, as List).
 func (c *Client) Stats(ctx context.Context) ([]mgmt.ContainerStatus, error) {
-	return decode[[]mgmt.ContainerStatus](c.get(ctx, "/stats"))
+	return c.listTable(ctx, "/stats")
 }
 
 // ContainerStats is GET /c/{name}/stats.
@@ -346,7 +523,20 @@ func (c *Client) FollowLogs(ctx context.Context, name string, after uint64) (_ <
 	w := &watch{ch: make(chan mgmt.LogLine, c.opts.WatchBuffer), last: after, first: make(chan error, 1), ended: make(chan struct{})}
 	rctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
-	obs, err := c.cc.Observe(rctx, "/c/"+name+"/logs", w.handle,
+	// The observation keeps its endpoint until it ends (2 IDs: register,
+	// deregister).
+	ep, err := c.acquire(rctx, 2)
+	if err != nil {
+		return nil, nil, err
+	}
+	held := true
+	defer func() {
+		if held {
+			c.release(ep)
+		}
+	}()
+	cc := ep.cc
+	obs, err := cc.Observe(rctx, "/c/"+name+"/logs", w.handle,
 		message.Option{ID: message.URIQuery, Value: []byte("after=" + strconv.FormatUint(after, 10))})
 	if err != nil {
 		// go-coap reports an error response only by its code; the
@@ -357,21 +547,23 @@ func (c *Client) FollowLogs(ctx context.Context, name string, after uint64) (_ <
 				return nil, nil, ferr
 			}
 		case <-rctx.Done():
-		case <-c.cc.Done():
+		case <-cc.Done():
 		}
 		return nil, nil, c.transportErr(err)
 	}
 	if ferr := <-w.first; ferr != nil {
 		return nil, nil, ferr
 	}
+	held = false
 	go func() {
+		defer c.release(ep)
 		select {
 		case <-ctx.Done():
 			cctx, cancel := context.WithTimeout(context.Background(), c.opts.Timeout)
 			_ = obs.Cancel(cctx) // best effort: the device also forgets idle peers
 			cancel()
 		case <-w.ended:
-		case <-c.cc.Done():
+		case <-cc.Done():
 			w.setEnd(fmt.Errorf("%w: the connection to the device at %s was lost", mgmt.ErrUnavailable, c.addr))
 		}
 		w.close()

@@ -24,6 +24,7 @@ var errorCodes = []struct {
 	{mgmt.ErrUnavailable, codes.ServiceUnavailable}, // 5.03
 	{errMethodNotAllowed, codes.MethodNotAllowed},   // 4.05, transport only
 	{errIncomplete, codes.RequestEntityIncomplete},  // 4.08, transport only
+	{errNotAcceptable, codes.NotAcceptable},         // 4.06, transport only
 	// A device call that ran out of time; the client reads 5.03 as
 	// mgmt.ErrUnavailable, the entry above.
 	{context.DeadlineExceeded, codes.ServiceUnavailable},
@@ -73,7 +74,7 @@ func errorFrom(code codes.Code, msg string) error {
 		}
 	}
 	switch e.Class {
-	case errMethodNotAllowed, errIncomplete:
+	case errMethodNotAllowed, errIncomplete, errNotAcceptable:
 		e.Class = fmt.Errorf("%w: %w", mgmt.ErrInvalid, e.Class)
 	}
 	return e

@@ -83,7 +83,7 @@ func (t *observations) reset(remote string, mid int32) {
 
 // observe registers a log observation: it answers with the lines after the
 // requested sequence number, then notifies each batch of new lines.
-func (s *Server) observe(w *responsewriter.ResponseWriter[*client.Conn], r *pool.Message, req request) {
+func (s *Server) observe(w *responsewriter.ResponseWriter[*client.Conn], r *pool.Message, req request, mt message.MediaType) {
 	cc := w.Conn()
 	key := obsKey{cc.RemoteAddr().String(), string(r.Token())}
 	ctx, cancel := context.WithCancel(s.ctx)
@@ -115,7 +115,7 @@ func (s *Server) observe(w *responsewriter.ResponseWriter[*client.Conn], r *pool
 	}
 	first, rest := packLines(lines, notifyBudget)
 	seq := uint32(2)
-	if err := w.SetResponse(codes.Content, jsonFormat, bytes.NewReader(first),
+	if err := w.SetResponse(codes.Content, mt, bytes.NewReader(convertLines(first, mt)),
 		message.Option{ID: message.Observe, Value: encodeUint(seq)}); err != nil {
 		s.opts.Errors(fmt.Errorf("coap: respond: %w", err))
 	}
@@ -127,7 +127,7 @@ func (s *Server) observe(w *responsewriter.ResponseWriter[*client.Conn], r *pool
 		if !s.goNotify(func() {
 			defer s.obs.remove(key, o)
 			defer stop()
-			s.notify(ctx, cc, o, token, req.name, ch, rest, last, seq)
+			s.notify(ctx, cc, o, token, req.name, mt, ch, rest, last, seq)
 		}) {
 			stop()
 			s.obs.remove(key, o)
@@ -138,6 +138,23 @@ func (s *Server) observe(w *responsewriter.ResponseWriter[*client.Conn], r *pool
 	if !responsewriter.AfterWrite(r.Context(), start) {
 		start()
 	}
+}
+
+// convertLines renders a notification's JSON lines in format mt (CBOR and
+// text are never longer than the JSON).
+func convertLines(body []byte, mt message.MediaType) []byte {
+	if mt == jsonFormat {
+		return body
+	}
+	var lines []mgmt.LogLine
+	if err := json.Unmarshal(body, &lines); err != nil {
+		return body // cannot happen: packLines wrote it
+	}
+	out, err := convert(body, lines, mt)
+	if err != nil {
+		return body
+	}
+	return out
 }
 
 // encodeUint is the minimal big-endian encoding of a uint option value.
@@ -152,7 +169,7 @@ func encodeUint(v uint32) []byte {
 // connection gone, a notification not acknowledged, or the log stream
 // closed by the device, which ends the observation with a final 4.04.
 // pending holds backlog lines that did not fit the registration response.
-func (s *Server) notify(ctx context.Context, cc *client.Conn, o *observation, token message.Token, name string, ch <-chan mgmt.LogLine, pending []mgmt.LogLine, last uint64, seq uint32) {
+func (s *Server) notify(ctx context.Context, cc *client.Conn, o *observation, token message.Token, name string, mt message.MediaType, ch <-chan mgmt.LogLine, pending []mgmt.LogLine, last uint64, seq uint32) {
 	closed := false
 	take := func(l mgmt.LogLine) {
 		if l.Seq > last { // the device may repeat lines the backlog had
@@ -193,7 +210,7 @@ func (s *Server) notify(ctx context.Context, cc *client.Conn, o *observation, to
 			var body []byte
 			body, pending = packLines(pending, notifyBudget)
 			seq = (seq + 1) & 0xffffff // Observe values are 24 bits
-			if err := s.sendNotification(ctx, cc, o, token, codes.Content, jsonFormat, body, &seq); err != nil {
+			if err := s.sendNotification(ctx, cc, o, token, codes.Content, mt, convertLines(body, mt), &seq); err != nil {
 				s.opts.Errors(fmt.Errorf("coap: notify %v: %w", cc.RemoteAddr(), err))
 				return
 			}

@@ -45,6 +45,7 @@ type request struct {
 	after uint64 // logs: lines with Seq > after
 	max   int    // logs: at most this many lines
 	limit int    // audit: at most this many entries
+	table bool   // list and stats: the compact form (form=table)
 	// filter is the RFC 6690 query filter of /.well-known/core, as
 	// attribute and value (a trailing '*' matches a prefix).
 	filterKey, filterVal string
@@ -138,6 +139,11 @@ func (r *request) parseQueries(queries []string) error {
 			r.after, err = strconv.ParseUint(val, 10, 64)
 		case r.res == resLogs && key == "max":
 			r.max, err = parseCount(val, maxLogMax)
+		case (r.res == resList || r.res == resStats) && key == "form":
+			if val != "table" {
+				err = fmt.Errorf("form %q", val)
+			}
+			r.table = true
 		case r.res == resAudit && key == "limit":
 			r.limit, err = parseCount(val, maxAuditLimit)
 		default:

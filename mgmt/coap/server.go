@@ -76,6 +76,14 @@ type ServerOptions struct {
 	// observations; default 5 min. Clients of this package ping well
 	// within it.
 	IdleTimeout time.Duration
+	// MaxClients caps the client addresses the server keeps state for; a
+	// new one evicts the one idle the longest (its observations end);
+	// default 16.
+	MaxClients int
+	// MaxClientExchanges is how many requests a client makes on one
+	// connection before its state (responses cached for duplicate
+	// detection among it) is dropped and begun afresh; default 2048.
+	MaxClientExchanges int
 	// Errors receives transport errors (malformed datagrams, peers gone,
 	// device failures answered with 5.00); nil discards them.
 	Errors func(error)
@@ -109,6 +117,12 @@ func (o ServerOptions) withDefaults() ServerOptions {
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = 5 * time.Minute
 	}
+	if o.MaxClients <= 0 {
+		o.MaxClients = 16
+	}
+	if o.MaxClientExchanges <= 0 {
+		o.MaxClientExchanges = 2048
+	}
 	if o.Errors == nil {
 		o.Errors = func(error) {}
 	}
@@ -126,6 +140,7 @@ type Server struct {
 	cancel  context.CancelFunc
 	uploads *uploads
 	obs     *observations
+	peers   *peers
 	done    chan struct{} // closed when the serve loop has returned
 
 	mu     sync.Mutex
@@ -155,6 +170,7 @@ func Serve(ctx context.Context, addr string, dev mgmt.Device, opts ServerOptions
 		cancel:  cancel,
 		uploads: newUploads(opts.MaxUploads, opts.TransferTimeout),
 		obs:     &observations{max: opts.MaxObservers, m: map[obsKey]*observation{}},
+		peers:   newPeers(opts.MaxClients, opts.MaxClientExchanges),
 		done:    make(chan struct{}),
 	}
 	common := []serverOption{
@@ -166,6 +182,7 @@ func Serve(ctx context.Context, addr string, dev mgmt.Device, opts ServerOptions
 		// allowed upload keeps its buffers within our own accounting.
 		options.WithBlockwiseReceivingMessagesCacheMaxEntries(opts.MaxUploads),
 		options.WithInactivityMonitor(opts.IdleTimeout, func(cc *client.Conn) { _ = cc.Close() }),
+		options.WithOnNewConn(func(cc *client.Conn) { s.peers.add(cc, time.Now()) }),
 		options.WithErrors(opts.Errors),
 	}
 	var serve func() error
@@ -307,6 +324,7 @@ func (s *Server) limitFor(segments []string) int64 {
 // it refuses a block that would take an upload past its cap (4.13) or start
 // one upload too many (5.03), and notices resets of notifications.
 func (s *Server) monitor(cc *client.Conn, r *pool.Message) (bool, error) {
+	s.peers.seen(cc, r, time.Now())
 	if r.Type() == message.Reset {
 		s.obs.reset(cc.RemoteAddr().String(), r.MessageID())
 		return false, nil
@@ -370,8 +388,21 @@ func (s *Server) reject(cc *client.Conn, r *pool.Message, v verdict, limit int64
 
 // handle serves one complete (reassembled) request.
 func (s *Server) handle(w *responsewriter.ResponseWriter[*client.Conn], r *pool.Message) {
+	if s.peers.takeRecycle(w.Conn()) {
+		// The client's state is full: once this response is out, its
+		// connection goes, and its next request begins a fresh one.
+		cc := w.Conn()
+		if !responsewriter.AfterWrite(r.Context(), func() { go closePeer(cc) }) {
+			defer func() { go closePeer(cc) }()
+		}
+	}
 	segments, queries := uriOf(r.Options())
 	req, err := parseRequest(r.Code(), segments, queries)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	mt, err := negotiate(r.Options(), req.res)
 	if err != nil {
 		s.fail(w, err)
 		return
@@ -379,7 +410,7 @@ func (s *Server) handle(w *responsewriter.ResponseWriter[*client.Conn], r *pool.
 	if req.res == resLogs {
 		if obs, err := r.Observe(); err == nil {
 			if obs == 0 {
-				s.observe(w, r, req)
+				s.observe(w, r, req, mt)
 				return
 			}
 			// Observe 1 deregisters (RFC 7641 section 3.6) and is
@@ -398,7 +429,13 @@ func (s *Server) handle(w *responsewriter.ResponseWriter[*client.Conn], r *pool.
 		s.discover(ctx, w, req)
 		return
 	case resList, resStats:
-		v, err = nonNil(s.dev.List(ctx))
+		var list []mgmt.ContainerStatus
+		if list, err = nonNil(s.dev.List(ctx)); err == nil {
+			v = list
+			if req.table {
+				v = newTable(list)
+			}
+		}
 	case resInfo:
 		v, err = s.dev.Info(ctx)
 	case resStatus, resContainerStats:
@@ -431,7 +468,7 @@ func (s *Server) handle(w *responsewriter.ResponseWriter[*client.Conn], r *pool.
 		s.fail(w, err)
 		return
 	}
-	s.reply(w, code, v)
+	s.reply(w, code, v, mt)
 }
 
 // nonNil makes an empty result encode as [] rather than null.
@@ -483,13 +520,13 @@ func (s *Server) discover(ctx context.Context, w *responsewriter.ResponseWriter[
 	}
 }
 
-func (s *Server) reply(w *responsewriter.ResponseWriter[*client.Conn], code codes.Code, v any, opts ...message.Option) {
-	b, err := json.Marshal(v)
+func (s *Server) reply(w *responsewriter.ResponseWriter[*client.Conn], code codes.Code, v any, mt message.MediaType) {
+	b, err := encode(v, mt)
 	if err != nil {
 		s.fail(w, fmt.Errorf("encode response: %w", err))
 		return
 	}
-	if err := w.SetResponse(code, jsonFormat, bytes.NewReader(b), opts...); err != nil {
+	if err := w.SetResponse(code, mt, bytes.NewReader(b)); err != nil {
 		s.opts.Errors(fmt.Errorf("coap: respond: %w", err))
 	}
 }
