@@ -136,3 +136,24 @@ func TestSimulatedFleet(t *testing.T) {
 		return len(offline) == n
 	})
 }
+
+// BenchmarkDeviceMemory starts b.N simulated devices (state in memory, no
+// container) on one mosquitto and reports the Go heap each one holds.
+// go test -run X -bench DeviceMemory -benchtime 200x ./fleet/sim
+func BenchmarkDeviceMemory(b *testing.B) {
+	br := testbroker.Start(b)
+	owner := key("owner")
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	f, err := sim.Start(context.Background(), sim.Options{Devices: b.N, Broker: br.URL(), Owner: owner.Public().(ed25519.PublicKey)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	b.ReportMetric(float64(int64(after.HeapInuse)-int64(before.HeapInuse))/float64(b.N)/1024, "heapKiB/device")
+	b.ReportMetric(float64(int64(after.Sys)-int64(before.Sys))/float64(b.N)/1024, "sysKiB/device")
+	f.Close()
+}
