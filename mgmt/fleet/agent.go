@@ -455,6 +455,14 @@ func (a *Agent) handleDesired(topic, tenant string, b []byte, stored bool) {
 
 // restore re-applies the stored desired states at start.
 func (a *Agent) restore() {
+	// A revocation outlives restarts: the tenant's grant is still in the
+	// store, so it is revoked again before anything else.
+	keyID, verify := device.FleetVerifier(a.mg.Owner())
+	for tenant := range a.st.Revoked {
+		if err := a.mg.FleetRevoke(keyID, verify, tenant); err != nil {
+			a.log.Error("fleet: revocation not re-applied", "tenant", tenant, "err", err)
+		}
+	}
 	for tenant := range a.st.Desired {
 		a.mg.SetFleetManaged(tenant, true)
 		b, err := a.kv.Get(kvSpace, kvDesired+tenant)

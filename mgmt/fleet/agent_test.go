@@ -439,3 +439,42 @@ func TestFleetOversizedAndDuplicates(t *testing.T) {
 		t.Fatalf("the duplicates were refused: %+v", w2.rep("dev-1").Refusals)
 	}
 }
+
+// A signed revocation stops the tenant's containers and its documents are
+// refused from then on, also after a restart.
+func TestFleetRevoke(t *testing.T) {
+	w := newWorld(t)
+	st := memstore.New()
+	devs := []string{"dev-1"}
+	v1 := image(t, 1, false, nil)
+	w.putImage(v1)
+	w.publish(doc.GrantTopic("dev-1", "globex"), signedGrant(t, 1, devs...))
+	w.publish(doc.DesiredTopic("dev-1", "globex"), desired(t, 1, globexKey, devs, entry(v1, 1, 10*time.Millisecond)))
+	d := startDevice(t, w, "dev-1", st)
+	w.waitContainer("dev-1", "blinker", func(c doc.ContainerReport) bool { return c.Health == doc.HealthHealthy })
+	rev, err := doc.SignGrant(doc.Grant{Tenant: "globex", Devices: devs, Seq: 2, Revoke: true}, ownerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.publish(doc.GrantTopic("dev-1", "globex"), rev)
+	w.waitContainer("dev-1", "blinker", func(c doc.ContainerReport) bool { return c.State == "stopped" })
+	if _, ok := d.mg.TenantKey("globex"); ok {
+		t.Fatal("the revoked tenant's key is still trusted")
+	}
+	d.stop()
+	d = startDevice(t, w, "dev-1", st)
+	testbroker.WaitFor(t, "the revocation reported after a restart", func() bool {
+		for _, tr := range w.rep("dev-1").Tenants {
+			if tr.Tenant == "globex" && tr.Revoked {
+				return true
+			}
+		}
+		return false
+	})
+	if _, ok := d.mg.TenantKey("globex"); ok {
+		t.Fatal("the revoked tenant's key is trusted again after a restart")
+	}
+	if st, _ := d.mg.Device().Status("blinker"); st.State != "stopped" {
+		t.Fatalf("after the restart: %+v", st)
+	}
+}
