@@ -21,6 +21,10 @@ func newDeployCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "deploy IMAGE",
 		Short:   "Install or upgrade a container from a signed image, and start it",
+		Long: `Deploy sends a signed image (made by pack, not a manifest) to the device,
+which checks its signer, the tenant's ceiling and the version, compiles it
+and starts it. An upgrade keeps the container's kv data. See
+docs/getting-started.md and docs/management.md.`,
 		Example: "  tinycontainer deploy thermo.img\n  tinycontainer deploy --device 10.0.0.7:5683 thermo.img",
 		Args:    usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -199,7 +203,8 @@ func newMetaCmd() *cobra.Command {
 		Short: "Replace the metadata of a running container (signed; higher version)",
 		Long: `Apply replaces the rulebook of a running container without restarting it:
 permissions take effect at its next endpoint call, schedule changes at its
-next activation, and it keeps its memory.`,
+next activation, and it keeps its memory. The manifest's fields:
+docs/manifest.md; its version must be higher than the one in force.`,
 		Example: "  tinycontainer meta apply thermo --manifest thermo-v2.yaml --key acme.key",
 		Args:    usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -64,6 +64,11 @@ func newPackCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "pack --manifest F --key F -o F",
 		Short:   "Build a signed image from a manifest and its code",
+		Long: `Pack reads a manifest (YAML or JSON; every field in docs/manifest.md), the
+code file it names and the tenant's private key, and writes an image signed
+by that key, for deploy (or run --trust). Code over the tenant's max code
+size (1 MiB unless its grant allows more: --max-code) is refused here, as
+the device would refuse it.`,
 		Example: "  tinycontainer pack --manifest examples/thermo/thermo.yaml --key acme.key -o thermo.img",
 		Args:    usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {

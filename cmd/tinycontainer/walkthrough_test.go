@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tinycontainer/tinycontainer/cli"
 )
 
 // readmeBlock returns the first ```sh block of README.md after the line
@@ -132,5 +134,43 @@ func TestREADMEWalkthrough(t *testing.T) {
 	}
 	if len(out) != 0 {
 		t.Errorf("the walkthrough leaves files git would commit (.gitignore misses them):\n%s", out)
+	}
+}
+
+// TestUserDocsStayInTheRepository: the README linked ../shared/SPEC.md and
+// help texts cited "SPEC section N", outside a clone (issue 13). The user
+// guide lives in docs/ and the help points there.
+func TestUserDocsStayInTheRepository(t *testing.T) {
+	root := filepath.Join("..", "..")
+	files := []string{filepath.Join(root, "README.md")}
+	err := filepath.WalkDir(filepath.Join(root, "docs"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".md") && !strings.Contains(p, string(filepath.Separator)+"notes"+string(filepath.Separator)) {
+			files = append(files, p)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, []byte("shared/SPEC")) || bytes.Contains(b, []byte("SPEC section")) {
+			t.Errorf("%s points outside the repository (shared/SPEC.md)", f)
+		}
+	}
+	for _, page := range []string{"README.md", "getting-started.md", "manifest.md", "abi.md", "cli.md", "management.md", "endpoints/README.md"} {
+		if _, err := os.Stat(filepath.Join(root, "docs", page)); err != nil {
+			t.Errorf("the user guide lacks docs/%s: %v", page, err)
+		}
+	}
+	var out, errb bytes.Buffer
+	if code := cli.Main([]string{"--help"}, &out, &errb); code != 0 {
+		t.Fatalf("--help: exit %d\n%s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "docs/README.md") || strings.Contains(out.String(), "SPEC") {
+		t.Errorf("--help does not point to the user guide:\n%s", out.String())
 	}
 }
