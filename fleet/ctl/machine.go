@@ -22,10 +22,14 @@ type Observation struct {
 	Image   string // its image digest, when reported
 	Health  string // of that version: pending, healthy or failed
 	Reason  string // why it failed
+	// Error says why the desired version is not in force (it could not
+	// be installed), when the device says so.
+	Error string
 	// Seq is the highest desired-state sequence of the tenant the device
-	// has acted on, and Refused its reason when it refused that one.
-	Seq     uint64
-	Refused string
+	// accepted; RefusedSeq the last it refused, and Refused why.
+	Seq        uint64
+	RefusedSeq uint64
+	Refused    string
 }
 
 // Observer gives the latest observation of a device; ok is false when the
@@ -37,13 +41,14 @@ type Target struct {
 	Device    string
 	From      uint64 // 0: the container is not installed
 	FromImage string
+	FromSize  int
 }
 
 // NewRollout plans a rollout: targets spread over a canary wave and waves
 // (PlanWaves), in an order fixed by the rollout id so that canaries differ
 // between rollouts. Every job starts QUEUED; the first Step starts the
 // canary.
-func NewRollout(id, tenant, container string, version uint64, image, selector string, p Params, targets []Target, now time.Time) (*Rollout, error) {
+func NewRollout(id, tenant, container string, version uint64, image string, imageSize int, selector string, p Params, targets []Target, now time.Time) (*Rollout, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
@@ -66,12 +71,12 @@ func NewRollout(id, tenant, container string, version uint64, image, selector st
 		return 0
 	})
 	r := &Rollout{Format: rolloutFormat, ID: id, Tenant: tenant, Container: container, Version: version,
-		Image: image, Selector: selector, Params: p, State: RolloutInProgress, Created: now, Updated: now}
+		Image: image, ImageSize: imageSize, Selector: selector, Params: p, State: RolloutInProgress, Created: now, Updated: now}
 	i := 0
 	for w, size := range PlanWaves(len(order), p.Canary, p.Wave) {
 		r.Waves = append(r.Waves, Wave{Size: size})
 		for _, t := range order[i : i+size] {
-			r.Jobs = append(r.Jobs, Job{Device: t.Device, Wave: w, State: JobQueued, From: t.From, FromImage: t.FromImage, Since: now})
+			r.Jobs = append(r.Jobs, Job{Device: t.Device, Wave: w, State: JobQueued, From: t.From, FromImage: t.FromImage, FromSize: t.FromSize, Since: now})
 		}
 		i += size
 	}
@@ -173,12 +178,14 @@ func (r *Rollout) stepInProgress(d *Decision, now time.Time, observe Observer) {
 			continue
 		}
 		switch {
-		case obs.Seq >= j.Seq && obs.Refused != "":
+		case obs.RefusedSeq >= j.Seq && obs.Refused != "":
 			r.setJob(d, now, j, JobRejected, obs.Refused)
 		case obs.Version == r.Version && (obs.Image == "" || obs.Image == r.Image) && obs.Health == HealthHealthy:
 			r.setJob(d, now, j, JobSucceeded, "")
 		case obs.Version == r.Version && (obs.Image == "" || obs.Image == r.Image) && obs.Health == HealthFailed:
 			r.setJob(d, now, j, JobFailed, obs.Reason)
+		case obs.Seq >= j.Seq && obs.Version != r.Version && obs.Error != "":
+			r.setJob(d, now, j, JobFailed, obs.Error)
 		case j.State == JobInProgress && obs.Online && now.Sub(j.Since) > r.Params.Timeout:
 			r.setJob(d, now, j, JobTimedOut, fmt.Sprintf("not healthy after %v", r.Params.Timeout))
 		}
@@ -264,6 +271,29 @@ func (r *Rollout) startWave(d *Decision, now time.Time) {
 	}
 }
 
+// Resumed prepares a rollout read back from the broker for a new driver:
+// timeouts restart from now, and what the previous driver had decided but
+// may not have published (a job without its sequence) is done again.
+func (r *Rollout) Resumed(now time.Time) Decision {
+	var d Decision
+	for i := range r.Waves {
+		if i <= r.Wave && r.Waves[i].Started.IsZero() {
+			r.Waves[i].Started = now
+		}
+	}
+	for i := range r.Jobs {
+		j := &r.Jobs[i]
+		j.Since = now
+		switch {
+		case r.State == RolloutInProgress && j.State == JobInProgress && j.Seq == 0:
+			d.Send = append(d.Send, j.Device)
+		case r.State == RolloutAborting && j.State == JobRollingBack && j.RevertSeq == 0:
+			d.Revert = append(d.Revert, j.Device)
+		}
+	}
+	return d
+}
+
 // Abort stops the rollout: devices not reached are canceled, every device
 // sent the new version returns to the one it ran before.
 func (r *Rollout) Abort(now time.Time, reason string) Decision {
@@ -284,9 +314,12 @@ func (r *Rollout) abort(d *Decision, now time.Time, reason string) {
 	for i := range r.Jobs {
 		j := &r.Jobs[i]
 		switch {
-		case j.State == JobQueued || j.State == JobInProgress && j.Seq == 0:
+		case j.State == JobQueued:
 			r.setJob(d, now, j, JobCanceled, "")
-		case j.Seq != 0:
+		case j.Seq != 0 || j.State == JobInProgress:
+			// IN_PROGRESS without a sequence: a controller we took over
+			// from may have sent it; returning a device that never got
+			// the new version is harmless.
 			j.State, j.Since = JobRollingBack, now
 			d.Revert = append(d.Revert, j.Device)
 		}
@@ -309,7 +342,7 @@ func (r *Rollout) stepAborting(d *Decision, now time.Time, observe Observer) {
 			continue
 		}
 		switch {
-		case obs.Seq >= j.RevertSeq && obs.Refused != "":
+		case obs.RefusedSeq >= j.RevertSeq && obs.Refused != "":
 			r.setJob(d, now, j, JobRollbackFailed, obs.Refused)
 		case obs.Seq >= j.RevertSeq && obs.Version == j.From && (j.FromImage == "" || obs.Image == "" || obs.Image == j.FromImage):
 			r.setJob(d, now, j, JobRolledBack, "")
@@ -329,4 +362,57 @@ func (r *Rollout) stepAborting(d *Decision, now time.Time, observe Observer) {
 	ev := r.event(now, EvAborted)
 	ev.Reason, ev.Counts = r.Reason, r.Counts()
 	d.Events = append(d.Events, ev)
+}
+
+// Refuse records that the desired state for a device could not be made
+// (for example the one on the broker is not the tenant's): its job is
+// REJECTED, or ROLLBACK_FAILED when it was returning.
+func (r *Rollout) Refuse(device, reason string, now time.Time) Decision {
+	var d Decision
+	j := r.job(device)
+	switch {
+	case j == nil:
+	case j.State == JobInProgress:
+		r.setJob(&d, now, j, JobRejected, reason)
+	case j.State == JobRollingBack:
+		r.setJob(&d, now, j, JobRollbackFailed, reason)
+	}
+	if d.Changed {
+		r.Updated = now
+	}
+	return d
+}
+
+// Adopt takes into account a copy of the rollout published by the
+// controller this one took over from, after the copy it started from: a
+// device that copy shows touched (sent the new version) and this one
+// still has QUEUED or CANCELED is followed again, or returned when
+// aborting.
+func (r *Rollout) Adopt(old *Rollout, now time.Time) Decision {
+	var d Decision
+	if old.ID != r.ID || len(old.Jobs) != len(r.Jobs) {
+		return d
+	}
+	for i := range r.Jobs {
+		j, o := &r.Jobs[i], old.Jobs[i]
+		if o.Device != j.Device || o.State == JobQueued || o.State == JobCanceled || (j.State != JobQueued && j.State != JobCanceled) {
+			continue
+		}
+		switch r.State {
+		case RolloutInProgress:
+			j.State, j.Seq, j.Since = JobInProgress, o.Seq, now
+			if j.Seq == 0 {
+				d.Send = append(d.Send, j.Device)
+			}
+		case RolloutAborting, RolloutAborted:
+			r.State = RolloutAborting
+			j.State, j.Since = JobRollingBack, now
+			d.Revert = append(d.Revert, j.Device)
+		}
+		d.Changed = true
+	}
+	if d.Changed {
+		r.Updated = now
+	}
+	return d
 }

@@ -1,11 +1,12 @@
 package ctl
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"regexp"
 	"time"
+
+	"github.com/tinycontainer/tinycontainer/fleet/doc"
+	"github.com/tinycontainer/tinycontainer/meta"
 )
 
 // Rollout states, named after AWS IoT Jobs where they fit.
@@ -81,6 +82,7 @@ type Job struct {
 	State     string    `json:"state"`
 	From      uint64    `json:"from_version"`         // the version it ran before; 0: none
 	FromImage string    `json:"from_image,omitempty"` // that version's image digest, when known
+	FromSize  int       `json:"from_size,omitempty"`  // that image's size in bytes, when known
 	Seq       uint64    `json:"seq,omitempty"`        // sequence of the desired state sent for the new version
 	RevertSeq uint64    `json:"revert_seq,omitempty"` // sequence of the desired state returning it
 	Since     time.Time `json:"since,omitzero"`       // when it entered its state
@@ -105,6 +107,7 @@ type Rollout struct {
 	Container string    `json:"container"`
 	Version   uint64    `json:"version"`
 	Image     string    `json:"image"` // digest: the image is at tc/v1/img/{tenant}/{image}
+	ImageSize int       `json:"image_size"`
 	Selector  string    `json:"selector,omitempty"`
 	Params    Params    `json:"params"`
 	State     string    `json:"state"`
@@ -119,41 +122,10 @@ type Rollout struct {
 
 const rolloutFormat = 1
 
-// MaxRolloutSize bounds a rollout document before it is decoded.
-const MaxRolloutSize = 16 << 20
-
 var (
-	idRE     = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,63}$`)
 	deviceRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 	digestRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
 )
-
-// Encode writes the document as JSON.
-func (r *Rollout) Encode() ([]byte, error) { return json.Marshal(r) }
-
-// DecodeRollout reads and checks a rollout document: any error wraps
-// ErrInput and says what is wrong.
-func DecodeRollout(b []byte) (*Rollout, error) {
-	if len(b) == 0 {
-		return nil, fmt.Errorf("%w: empty rollout document", ErrInput)
-	}
-	if len(b) > MaxRolloutSize {
-		return nil, fmt.Errorf("%w: rollout document of %d bytes, at most %d", ErrInput, len(b), MaxRolloutSize)
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	var r Rollout
-	if err := dec.Decode(&r); err != nil {
-		return nil, fmt.Errorf("%w: rollout document: %v", ErrInput, err)
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("%w: rollout document: trailing data", ErrInput)
-	}
-	if err := r.validate(); err != nil {
-		return nil, err
-	}
-	return &r, nil
-}
 
 func (r *Rollout) validate() error {
 	bad := func(format string, a ...any) error {
@@ -162,14 +134,14 @@ func (r *Rollout) validate() error {
 	if r.Format != rolloutFormat {
 		return bad("format %d, want %d", r.Format, rolloutFormat)
 	}
-	if !idRE.MatchString(r.ID) {
+	if doc.ValidID(r.ID) != nil {
 		return bad("bad id %q", r.ID)
 	}
-	if !idRE.MatchString(r.Tenant) || !idRE.MatchString(r.Container) {
+	if doc.ValidTenant(r.Tenant) != nil || meta.ValidName(r.Container) != nil {
 		return bad("bad tenant %q or container %q", r.Tenant, r.Container)
 	}
-	if !digestRE.MatchString(r.Image) {
-		return bad("bad image digest %q", r.Image)
+	if !digestRE.MatchString(r.Image) || r.Version == 0 || r.ImageSize <= 0 || r.ImageSize > doc.MaxImageSize {
+		return bad("bad image %q (version %d, %d bytes)", r.Image, r.Version, r.ImageSize)
 	}
 	if err := r.Params.Validate(); err != nil {
 		return bad("%v", err)

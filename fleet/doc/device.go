@@ -84,6 +84,9 @@ type TenantReport struct {
 	DesiredSeq uint64 `json:"desired_seq"` // last desired state accepted (0: none)
 	Revoked    bool   `json:"revoked,omitempty"`
 	Error      string `json:"error,omitempty"` // why the last document was refused
+	// RefusedSeq is the sequence of the last desired state refused (with
+	// Error), so a controller can tell its own document was the one.
+	RefusedSeq uint64 `json:"refused_seq,omitempty"`
 }
 
 // Refusal is a document or message the device refused, and why.

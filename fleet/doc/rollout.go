@@ -39,6 +39,11 @@ type Rollout struct {
 	Wave        float64   `json:"wave"`         // percent of Devices in each later wave
 	MaxFailures float64   `json:"max_failures"` // percent of attempted devices that aborts it
 	Created     time.Time `json:"created"`
+	// Timeout: a device online but neither healthy nor failed this long
+	// after its wave started counts as failed (0: the controller's default).
+	Timeout Duration `json:"timeout,omitempty"`
+	// Selector is the label selector the devices were chosen by ("" for --all).
+	Selector string `json:"selector,omitempty"`
 }
 
 func (r *Rollout) check() error {
@@ -127,6 +132,9 @@ const (
 type Lease struct {
 	Holder  string    `json:"holder"`
 	Expires time.Time `json:"expires"`
+	// Term rises by one at every takeover: a controller that sees a
+	// higher term, or its own held by another, has lost the rollout.
+	Term uint64 `json:"term,omitempty"`
 }
 
 // DeviceProgress is one device's place in a rollout.
@@ -136,6 +144,17 @@ type DeviceProgress struct {
 	State string `json:"state"`
 	From  *Ref   `json:"from,omitempty"` // what it ran before (nil: the container was not installed)
 	Error string `json:"error,omitempty"`
+	// The controller's detail, in the words of AWS IoT Jobs (QUEUED,
+	// IN_PROGRESS, SUCCEEDED, FAILED, REJECTED, TIMED_OUT, PENDING,
+	// CANCELED, ROLLING_BACK, ROLLED_BACK, ROLLBACK_FAILED); see
+	// docs/fleet.md.
+	Job string `json:"job,omitempty"`
+	// Seq and RevertSeq: the sequence numbers of the desired states that
+	// carried the new version and the return to From to the device.
+	Seq       uint64 `json:"seq,omitempty"`
+	RevertSeq uint64 `json:"revert_seq,omitempty"`
+	// FromSize is the size of From's image (a return needs it).
+	FromSize int `json:"from_size,omitempty"`
 }
 
 // Progress is the signed, changing part of a rollout.
