@@ -72,12 +72,12 @@ type Fleet struct {
 	filters  []string
 	status   map[string]deviceStatus
 	reported map[string]doc.Reported
-	desired  map[string][]byte // topic -> payload
-	grants   map[string][]byte // topic -> payload
-	rollouts map[string][]byte // tenant/id -> payload
+	desired  map[string][]byte      // topic -> payload
+	grants   map[string][]byte      // topic -> payload
+	rollouts map[string][]byte      // tenant/id -> payload
 	taps     map[string]chan []byte // rollout id -> every copy received (of any tenant), for its driver
-	last     time.Time         // last message or subscription
-	bad      uint64            // messages that did not decode
+	last     time.Time              // last message or subscription
+	bad      uint64                 // messages that did not decode
 	badWhy   string
 	conns    uint64
 	changed  chan struct{}

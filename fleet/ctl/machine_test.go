@@ -319,4 +319,3 @@ func TestLease(t *testing.T) {
 		t.Fatal("a higher term must supersede")
 	}
 }
-
