@@ -121,9 +121,14 @@ func printRolloutStatus(w io.Writer, st ctl.RolloutStatus) {
 	}
 	fmt.Fprintf(w, "devices: %d (%s); canary %s, waves %s, max failures %s, health %s\n", len(st.Devices), sel,
 		st.Params.Canary, st.Params.Wave, st.Params.MaxFailures, st.Params.Health)
-	lease := fmt.Sprintf("%s (term %d) until %s", st.Lease.Holder, st.Lease.Term, st.Lease.Expires.Format(time.RFC3339))
-	if !st.Lease.Live {
-		lease += ", expired"
+	lease := fmt.Sprintf("%s (term %d)", st.Lease.Holder, st.Lease.Term)
+	switch {
+	case st.State == ctl.RolloutCompleted || st.State == ctl.RolloutAborted:
+		lease += ", the rollout has ended"
+	case st.Lease.Live:
+		lease += ", lease until " + st.Lease.Expires.Format(time.RFC3339)
+	default:
+		lease += ", lease expired at " + st.Lease.Expires.Format(time.RFC3339) + ": fleet resume takes it up"
 	}
 	fmt.Fprintf(w, "driver:  %s\n", lease)
 	if !st.Verified {
@@ -141,10 +146,12 @@ func printRolloutStatus(w io.Writer, st ctl.RolloutStatus) {
 		fmt.Fprintf(w, "%s %-7s %4d devices: %s\n", mark, name, wv.Size, countsText(wv.Counts))
 	}
 	fmt.Fprintf(w, "\n%-20s %4s %-16s %4s %4s %-8s %-7s %s\n", "DEVICE", "WAVE", "STATE", "FROM", "NOW", "HEALTH", "ONLINE", "REASON")
+	caught := false
 	for _, d := range st.Devices {
 		state := d.State
 		if d.Recorded != d.State {
 			state += "*"
+			caught = true
 		}
 		online := "no"
 		if d.Online {
@@ -152,7 +159,16 @@ func printRolloutStatus(w io.Writer, st ctl.RolloutStatus) {
 		}
 		fmt.Fprintf(w, "%-20s %4d %-16s %4d %4d %-8s %-7s %s\n", trunc(d.Device, 20), d.Wave, state, d.From, d.Running, orDash(d.Health), online, d.Reason)
 	}
-	fmt.Fprintln(w, "(* as the device reports now; the rollout recorded otherwise)")
+	if caught {
+		fmt.Fprintln(w, "(* as the device reports now: it caught up after the rollout recorded it)")
+	}
+}
+
+func waveName(i, waves int) string {
+	if i == 0 {
+		return "canary"
+	}
+	return fmt.Sprintf("wave %d/%d", i, waves-1)
 }
 
 // progress prints a rollout's events: a live line on a terminal, plain
@@ -227,13 +243,9 @@ func (p *progress) event(e ctl.Event) {
 	case ctl.EvStarted:
 		return
 	case ctl.EvWave:
-		name := fmt.Sprintf("wave %d/%d", e.Wave, e.Waves-1)
-		if e.Wave == 0 {
-			name = "canary"
-		}
-		line = fmt.Sprintf("%s %s started: %d devices", e.Time.Format("15:04:05"), name, e.Counts["size"])
+		line = fmt.Sprintf("%s %s started: %d devices", e.Time.Format("15:04:05"), waveName(e.Wave, e.Waves), e.Counts["size"])
 	case ctl.EvWaveDone:
-		line = fmt.Sprintf("%s wave %d done: %s", e.Time.Format("15:04:05"), e.Wave, countsText(e.Counts))
+		line = fmt.Sprintf("%s %s done: %s", e.Time.Format("15:04:05"), waveName(e.Wave, e.Waves), countsText(e.Counts))
 	case ctl.EvAborting:
 		line = fmt.Sprintf("%s aborting: %s; returning the devices touched", e.Time.Format("15:04:05"), e.Reason)
 	case ctl.EvCompleted:

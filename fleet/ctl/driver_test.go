@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tinycontainer/tinycontainer/fleet/ctl/ctltest"
 	"github.com/tinycontainer/tinycontainer/fleet/doc"
 	"github.com/tinycontainer/tinycontainer/internal/testbroker"
 	"github.com/tinycontainer/tinycontainer/trust"
@@ -39,7 +40,7 @@ type testFleet struct {
 	key    ed25519.PrivateKey
 	pub    ed25519.PublicKey
 	v1, v2 []byte
-	devs   []*fakeDevice
+	devs   []*ctltest.Device
 }
 
 func newTestFleet(t *testing.T, n int, faulty ...uint64) *testFleet {
@@ -59,7 +60,7 @@ func newTestFleet(t *testing.T, n int, faulty ...uint64) *testFleet {
 		if i%2 == 1 {
 			labels["floor"] = "2"
 		}
-		tf.devs = append(tf.devs, startFakeDevice(t, tf.broker.URL(), id, labels, "acme", tf.pub, v1, faulty...))
+		tf.devs = append(tf.devs, ctltest.Start(t, tf.broker.URL(), id, labels, "acme", tf.pub, v1, faulty...))
 	}
 	return tf
 }
@@ -128,8 +129,8 @@ func TestRolloutCompletesAgainstMosquitto(t *testing.T) {
 		t.Fatalf("state %s, err %v", state, err)
 	}
 	for _, d := range tf.devs {
-		if v := d.version(); v != 2 {
-			t.Fatalf("%s runs version %d", d.id, v)
+		if v := d.Version(); v != 2 {
+			t.Fatalf("%s runs version %d", d.ID, v)
 		}
 	}
 	// A second controller reads the same rollout from the broker.
@@ -178,13 +179,13 @@ func TestFaultingCanaryAbortsAndReturnsAgainstMosquitto(t *testing.T) {
 		}
 	}
 	for _, d := range tf.devs {
-		h := d.history()
+		h := d.History()
 		want := "[1]"
-		if canary[d.id] {
+		if canary[d.ID] {
 			want = "[1 2 1]"
 		}
-		if fmt.Sprint(h) != want || d.version() != 1 {
-			t.Errorf("%s ran %v, now %d; want %s", d.id, h, d.version(), want)
+		if fmt.Sprint(h) != want || d.Version() != 1 {
+			t.Errorf("%s ran %v, now %d; want %s", d.ID, h, d.Version(), want)
 		}
 	}
 }
@@ -221,8 +222,8 @@ func TestBrokerRestartMidRollout(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, d := range tf.devs {
-		if v := d.version(); v != 2 {
-			t.Fatalf("%s runs version %d", d.id, v)
+		if v := d.Version(); v != 2 {
+			t.Fatalf("%s runs version %d", d.ID, v)
 		}
 	}
 	if st := f.Stats(); st.Connections < 2 {
@@ -278,8 +279,8 @@ func TestLeaseKeepsASecondControllerOutAndResumeTakesOver(t *testing.T) {
 		t.Fatalf("state %s, err %v", state, err)
 	}
 	for _, d := range tf.devs {
-		if v := d.version(); v != 2 {
-			t.Fatalf("%s runs version %d", d.id, v)
+		if v := d.Version(); v != 2 {
+			t.Fatalf("%s runs version %d", d.ID, v)
 		}
 	}
 }
@@ -322,11 +323,11 @@ func TestAbortFromAnotherControllerStopsTheDriver(t *testing.T) {
 		t.Fatalf("the first driver: %v", err)
 	}
 	for _, d := range tf.devs {
-		if v := d.version(); v != 1 {
+		if v := d.Version(); v != 1 {
 			for _, j := range rb.Rollout().Jobs {
 				t.Logf("%+v", j)
 			}
-			t.Fatalf("%s runs version %d (ran %v)", d.id, v, d.history())
+			t.Fatalf("%s runs version %d (ran %v)", d.ID, v, d.History())
 		}
 	}
 }

@@ -1,4 +1,10 @@
-package ctl
+// Package ctltest has stand-in fleet devices for testing controllers: each
+// follows one tenant's desired state for one container over its own MQTT
+// connection, reports health after the desired health window, and faults
+// on chosen versions. It runs no containers (the real device adapter and
+// the fleet simulator are tested in their own packages); it keeps the
+// controller's tests about the controller.
+package ctltest
 
 import (
 	"context"
@@ -13,14 +19,10 @@ import (
 	"github.com/tinycontainer/tinycontainer/mgmt"
 )
 
-// fakeDevice is a stand-in fleet device for the controller's tests: it
-// follows one tenant's desired state for one container, reports health
-// after the desired health window, and faults on the versions in faulty.
-// (The real device adapter and the simulator are tested in their own
-// packages; this keeps the controller's tests about the controller.)
-type fakeDevice struct {
+// Device is a stand-in fleet device.
+type Device struct {
 	t      testing.TB
-	id     string
+	ID     string
 	labels map[string]string
 	tenant string
 	pub    ed25519.PublicKey
@@ -38,9 +40,11 @@ type fakeDevice struct {
 	installed []uint64 // every version it ran, in order
 }
 
-func startFakeDevice(t testing.TB, broker, id string, labels map[string]string, tenant string, pub ed25519.PublicKey, start doc.DesiredContainer, faulty ...uint64) *fakeDevice {
+// Start connects a stand-in device that runs start (zero: nothing) and
+// faults on the versions in faulty; it stops when the test ends.
+func Start(t testing.TB, broker, id string, labels map[string]string, tenant string, pub ed25519.PublicKey, start doc.DesiredContainer, faulty ...uint64) *Device {
 	t.Helper()
-	d := &fakeDevice{t: t, id: id, labels: labels, tenant: tenant, pub: pub, faulty: map[uint64]bool{}, cur: start, health: doc.HealthHealthy, ready: make(chan struct{})}
+	d := &Device{t: t, ID: id, labels: labels, tenant: tenant, pub: pub, faulty: map[uint64]bool{}, cur: start, health: doc.HealthHealthy, ready: make(chan struct{})}
 	for _, v := range faulty {
 		d.faulty[v] = true
 	}
@@ -95,21 +99,21 @@ func startFakeDevice(t testing.TB, broker, id string, labels map[string]string, 
 	return d
 }
 
-func (d *fakeDevice) stop() {
+func (d *Device) stop() {
 	d.mu.Lock()
 	s := d.statusLocked(false)
 	d.mu.Unlock()
 	d.cli.Close(time.Second, s)
 }
 
-func (d *fakeDevice) statusLocked(online bool) mqttc.Message {
-	b, _ := doc.Status{ID: d.id, Online: online, Labels: d.labels, Version: "fake", Session: d.session, Time: time.Now()}.Encode()
-	return mqttc.Message{Topic: doc.StatusTopic(d.id), Payload: b, QoS: 1, Retain: true}
+func (d *Device) statusLocked(online bool) mqttc.Message {
+	b, _ := doc.Status{ID: d.ID, Online: online, Labels: d.labels, Version: "fake", Session: d.session, Time: time.Now()}.Encode()
+	return mqttc.Message{Topic: doc.StatusTopic(d.ID), Payload: b, QoS: 1, Retain: true}
 }
 
-func (d *fakeDevice) reportedLocked() mqttc.Message {
+func (d *Device) reportedLocked() mqttc.Message {
 	d.repSeq++
-	r := doc.Reported{ID: d.id, Session: d.session, Seq: d.repSeq, Time: time.Now(),
+	r := doc.Reported{ID: d.ID, Session: d.session, Seq: d.repSeq, Time: time.Now(),
 		Tenants: []doc.TenantReport{{Tenant: d.tenant, DesiredSeq: d.seq}}}
 	if d.cur.Version != 0 {
 		r.Containers = []doc.ContainerReport{{
@@ -121,10 +125,10 @@ func (d *fakeDevice) reportedLocked() mqttc.Message {
 		}
 	}
 	b, _ := r.Encode()
-	return mqttc.Message{Topic: doc.ReportedTopic(d.id), Payload: b, QoS: 1, Retain: true}
+	return mqttc.Message{Topic: doc.ReportedTopic(d.ID), Payload: b, QoS: 1, Retain: true}
 }
 
-func (d *fakeDevice) report() {
+func (d *Device) report() {
 	<-d.ready
 	d.mu.Lock()
 	m := d.reportedLocked()
@@ -134,12 +138,12 @@ func (d *fakeDevice) report() {
 	_ = d.cli.Publish(ctx, m) // while the broker is away, the next connection reports
 }
 
-func (d *fakeDevice) onMessage(m mqttc.Message) {
+func (d *Device) onMessage(m mqttc.Message) {
 	if len(m.Payload) == 0 {
 		return
 	}
 	des, err := doc.OpenDesired(m.Payload, d.pub)
-	if err != nil || des.CheckFor(d.id, d.tenant) != nil {
+	if err != nil || des.CheckFor(d.ID, d.tenant) != nil {
 		return
 	}
 	d.mu.Lock()
@@ -165,7 +169,7 @@ func (d *fakeDevice) onMessage(m mqttc.Message) {
 	go d.report() // not on the client's reader goroutine
 }
 
-func (d *fakeDevice) checkHealth() {
+func (d *Device) checkHealth() {
 	d.mu.Lock()
 	due := d.health == doc.HealthPending && time.Since(d.since) >= time.Duration(d.cur.Health)
 	if due {
@@ -177,14 +181,15 @@ func (d *fakeDevice) checkHealth() {
 	}
 }
 
-// version is what the device runs now.
-func (d *fakeDevice) version() uint64 {
+// Version is what the device runs now.
+func (d *Device) Version() uint64 {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.cur.Version
 }
 
-func (d *fakeDevice) history() []uint64 {
+// History is every version the device ran, in order.
+func (d *Device) History() []uint64 {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return slices.Clone(d.installed)
