@@ -288,3 +288,11 @@ func (p *progress) done() {
 		fmt.Fprint(p.w, "\r\033[K")
 	}
 }
+
+// trunc cuts s to n runes, marking the cut with "~".
+func trunc(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "~"
+	}
+	return s
+}
