@@ -227,7 +227,7 @@ func TestGrantSetsTheCPUShare(t *testing.T) {
 func TestCPUShareThrottlesOnBothEngines(t *testing.T) {
 	for _, kind := range []string{"wasm", "ebpf"} {
 		t.Run(kind, func(t *testing.T) {
-			r := newCrunchRig(t, kind, device.Options{Window: 10 * time.Millisecond})
+			r := newCrunchRig(t, kind, device.Options{Window: time.Millisecond}) // short windows: throttled however loaded the machine
 			if err := r.d.SetCPUShare("globex", 25); err != nil {
 				t.Fatal(err)
 			}

@@ -21,11 +21,13 @@ const checkpointFuel = 1 << 15
 
 // helperFuel is what one helper call costs: a budget poll at least every
 // 32 host calls. The bytes a call hands the host are charged on top, at
-// bytesPerFuel each (a copy of a few bytes costs about an instruction),
+// bytesPerFuel each (a byte the host copies or makes costs about an
+// instruction, some endpoints much more: sensor/microphone synthesizes
+// each sample),
 // so a loop of calls moving large buffers polls sooner.
 const (
 	helperFuel   = checkpointFuel / 32
-	bytesPerFuel = 4
+	bytesPerFuel = 1
 )
 
 // callFuel is what a tc.call with these lengths costs.

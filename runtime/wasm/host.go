@@ -179,7 +179,9 @@ const (
 
 // spend charges n units of host work and checks the budget when they add
 // up to hostWork. It may panic (the activation ends) or block (it is
-// suspended).
+// suspended). It only decides when the budget is checked (the budget
+// itself counts CPU time), so erring high costs a few more checks, never
+// a wrong verdict; host functions whose cost varies add what they took.
 func (a *activation) spend(n int) {
 	a.work += n
 	if a.work >= hostWork {

@@ -83,6 +83,7 @@ func wasiFdWrite(ctx context.Context, mod api.Module, stack []uint64) {
 		stack[0] = wasiEBADF
 		return
 	}
+	t0 := runtime.Now() // a log line's cost varies: what it took is charged too
 	mem := a.memory(mod)
 	nw, ok := view(mem, nwPtr, 4)
 	if !ok {
@@ -112,12 +113,12 @@ func wasiFdWrite(ctx context.Context, mod api.Module, stack []uint64) {
 	}
 	if errno != wasiSuccess && total == 0 {
 		stack[0] = errno
-		a.spend(callWork + int(k)*iovWork)
+		a.spend(callWork + int(k)*iovWork + int(runtime.Now()-t0))
 		return
 	}
 	binary.LittleEndian.PutUint32(nw, total)
 	stack[0] = wasiSuccess
-	a.spend(callWork + int(k)*iovWork + int(total))
+	a.spend(callWork + int(k)*iovWork + int(total) + int(runtime.Now()-t0))
 }
 
 // logWrite adds data to the partial line, logging every complete line.
