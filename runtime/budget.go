@@ -99,7 +99,9 @@ func (b *Budget) SetGate(g Gate) { b.gate = g }
 func (b *Budget) Arm(d time.Duration) {
 	b.limit = int64(d)
 	b.used, b.sliceUsed, b.slice, b.suspended = 0, 0, 0, 0
-	b.flags.Store(0)
+	// A yield asked for since the scheduler handed this activation its
+	// worker stands (the scheduler clears it when an activation ends).
+	b.flags.And(flagYield)
 	b.unlock()
 	b.inRun, b.measured, b.next = false, false, 0 // the first checkpoint or Begin starts the stretch
 }
