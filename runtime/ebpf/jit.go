@@ -1,9 +1,20 @@
 package ebpf
 
 import (
+	"fmt"
 	goruntime "runtime"
 	"unsafe"
 )
+
+// MaxMachineCode bounds the executable memory of one module. Code
+// generation stops as soon as it is passed, so it also bounds the time
+// spent: a program that needs more (the longest, 65,536 slots of memory
+// accesses, needs 5.3 MB and 0.4 s of CPU) runs in the interpreter, on
+// every platform alike, as when the platform has no executable memory.
+const MaxMachineCode = 1 << 20
+
+// errMachineCode: the program needs more than MaxMachineCode.
+var errMachineCode = fmt.Errorf("ebpf: jit: more than %d bytes of machine code", MaxMachineCode)
 
 // Why generated code returned to runJIT (jitState.exit).
 const (

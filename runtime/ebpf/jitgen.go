@@ -87,10 +87,16 @@ func (c *jitBase) generate(g arch) ([]byte, int, error) {
 			return nil, 0, err
 		}
 		c.hints.after(c.insns[i])
+		if len(a.code()) > MaxMachineCode {
+			return nil, 0, errMachineCode
+		}
 	}
 	a.bind(c.at[len(c.insns)])
 	for k := 0; k < len(c.stubs); k++ { // stubs may add stubs
 		c.stubs[k]()
+		if len(a.code()) > MaxMachineCode {
+			return nil, 0, errMachineCode
+		}
 	}
 	if err := a.link(); err != nil {
 		return nil, 0, err

@@ -3,9 +3,11 @@ package ebpf
 import (
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 
+	"github.com/tinycontainer/tinycontainer/internal/adversary"
 	"github.com/tinycontainer/tinycontainer/runtime"
 )
 
@@ -20,5 +22,63 @@ func TestCodeLimit(t *testing.T) {
 	_, err = testRuntime().Compile(context.Background(), obj, runtime.Config{CodeLimit: 2 << 20})
 	if !errors.Is(err, runtime.ErrInvalidCode) {
 		t.Fatalf("under a 2 MiB limit: got %v, want it parsed (and refused as garbage)", err)
+	}
+}
+
+// TestAdversaryInstall compiles the hostile eBPF shapes of issue 11 in a
+// process of their own (both engines): each is installed within 2 s of
+// CPU and 256 MB of peak memory, or refused within 100 ms with a reason.
+func TestAdversaryInstall(t *testing.T) {
+	if shape, ok := adversary.Child(); ok {
+		for _, s := range adversary.BPFShapes {
+			if shape == s.Name {
+				code := s.Make()
+				rt := testRuntime()
+				adversary.Report(func() error {
+					m, err := rt.Compile(context.Background(), code, runtime.Config{MemoryLimit: 64 << 10, CodeLimit: runtime.MaxCodeLimit})
+					if err == nil {
+						jit := ""
+						if m.(*Module).Compiled() {
+							jit = "machine code"
+						}
+						t.Logf("%s: %s", shape, jit)
+					}
+					return err
+				}, func(err error) bool {
+					return errors.Is(err, runtime.ErrLimit) || errors.Is(err, runtime.ErrInvalidCode)
+				})
+				return
+			}
+		}
+		t.Fatalf("no shape %q", shape)
+	}
+	for _, s := range adversary.BPFShapes {
+		t.Run(s.Name, func(t *testing.T) {
+			adversary.Check(t, s.Name, adversary.InChild(t, "TestAdversaryInstall", s.Name))
+		})
+	}
+}
+
+// TestMachineCodeLimit: the longest program (65,536 slots of memory
+// accesses, 5.3 MB of machine code) is not given executable memory
+// beyond MaxMachineCode: it runs interpreted; a smaller one is compiled.
+func TestMachineCodeLimit(t *testing.T) {
+	if !jitSupported || os.Getenv(interpretEnv) != "" {
+		t.Skip("no machine code on this platform or run")
+	}
+	for _, c := range []struct {
+		slots    int
+		compiled bool
+	}{{65536, false}, {2000, true}} {
+		m, err := New().Compile(context.Background(), adversary.BPFSlots(c.slots), runtime.Config{MemoryLimit: 64 << 10, CodeLimit: runtime.MaxCodeLimit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := m.(*Module).Compiled(); got != c.compiled {
+			t.Errorf("%d slots: compiled %v, want %v", c.slots, got, c.compiled)
+		}
+		if j := m.(*Module).jit; j != nil && len(j.mem) > MaxMachineCode+4096 {
+			t.Errorf("%d slots: %d bytes of machine code", c.slots, len(j.mem))
+		}
 	}
 }

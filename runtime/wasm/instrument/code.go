@@ -15,6 +15,13 @@ const maxLocals = 50000
 // restores; a loop that touches more keeps its checkpoint inline.
 const maxSaved = 64
 
+// maxSavedPerFunc bounds the locals saved by all the out-of-line
+// checkpoints of one function (each costs about 10 bytes of code and a
+// phi in wazero's compiler); loops past it keep their checkpoint inline.
+// 4,000 loops touching 64 v128 locals each once made a 1 MB function
+// compile in 11 s and 670 MB.
+const maxSavedPerFunc = 1024
+
 // region is straight-line code that runs once per pass: a function's
 // top level (once per call) or a loop body (once per iteration), nested
 // loops excluded. base counts its instructions; calls lists the defined
@@ -110,6 +117,10 @@ type costs struct {
 // module has more of both: a reference past the guest's own, invalid in
 // the original, would reach the fuel counter in the output.
 func analyze(b body, nImports, funcIdx uint32, nParams int, nGlobals, nTypes uint32, c costs, fi *fnInfo) error {
+	if len(b.b) > MaxFuncSize {
+		// Instrumenting never shrinks a body: refused before it is.
+		return boundErr("function %d is %d bytes, at most %d", funcIdx, len(b.b), MaxFuncSize)
+	}
 	r := &reader{b: b.b, base: b.base}
 	n, err := count(r, 2)
 	if err != nil {
@@ -278,6 +289,8 @@ type emitter struct {
 	labels   labels
 	saves    []scratchSave
 	paramIdx []uint32
+	// saved counts the locals the function's wrapped loops save so far.
+	saved int
 }
 
 // localDecl is a run of locals of one type; end is the index after it.
@@ -640,6 +653,7 @@ func rewriteBody(e *emitter, b body, fi *fnInfo, blockType []byte, renum func(ui
 	}
 	e.out = append(e.out, fi.localDecls...)
 	e.setLocals(fi)
+	e.saved = 0
 	if p.class != classFree {
 		e.op(1, 0x7F) // one i32 local
 		e.prologue()
@@ -672,7 +686,11 @@ func rewriteBody(e *emitter, b body, fi *fnInfo, blockType []byte, renum func(ui
 						break
 					}
 				}
-				l.wrapped = l.fold < 0 && l.loop.simple && !l.loop.many && !l.loop.outer
+				l.wrapped = l.fold < 0 && l.loop.simple && !l.loop.many && !l.loop.outer &&
+					e.saved+len(l.loop.locals) <= maxSavedPerFunc
+				if l.wrapped {
+					e.saved += len(l.loop.locals)
+				}
 				if l.fold >= 0 {
 					e.op(raw...)
 				} else if l.wrapped {

@@ -133,6 +133,11 @@ func Instrument(wasm []byte, opts Options) (*Result, error) {
 	if err := m.validate(); err != nil {
 		return nil, err
 	}
+	// Bounds that instrumenting can only make worse are checked before
+	// it (checkBounds checks them all on the output).
+	if p := uint64(len(m.types)) * uint64(len(m.codes)); p > MaxTypeFuncs {
+		return nil, boundErr("%d types x %d functions = %d, at most %d", len(m.types), len(m.codes), p, MaxTypeFuncs)
+	}
 	res := &Result{StackLimit: opts.StackLimit, HasMemory: m.memory != nil}
 	if err := m.clampLimits(opts); err != nil {
 		return nil, err
@@ -186,10 +191,14 @@ func Instrument(wasm []byte, opts Options) (*Result, error) {
 		}
 		return nil
 	}
+	var locals uint64
 	for i := range m.codes {
 		fi := &infos[i]
 		if err := analyze(m.codes[i], nImports, nImports+uint32(i), len(m.types[m.funcTypes[i]].Params), m.nGlobals(), uint32(len(m.types)), c, fi); err != nil {
 			return nil, err
+		}
+		if locals += uint64(len(m.types[m.funcTypes[i]].Params)) + fi.nLocals; locals > MaxModuleLocals {
+			return nil, boundErr("the functions up to %d have %d locals, at most %d in all", nImports+uint32(i), locals, MaxModuleLocals)
 		}
 		for _, d := range fi.callees {
 			if d >= nDef {
@@ -410,6 +419,9 @@ func Instrument(wasm []byte, opts Options) (*Result, error) {
 	}
 	if m.data != nil {
 		out = appendSection(out, secData, m.data)
+	}
+	if err := checkBounds(out, nImports); err != nil {
+		return nil, err
 	}
 	res.Code = out
 	return res, nil

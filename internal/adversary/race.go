@@ -1,0 +1,6 @@
+//go:build race
+
+package adversary
+
+// Race: built with the race detector.
+const Race = true
