@@ -165,8 +165,8 @@ func (r *rig) run(p prog, n int) []result {
 	for len(out) < n {
 		select {
 		case l := <-r.lines:
-			if strings.HasPrefix(l.Text, "[device] ") {
-				continue // the device's own notes in the log (e.g. a failed kv put), not the probe's
+			if strings.HasPrefix(l.Text, "[") {
+				continue // the device's own notes in the log ("[device] kv put failed", "[fault] ..."), not the probe's
 			}
 			f := strings.Fields(l.Text)
 			if len(f) < 2 {
