@@ -19,8 +19,8 @@ import (
 func newDeployCmd() *cobra.Command {
 	var mf mgmtFlags
 	cmd := &cobra.Command{
-		Use:     "deploy IMAGE",
-		Short:   "Install or upgrade a container from a signed image, and start it",
+		Use:   "deploy IMAGE",
+		Short: "Install or upgrade a container from a signed image, and start it",
 		Long: `Deploy sends a signed image (made by pack, not a manifest) to the device,
 which checks its signer, the tenant's ceiling and the version, compiles it
 and starts it. An upgrade keeps the container's kv data. See

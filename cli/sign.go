@@ -62,8 +62,8 @@ func newPackCmd() *cobra.Command {
 		asJSON                      bool
 	)
 	cmd := &cobra.Command{
-		Use:     "pack --manifest F --key F -o F",
-		Short:   "Build a signed image from a manifest and its code",
+		Use:   "pack --manifest F --key F -o F",
+		Short: "Build a signed image from a manifest and its code",
 		Long: `Pack reads a manifest (YAML or JSON; every field in docs/manifest.md), the
 code file it names and the tenant's private key, and writes an image signed
 by that key, for deploy (or run --trust). Code over the tenant's max code
