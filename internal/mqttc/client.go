@@ -44,10 +44,13 @@ type Client struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	mu      sync.Mutex
-	conn    *Conn // nil while disconnected
-	up      chan struct{}
-	lastErr error
+	mu           sync.Mutex
+	conn         *Conn // nil while disconnected
+	up           chan struct{}
+	lastErr      error
+	closing      bool
+	final        []Message // published by the connection loop on Close
+	finalTimeout time.Duration
 
 	connects, connectErrors, disconnects atomic.Uint64
 }
@@ -123,7 +126,23 @@ func (c *Client) Stats() ClientStats {
 // bounded by timeout; for example an "offline" status) and disconnects
 // normally, so the broker does not publish the will. Close is idempotent.
 func (c *Client) Close(timeout time.Duration, final ...Message) {
-	if conn := c.Conn(); conn != nil && len(final) > 0 {
+	c.mu.Lock()
+	if !c.closing {
+		c.closing, c.final, c.finalTimeout = true, final, timeout
+	}
+	c.mu.Unlock()
+	c.cancel()
+	<-c.done
+}
+
+// sendFinal publishes the messages Close was given on conn, then
+// disconnects normally. It runs on the connection loop, so a connection
+// that completes while Close is called still says goodbye.
+func (c *Client) sendFinal(conn *Conn) {
+	c.mu.Lock()
+	final, timeout := c.final, c.finalTimeout
+	c.mu.Unlock()
+	if len(final) > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		for _, m := range final {
 			if err := conn.Publish(ctx, m); err != nil {
@@ -133,8 +152,7 @@ func (c *Client) Close(timeout time.Duration, final ...Message) {
 		}
 		cancel()
 	}
-	c.cancel()
-	<-c.done
+	conn.Disconnect()
 }
 
 // Done is closed once Close has finished.
@@ -153,7 +171,7 @@ func (c *Client) run() {
 				c.disconnects.Add(1)
 				c.log.Warn("mqtt: disconnected from the broker", "broker", c.cfg.URL, "client", c.cfg.ClientID, "err", err)
 			case <-c.ctx.Done():
-				conn.Disconnect()
+				c.sendFinal(conn)
 			}
 			c.mu.Lock()
 			c.conn = nil
