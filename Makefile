@@ -16,7 +16,7 @@ WAT_SRC := $(shell find $(GUEST_DIRS) -name '*.wat' 2>/dev/null)
 
 GUESTS := $(C_SRC:.c=.wasm) $(BPF_SRC:.bpf.c=.bpf.o) $(WAT_SRC:.wat=.wasm)
 
-.PHONY: guests check-guests test test-arm64 test-arm32 spectest
+.PHONY: guests check-guests test test-arm64 test-arm32 bench-fleet spectest
 guests: $(GUESTS)
 
 # A guest also depends on the C sources and headers beside it (X.bpf.c
@@ -68,3 +68,11 @@ test-arm64:
 # The tests that start a copy of their own binary, or a browser, cannot run there.
 test-arm32:
 	GOARCH=arm GOARM=7 go test -count 1 -exec qemu-arm -skip 'TestCrashRecovery|TestDeviceEndToEnd|TestDeviceHTTP$$|TestBrowser' ./...
+
+# The fleet's scale benchmark (not in CI): mosquitto on this machine, 1,000
+# simulated devices (tinycontainer fleet simulate) in one process, the
+# controller (tinycontainer fleet rollout) in another; a 13 KB image in a
+# 5 % canary then 25 % waves with a 2 s health window, then a version that
+# faults everywhere. Figures in BENCHMARKS.md.
+bench-fleet:
+	TC_FLEET_SCALE=1000 go test ./fleet/scale -run TestScale -v -count 1 -timeout 15m
