@@ -27,7 +27,7 @@ import (
 
 	"github.com/tinycontainer/tinycontainer/cli"
 	"github.com/tinycontainer/tinycontainer/fleet/ctl"
-		"github.com/tinycontainer/tinycontainer/fleet/doc"
+	"github.com/tinycontainer/tinycontainer/fleet/doc"
 	"github.com/tinycontainer/tinycontainer/internal/mqttc"
 	"github.com/tinycontainer/tinycontainer/internal/testbroker"
 	"github.com/tinycontainer/tinycontainer/trust"
