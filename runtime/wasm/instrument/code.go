@@ -38,6 +38,7 @@ type fnInfo struct {
 	nDecls     uint32
 	nLocals    uint64
 	hasLoop    bool
+	bulk       [2]bool  // memory.copy, memory.fill (0xFC 10, 11) seen
 	indirect   bool     // call_indirect or return_call_indirect
 	callees    []uint32 // defined-function indices called directly
 	regions    []region // [0] is the top level, then loops in order
@@ -232,6 +233,9 @@ func analyze(b body, nImports, funcIdx uint32, nParams int, nGlobals, nTypes uin
 			fi.refFuncs = append(fi.refFuncs, in.idx)
 		case kBulk:
 			fi.regions[cur].base += c.bulk
+			if sub := b.b[in.start+1]; b.b[in.start] == 0xFC && (sub == 0x0A || sub == 0x0B) {
+				fi.bulk[sub-0x0A] = true
+			}
 		case kLocal:
 			if uint64(in.idx) >= uint64(nParams)+fi.nLocals {
 				return r.errorf("function %d: local %d out of range", funcIdx, in.idx)
@@ -291,6 +295,9 @@ type emitter struct {
 	paramIdx []uint32
 	// saved counts the locals the function's wrapped loops save so far.
 	saved int
+	// bulkFn are the function indices of the memory.copy and memory.fill
+	// helpers (0: none).
+	bulkFn [2]uint32
 }
 
 // localDecl is a run of locals of one type; end is the index after it.
@@ -769,6 +776,19 @@ func rewriteBody(e *emitter, b body, fi *fnInfo, blockType []byte, renum func(ui
 			e.op(b.b[in.start:in.idxStart]...)
 			e.u32(renum(in.idx))
 			continue
+		case kBulk:
+			if sub := raw[1]; raw[0] == 0xFC && (sub == 0x0A || sub == 0x0B) && e.bulkFn[sub-0x0A] != 0 {
+				// The helper charges the fuel global by the piece.
+				if p.class == classLocal {
+					e.syncOut()
+				}
+				e.op(0x10)
+				e.u32(e.bulkFn[sub-0x0A])
+				if p.class == classLocal {
+					e.syncIn()
+				}
+				continue
+			}
 		}
 		e.op(raw...)
 	}

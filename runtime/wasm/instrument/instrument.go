@@ -19,7 +19,11 @@
 // function entries the checkpoint call is out of line, with the locals
 // saved in scratch globals around it, so that no value of the hot code
 // lives across a call; the checkpoint import must never call back into
-// the guest, since those globals are shared.
+// the guest, since those globals are shared. Long memory.fill and
+// memory.copy run in a helper in 64 KiB pieces with checkpoints between
+// them (bulk.go). Before anything is rewritten the module is validated
+// (validate.go); the output is measured against the install-time bounds
+// (bounds.go) before it is returned.
 package instrument
 
 import (
@@ -291,9 +295,30 @@ func Instrument(wasm []byte, opts Options) (*Result, error) {
 			return g
 		},
 	}
+	// Helpers for long bulk memory instructions, after the guest's
+	// functions (bulk.go).
+	var helpers []bulkHelper
+	if m.memory != nil {
+		var used [2]bool
+		for i := range infos {
+			used[0] = used[0] || infos[i].bulk[0]
+			used[1] = used[1] || infos[i].bulk[1]
+		}
+		for k, op := range []byte{0x0A, 0x0B} {
+			if used[k] {
+				h := bulkHelper{op: op, idx: nImports + 1 + nDef + uint32(len(helpers))}
+				e.bulkFn[k] = h.idx
+				helpers = append(helpers, h)
+			}
+		}
+	}
+	var helperType uint32
+	if len(helpers) > 0 {
+		helperType = typeIndex(FuncType{Params: []byte{0x7F, 0x7F, 0x7F}})
+	}
 	syncs := func(f uint32) bool { return f >= nImports && plans[f-nImports].class != classFree }
 	var code []byte
-	code = appendU32(code, nDef)
+	code = appendU32(code, nDef+uint32(len(helpers)))
 	var fnBuf []byte
 	for i := range m.codes {
 		p := &plans[i]
@@ -315,6 +340,11 @@ func Instrument(wasm []byte, opts Options) (*Result, error) {
 			return nil, err
 		}
 		fnBuf = e.out
+		code = appendU32(code, uint32(len(fnBuf)))
+		code = append(code, fnBuf...)
+	}
+	for _, h := range helpers {
+		fnBuf = appendBulkHelper(fnBuf[:0], h.op, fuelGlobal, nImports, int32(opts.Interval))
 		code = appendU32(code, uint32(len(fnBuf)))
 		code = append(code, fnBuf...)
 	}
@@ -342,9 +372,12 @@ func Instrument(wasm []byte, opts Options) (*Result, error) {
 	out = appendSection(out, secImport, sec)
 
 	if nDef > 0 {
-		sec = appendU32(sec[:0], nDef)
+		sec = appendU32(sec[:0], nDef+uint32(len(helpers)))
 		for _, t := range m.funcTypes {
 			sec = appendU32(sec, t)
+		}
+		for range helpers {
+			sec = appendU32(sec, helperType)
 		}
 		out = appendSection(out, secFunction, sec)
 	}
