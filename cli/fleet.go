@@ -44,7 +44,7 @@ type fleetFlags struct {
 }
 
 func (ff *fleetFlags) add(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&ff.broker, "broker", "mqtt://127.0.0.1:1883", "the MQTT v5 broker (mqtt:// or mqtts://)")
+	cmd.Flags().StringVar(&ff.broker, "broker", defaultBroker(), "the MQTT v5 broker (mqtt:// or mqtts://; default from $TINYCONTAINER_BROKER)")
 	cmd.Flags().StringVar(&ff.user, "user", "", "broker user name")
 	cmd.Flags().StringVar(&ff.passwordFile, "password-file", "", "file holding the broker password (from fleet acl: passwords/USER)")
 	cmd.Flags().DurationVar(&ff.settle, "settle", 500*time.Millisecond, "quiet period that ends the retained state's arrival")
@@ -66,6 +66,14 @@ func (ff *fleetFlags) open(ctx context.Context, filters ...string) (*ctl.Fleet, 
 	}
 	f, err := ctl.Open(ctx, opts, filters...)
 	return f, fleetErr(err)
+}
+
+// defaultBroker is $TINYCONTAINER_BROKER, or mosquitto's port on loopback.
+func defaultBroker() string {
+	if b := os.Getenv("TINYCONTAINER_BROKER"); b != "" {
+		return b
+	}
+	return "mqtt://127.0.0.1:1883"
 }
 
 // fleetErr makes the controller's input errors usage errors (exit 2).

@@ -103,7 +103,7 @@ in the interpreters unless --compile.`,
 		},
 	}
 	cmd.Flags().IntVar(&devices, "devices", 10, "how many devices")
-	cmd.Flags().StringVar(&broker, "broker", "mqtt://127.0.0.1:1883", "the MQTT v5 broker")
+	cmd.Flags().StringVar(&broker, "broker", defaultBroker(), "the MQTT v5 broker (default from $TINYCONTAINER_BROKER)")
 	cmd.Flags().StringVar(&data, "data", "", "directory for the devices' state (one subdirectory each); memory when empty")
 	cmd.Flags().StringVar(&owner, "owner", "", "the owner's public key file the devices trust")
 	cmd.Flags().StringVar(&prefix, "prefix", "sim-", "device id prefix")

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tinycontainer/tinycontainer/cli"
+	"github.com/tinycontainer/tinycontainer/internal/testbroker"
 )
 
 // readmeBlock returns the first ```sh block of README.md after the line
@@ -172,5 +173,54 @@ func TestUserDocsStayInTheRepository(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "docs/README.md") || strings.Contains(out.String(), "SPEC") {
 		t.Errorf("--help does not point to the user guide:\n%s", out.String())
+	}
+}
+
+// TestREADMEFleet runs the README's fleet section as written, after the
+// managed-device walkthrough that makes its keys, grant and image, against
+// a real mosquitto (on a free port given by TINYCONTAINER_BROKER).
+func TestREADMEFleet(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the command and runs a simulated fleet: not in -short")
+	}
+	for _, tool := range []string{"bash", "git", "go"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not found: %v", tool, err)
+		}
+	}
+	br := testbroker.Start(t)
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := readmeBlock(t, readme, "A managed device with signed images") + readmeBlock(t, readme, "Many devices through an MQTT broker")
+	dir := t.TempDir()
+	cloneWorkTree(t, root, dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute) // a hang guard, not a verdict
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", "-e", "-o", "pipefail", "-c", script)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "TINYCONTAINER_DEVICE="+freeUDP(t), "TINYCONTAINER_BROKER="+br.URL())
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("the fleet section failed: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	}
+	for _, want := range []string{"20 simulated devices", "accepted", "thermo-1\n", "completed: 20 SUCCEEDED",
+		"sim-0019             thermo", "state:   COMPLETED", "20 simulated devices stopped"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("the fleet section's output lacks %q:\n%s\nstderr:\n%s", want, stdout.String(), stderr.String())
+		}
+	}
+	out, err := exec.Command("git", "-C", dir, "status", "--porcelain").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != 0 {
+		t.Errorf("the fleet section leaves files git would commit:\n%s", out)
 	}
 }
