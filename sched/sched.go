@@ -131,9 +131,10 @@ type entry struct {
 	state      int
 	inProgress bool // an activation has started and not ended
 	holdsSlot  bool
-	flagged    bool  // asked to yield, not answered yet
-	sliceRan   int64 // CPU ns used of the current time slice
-	charged    int64 // CPU ns of the activation in progress charged to the tenant
+	flagged    bool          // asked to yield, not answered yet
+	sliceRan   int64         // CPU ns used of the current time slice
+	charged    int64         // CPU ns of the activation in progress charged to the tenant
+	slice0     time.Duration // the first slice of the activation starting
 	parkedAt   int64
 	removed    bool
 	idle       chan struct{} // closed when a removed entry stops running
@@ -465,6 +466,10 @@ func (s *Scheduler) takeSlotLocked(e *entry) {
 	if e.tenant != nil {
 		e.tenant.running++
 	}
+	if !e.inProgress { // a fresh activation
+		e.slice0 = s.sliceLocked(e)
+		e.sliceRan, e.charged = 0, 0
+	}
 }
 
 // releaseSlotLocked takes e's worker back.
@@ -540,20 +545,17 @@ func (s *Scheduler) preemptLocked(now int64) {
 func (s *Scheduler) work(w *worker, e *entry) {
 	defer s.wg.Done()
 	for e != nil {
-		s.activate(e)
-		s.mu.Lock()
-		e = s.nextLocked()
-		if e == nil {
-			if s.closed || len(s.idle) >= s.opts.Workers {
-				s.mu.Unlock()
-				return
-			}
-			s.idle = append(s.idle, w)
-			s.mu.Unlock()
-			e = <-w.next
+		if e = s.activate(e); e != nil {
 			continue
 		}
+		s.mu.Lock()
+		if s.closed || len(s.idle) >= s.opts.Workers {
+			s.mu.Unlock()
+			return
+		}
+		s.idle = append(s.idle, w)
 		s.mu.Unlock()
+		e = <-w.next
 	}
 }
 
@@ -585,20 +587,16 @@ func (s *Scheduler) nextLocked() *entry {
 	return nil
 }
 
-// activate runs one activation of e, which holds a slot, and records its
-// end.
-func (s *Scheduler) activate(e *entry) {
+// activate runs one activation of e, which holds a slot, records its end
+// and returns the next fresh activation for the calling worker (nil: none).
+func (s *Scheduler) activate(e *entry) *entry {
 	wd := s.opts.Watchdog
 	sc := e.t.Schedule()
-	s.mu.Lock()
-	slice := s.sliceLocked(e)
-	e.sliceRan, e.charged = 0, 0
-	s.mu.Unlock()
 	if s.opts.OnStart != nil {
 		s.opts.OnStart(e.id, time.Duration(runtime.Now()-e.release))
 	}
 	wd.Begin(&e.budget, sc.Budget)
-	e.budget.Grant(slice)
+	e.budget.Grant(e.slice0)
 	err := e.t.Activate(s.ctx, &e.budget)
 	var f *runtime.Fault
 	errors.As(err, &f)
@@ -606,14 +604,14 @@ func (s *Scheduler) activate(e *entry) {
 	wd.End(&e.budget, f != nil && f.Kind == runtime.FaultBudget && !stopped)
 
 	action := Continue
-	s.mu.Lock()
-	s.chargeLocked(e, e.budget.Used()-time.Duration(e.charged))
-	removed := e.removed || s.closed
-	s.mu.Unlock()
 	switch {
-	case f != nil && stopped && removed:
-		// cut short by removal or shutdown: not a fault
 	case f != nil:
+		s.mu.Lock()
+		removed := e.removed || s.closed
+		s.mu.Unlock()
+		if stopped && removed {
+			break // cut short by removal or shutdown: not a fault
+		}
 		action = s.opts.Policy.OnFault(e.t.Schedule(), e.t.ConsecutiveFaults(), f)
 		if s.opts.OnFault != nil {
 			s.opts.OnFault(e.id, f, action)
@@ -623,12 +621,13 @@ func (s *Scheduler) activate(e *entry) {
 	}
 
 	s.mu.Lock()
+	s.chargeLocked(e, e.budget.Used()-time.Duration(e.charged))
 	e.inProgress = false
 	e.flagged = false
 	e.budget.ClearYield()
 	s.releaseSlotLocked(e)
 	e.state = stateIdle
-	removed = e.removed
+	removed := e.removed
 	if !removed && action != Continue {
 		s.drop(e)
 	}
@@ -646,10 +645,12 @@ func (s *Scheduler) activate(e *entry) {
 		e.release, e.seq, e.prio, e.state = runtime.Now(), s.seq, e.t.Schedule().Priority, stateReady
 		s.pushLocked(e) // the restart the policy chose
 	}
+	next := s.nextLocked()
 	s.mu.Unlock()
 	if !removed && action != Continue && s.opts.OnHalt != nil {
 		s.opts.OnHalt(e.id, action, f)
 	}
+	return next
 }
 
 // readyHeap orders ready activations by the Order.
