@@ -244,11 +244,15 @@ func (b *Budget) Wait(f func()) {
 		f()
 		return
 	}
-	b.account(Now())
+	now := Now()
+	if b.measured {
+		b.account(now)
+	} else { // no system call for a short activation: its wall time so far
+		b.charge(min(now-b.wall0, b.unclocked()))
+	}
 	ran := b.sliceUsed
 	b.sliceUsed = 0
 	b.gate.Block(b, time.Duration(ran))
-	t0 := Now()
 	measured := b.measured
 	b.unlock()
 	b.measured = false
@@ -256,13 +260,13 @@ func (b *Budget) Wait(f func()) {
 	if wait := b.gate.Unblock(b); wait != nil {
 		<-wait
 	}
-	now := Now()
-	b.suspended += now - t0
-	b.wall0 = now
+	t1 := Now()
+	b.suspended += t1 - now
+	b.wall0 = t1
 	if measured {
 		b.startClock()
 	}
-	b.schedule(now)
+	b.schedule(t1)
 }
 
 // park blocks the activation until wait receives. The thread is let go
