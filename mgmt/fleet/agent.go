@@ -74,6 +74,8 @@ type Agent struct {
 	// (wantImg is under mu: the connection callback reads it.)
 	refusals  []doc.Refusal
 	tenantErr map[string]string
+	refused   map[string]uint64 // by tenant: the seq of the last desired state refused
+	docSeq    uint64            // the seq of the desired state being handled (0: none)
 	retry     map[string][]byte // desired states waiting for their tenant's grant, by tenant
 	subConn   *mqttc.Conn       // the connection subscribed holds
 	subImg    map[string]bool   // image digests subscribed to on subConn
@@ -124,7 +126,7 @@ func Start(mg *device.Manager, opts Options) (*Agent, error) {
 	}
 	a := &Agent{mg: mg, kv: mg.Store(), opts: opts, log: opts.Logger, done: make(chan struct{}),
 		wake: make(chan struct{}, 1), inbox: map[string][]byte{}, pending: map[string]*pendingHealth{},
-		images: map[string][]byte{}, wantImg: map[string]string{}, tenantErr: map[string]string{},
+		images: map[string][]byte{}, wantImg: map[string]string{}, tenantErr: map[string]string{}, refused: map[string]uint64{},
 		retry: map[string][]byte{}}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
@@ -305,6 +307,9 @@ func (a *Agent) refuse(topic, tenant string, err error) {
 	}
 	if tenant != "" {
 		a.tenantErr[tenant] = reason
+		if a.docSeq != 0 {
+			a.refused[tenant] = a.docSeq
+		}
 	}
 	a.mg.AuditFleet("fleet", "", tenant, topic+": "+reason)
 	a.log.Warn("fleet: refused", "topic", topic, "reason", reason)
@@ -421,6 +426,8 @@ func (a *Agent) handleDesired(topic, tenant string, b []byte, stored bool) {
 		a.refuse(topic, tenant, err)
 		return
 	}
+	a.docSeq = d.Seq
+	defer func() { a.docSeq = 0 }()
 	if err := d.CheckFor(a.opts.ID, tenant); err != nil {
 		a.refuse(topic, tenant, err)
 		return

@@ -309,6 +309,10 @@ func TestFleetDeviceLifecycle(t *testing.T) {
 	w.putImage(big)
 	w.publish(doc.DesiredTopic("dev-1", "globex"), desired(t, 8, globexKey, devs, entry(big, 3, 0)))
 	w.waitRefusal("dev-1", "budget")
+	testbroker.WaitFor(t, "refused_seq 8", func() bool {
+		tr := w.rep("dev-1").Tenants
+		return len(tr) == 1 && tr[0].RefusedSeq == 8 && tr[0].Error != ""
+	})
 	// An image whose bytes do not match its address.
 	v4 := image(t, 4, false, nil)
 	w.publish(doc.ImageTopic("globex", doc.Digest(v4)), v2)

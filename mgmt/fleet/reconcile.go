@@ -303,7 +303,7 @@ func (a *Agent) report() doc.Reported {
 	}
 	for _, t := range slices.Sorted(maps.Keys(tenants)) {
 		r.Tenants = append(r.Tenants, doc.TenantReport{Tenant: t, GrantSeq: a.st.Grants[t].Seq,
-			DesiredSeq: a.st.Desired[t].Seq, Revoked: a.st.Revoked[t], Error: a.tenantErr[t]})
+			DesiredSeq: a.st.Desired[t].Seq, Revoked: a.st.Revoked[t], Error: a.tenantErr[t], RefusedSeq: a.refused[t]})
 	}
 	return r
 }
