@@ -3,13 +3,13 @@ package cli
 import (
 	"log/slog"
 	"os"
-	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/tinycontainer/tinycontainer/device"
 	"github.com/tinycontainer/tinycontainer/fleet/doc"
+	"github.com/tinycontainer/tinycontainer/internal/buildinfo"
 	mfleet "github.com/tinycontainer/tinycontainer/mgmt/fleet"
 )
 
@@ -57,7 +57,7 @@ func (f *deviceFleetFlags) check() error {
 }
 
 func (f *deviceFleetFlags) options() (mfleet.Options, error) {
-	o := mfleet.Options{URL: f.url, ID: f.id, Labels: map[string]string{}, User: f.user, Version: softwareVersion()}
+	o := mfleet.Options{URL: f.url, ID: f.id, Labels: map[string]string{}, User: f.user, Version: buildinfo.Version()}
 	for _, l := range f.labels {
 		k, v, ok := strings.Cut(l, "=")
 		if !ok {
@@ -95,19 +95,4 @@ func (f *deviceFleetFlags) start(mg *device.Manager, log *slog.Logger) (stop fun
 	}
 	log.Info("fleet adapter started", "broker", f.url, "id", f.id, "client", "tc-"+f.id+"-fleet")
 	return a.Close, nil
-}
-
-// softwareVersion is this build's version as the fleet reports it.
-func softwareVersion() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
-	}
-	v := bi.Main.Version
-	for _, s := range bi.Settings {
-		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-			v += "+" + s.Value[:12]
-		}
-	}
-	return v
 }

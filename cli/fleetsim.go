@@ -13,6 +13,7 @@ import (
 
 	"github.com/tinycontainer/tinycontainer/fleet/doc"
 	"github.com/tinycontainer/tinycontainer/fleet/sim"
+	"github.com/tinycontainer/tinycontainer/internal/buildinfo"
 	"github.com/tinycontainer/tinycontainer/trust"
 )
 
@@ -79,7 +80,7 @@ in the interpreters unless --compile.`,
 			defer stop()
 			start := time.Now()
 			f, err := sim.Start(ctx, sim.Options{Devices: devices, Broker: broker, Owner: pub, Dir: data, Prefix: prefix,
-				First: first, Labels: lm, User: user, Password: pw, Compile: compile, Version: softwareVersion()})
+				First: first, Labels: lm, User: user, Password: pw, Compile: compile, Version: buildinfo.Version()})
 			if err != nil {
 				return err
 			}
