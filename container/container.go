@@ -52,6 +52,7 @@ type Container struct {
 
 	mod  runtime.Module
 	man  atomic.Pointer[meta.Manifest]
+	caps atomic.Pointer[[]meta.RateCeiling] // its tenant's rate ceilings
 	sess *endpoint.Session
 
 	// Owned by the activation in progress (the scheduler runs a container
@@ -70,11 +71,13 @@ type Container struct {
 	memBytes                                                   atomic.Uint64
 }
 
-// New makes a stopped container from compiled code and its manifest.
-func New(m *meta.Manifest, kind runtime.Kind, mod runtime.Module, reg *endpoint.Registry, a endpoint.Auditor) *Container {
+// New makes a stopped container from compiled code and its manifest, its
+// calls bounded by its tenant's rate ceilings caps.
+func New(m *meta.Manifest, kind runtime.Kind, mod runtime.Module, reg *endpoint.Registry, a endpoint.Auditor, caps ...meta.RateCeiling) *Container {
 	c := &Container{Name: m.Name, Tenant: m.Tenant, Kind: kind, mod: mod}
 	c.man.Store(m)
-	c.sess = endpoint.NewSession(m.Name, m.Tenant, reg, endpoint.NewRules(m), a)
+	c.caps.Store(&caps)
+	c.sess = endpoint.NewSession(m.Name, m.Tenant, reg, endpoint.NewRules(m, caps...), a)
 	c.lastFault.Store(runtime.FaultKind(""))
 	return c
 }
@@ -90,7 +93,15 @@ func (c *Container) Schedule() meta.Schedule { return c.man.Load().Schedule }
 // the instance and its memory are kept.
 func (c *Container) SetManifest(m *meta.Manifest) {
 	c.man.Store(m)
-	c.sess.SetRules(endpoint.NewRules(m))
+	c.sess.SetRules(endpoint.NewRules(m, *c.caps.Load()...))
+}
+
+// SetRateCeilings replaces the rate ceilings (the tenant's grant changed);
+// they apply from the next endpoint call. Calls of SetManifest and
+// SetRateCeilings must not race each other.
+func (c *Container) SetRateCeilings(caps []meta.RateCeiling) {
+	c.caps.Store(&caps)
+	c.sess.SetRules(endpoint.NewRules(c.man.Load(), caps...))
 }
 
 // SetInbox sets where event messages come from (nil for none). Call it
@@ -152,12 +163,13 @@ func (c *Container) Activate(ctx context.Context, b *runtime.Budget) error {
 		c.sess.Reset()
 		c.inst = inst
 	}
-	c.sess.Event = nil
+	var ev []byte
 	if c.inbox != nil {
 		if topic, payload, ok := c.inbox.Next(); ok {
-			c.sess.Event = event.Encode(topic, payload)
+			ev = event.Encode(topic, payload)
 		}
 	}
+	c.sess.SetEvent(ev)
 	var start int64
 	if b == nil {
 		start = runtime.Now()

@@ -24,8 +24,18 @@ func (d *Device) MaxCode(tenant string) uint64 {
 	return meta.DefaultMaxCode
 }
 
-// setCeiling installs (or replaces) c for its tenant, its CPU share
-// included (the scheduler throttles the tenant past it).
+// RateCeilings are the rate ceilings of tenant's containers: its grant's
+// (meta.Ceiling.Rates), or meta.DefaultRates without a grant.
+func (d *Device) RateCeilings(tenant string) []meta.RateCeiling {
+	if c, ok := d.Ceiling(tenant); ok {
+		return c.Rates()
+	}
+	return meta.DefaultRates()
+}
+
+// setCeiling installs (or replaces) c for its tenant: its CPU share (the
+// scheduler throttles the tenant past it) and its rates (from the tenant's
+// containers' next endpoint call).
 func (d *Device) setCeiling(c *meta.Ceiling) {
 	d.ceilMu.Lock()
 	d.ceilings[c.Tenant] = c
@@ -33,6 +43,7 @@ func (d *Device) setCeiling(c *meta.Ceiling) {
 	if err := d.sched.SetShare(c.Tenant, c.MaxCPU); err != nil { // validated with the grant
 		d.log.Warn("CPU share refused", "tenant", c.Tenant, "err", err)
 	}
+	d.applyCeiling(c.Tenant)
 }
 
 // dropCeiling forgets tenant's ceiling (its grant was revoked).
@@ -41,4 +52,16 @@ func (d *Device) dropCeiling(tenant string) {
 	delete(d.ceilings, tenant)
 	d.ceilMu.Unlock()
 	_ = d.sched.SetShare(tenant, 0)
+	d.applyCeiling(tenant)
+}
+
+func (d *Device) applyCeiling(tenant string) {
+	caps := d.RateCeilings(tenant)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, in := range d.containers {
+		if in.c.Tenant == tenant {
+			in.c.SetRateCeilings(caps)
+		}
+	}
 }

@@ -154,6 +154,14 @@ func New(ctx context.Context, opts Options) (*Device, error) {
 	if d.bus == nil {
 		d.bus = msg.NewBus(msg.Options{})
 	}
+	// What can fail comes before what starts goroutines, and each step
+	// undoes the ones before it when a later one fails: a device that is
+	// not made leaves nothing running.
+	wrt, err := wasm.New(ctx, wasm.Options{Interpreter: opts.Interpreter, CacheDir: opts.CacheDir})
+	if err != nil {
+		return nil, fmt.Errorf("webassembly runtime: %w", err)
+	}
+	d.runtimes = map[runtime.Kind]runtime.Runtime{runtime.Wasm: wrt, runtime.EBPF: ebpfRuntime(opts.Interpreter)}
 	if opts.MQTT != "" {
 		// The bridge connects in the background, so the device starts
 		// while the broker is down; it reconnects with backoff, and logs
@@ -164,17 +172,12 @@ func New(ctx context.Context, opts Options) (*Device, error) {
 		}
 		br, err := mqtt.Dial(ctx, opts.MQTT, d.bus, mqtt.Options{ClientID: id, QoS: 1, Background: true, Logger: d.log})
 		if err != nil {
+			d.closeRuntimes(ctx)
 			return nil, fmt.Errorf("%w: mqtt %s: %w", ErrInvalid, opts.MQTT, err)
 		}
 		d.bridge = br
 	}
 	d.audit = newAuditLog(d.store, d.log, opts.OnAudit)
-
-	wrt, err := wasm.New(ctx, wasm.Options{Interpreter: opts.Interpreter, CacheDir: opts.CacheDir})
-	if err != nil {
-		return nil, fmt.Errorf("webassembly runtime: %w", err)
-	}
-	d.runtimes = map[runtime.Kind]runtime.Runtime{runtime.Wasm: wrt, runtime.EBPF: ebpfRuntime(opts.Interpreter)}
 
 	d.reg.Register("log", &eplog.Endpoint{Sink: d})
 	d.reg.Register("clock", &clock.Endpoint{Start: d.start})
@@ -228,16 +231,21 @@ func (d *Device) Close(ctx context.Context) error {
 		_ = in.c.Close(ctx)
 	}
 	clear(d.containers)
-	var errs []error
-	for _, r := range d.runtimes {
-		errs = append(errs, r.Close(ctx))
-	}
+	errs := []error{d.closeRuntimes(ctx)}
 	if d.bridge != nil {
 		errs = append(errs, d.bridge.Close())
 	}
 	d.audit.close()
 	if d.logDisk != nil {
 		d.logDisk.close()
+	}
+	return errors.Join(errs...)
+}
+
+func (d *Device) closeRuntimes(ctx context.Context) error {
+	var errs []error
+	for _, r := range d.runtimes {
+		errs = append(errs, r.Close(ctx))
 	}
 	return errors.Join(errs...)
 }
@@ -283,7 +291,7 @@ func (d *Device) build(ctx context.Context, m *meta.Manifest, code []byte) (*con
 		}
 		return nil, fmt.Errorf("%w: %s: %w", ErrInvalid, m.Name, err)
 	}
-	return container.New(m, rt.Kind(), mod, d.reg, d.audit), nil
+	return container.New(m, rt.Kind(), mod, d.reg, d.audit, d.RateCeilings(m.Tenant)...), nil
 }
 
 // codeLimit is the max code size of m's tenant (SPEC section 5) for
@@ -544,6 +552,7 @@ func (d *Device) status(in *installed) mgmt.ContainerStatus {
 		Name: c.Name, Tenant: c.Tenant, Runtime: string(c.Kind), State: c.State().String(),
 		Version: m.Version, Activations: st.Activations, Faults: st.Faults, LastFault: string(st.LastFault),
 		MissedDeadlines: st.MissedDeadlines, EndpointCalls: st.EndpointCalls, DeniedCalls: st.DeniedCalls,
+		RateLimitedCalls: st.RateLimited,
 		CPUTimeUS: st.CPUTimeNs / 1000, ThrottledUS: st.ThrottledNs / 1000, Preemptions: st.Preemptions,
 		MemoryBytes: st.MemoryBytes, StorageBytes: usage, ExitCode: st.LastExit,
 		Priority: m.Schedule.Priority, Trigger: string(m.Schedule.Trigger),

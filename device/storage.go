@@ -81,9 +81,9 @@ func (se *storageErrors) note(container string, now time.Time) (report bool, bef
 
 // storageFailed is the kv endpoint's report of a call the store could not
 // do: counted, and said in the container's log and the audit.
-func (d *Device) storageFailed(s *endpoint.Session, op abi.Op, err error) {
+func (d *Device) storageFailed(c *endpoint.Call, op abi.Op, err error) {
 	now := time.Now()
-	report, before := d.storageErrs.note(s.Container, now)
+	report, before := d.storageErrs.note(c.Container(), now)
 	if !report {
 		return
 	}
@@ -95,10 +95,10 @@ func (d *Device) storageFailed(s *endpoint.Session, op abi.Op, err error) {
 	if before > 0 {
 		reason += fmt.Sprintf("; %d more since the last report", before)
 	}
-	d.Line(s.Container, fmt.Sprintf("[device] kv %s failed: %s", op, reason))
-	d.audit.add(mgmt.AuditEntry{Time: now, Container: s.Container, Tenant: s.Tenant, Endpoint: "kv", Op: op.String(), Reason: reason})
+	d.Line(c.Container(), fmt.Sprintf("[device] kv %s failed: %s", op, reason))
+	d.audit.add(mgmt.AuditEntry{Time: now, Container: c.Container(), Tenant: c.Tenant(), Endpoint: "kv", Op: op.String(), Reason: reason})
 	if errno == abi.EIO {
-		d.log.Warn("kv write failed", "container", s.Container, "err", err)
+		d.log.Warn("kv write failed", "container", c.Container(), "err", err)
 	}
 }
 

@@ -15,15 +15,16 @@ import (
 	"github.com/tinycontainer/tinycontainer/abi"
 )
 
-// Endpoint is one host service. Call serves one permitted call: in holds the
-// request, out (which aliases the same guest buffer) receives the response;
-// an endpoint reads all of in before writing to out. It returns the number
-// of bytes written or a negated abi.Errno.
+// Endpoint is one host service. Call serves one permitted call: c is the
+// call's context (valid during the call only), in holds the request, out
+// (which aliases the same guest buffer) receives the response; an endpoint
+// reads all of in before writing to out. It returns the number of bytes
+// written or a negated abi.Errno.
 type Endpoint interface {
 	// Ops are the operations the endpoint supports; a granted op outside
 	// this set gets ENOSYS without reaching Call.
 	Ops() abi.OpSet
-	Call(s *Session, op abi.Op, in, out []byte) int32
+	Call(c *Call, op abi.Op, in, out []byte) int32
 }
 
 // Family serves every name under a prefix, such as "msg/" for topics.

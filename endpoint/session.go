@@ -15,26 +15,71 @@ const MaxHandles = 64
 // maxNameLen bounds endpoint names passed to open.
 const maxNameLen = 256
 
-// Rules is a manifest compiled for the permission check. A live metadata
-// update installs a new Rules; handles notice the new generation on their
-// next call and recompute their grant.
+// Rules is a manifest compiled for the permission check, with the rate
+// ceilings of its tenant. A live metadata update installs a new Rules;
+// handles notice the new generation on their next call and recompute their
+// grant.
 type Rules struct {
 	Manifest *meta.Manifest
 	gen      uint64
 	limiters []*limiter // by endpoint rule index; nil when the rule has no rate
+	caps     []rateCap
+}
+
+// rateCap is a rate ceiling and its count of this container's calls (one
+// count for all the endpoints its pattern matches).
+type rateCap struct {
+	pattern string
+	lim     *limiter
 }
 
 var rulesGen atomic.Uint64
 
-// NewRules compiles m. Rate limits start full.
-func NewRules(m *meta.Manifest) *Rules {
+// NewRules compiles m under the rate ceilings caps (SPEC section 5): a
+// call on an endpoint that a rule with a rate grants is bounded by that
+// rate; any other call by every ceiling whose pattern matches the
+// endpoint's name. Rate limits start full.
+func NewRules(m *meta.Manifest, caps ...meta.RateCeiling) *Rules {
 	r := &Rules{Manifest: m, gen: rulesGen.Add(1), limiters: make([]*limiter, len(m.Endpoints))}
 	for i, e := range m.Endpoints {
 		if e.Rate != nil {
 			r.limiters[i] = newLimiter(e.Rate.N, e.Rate.Per)
 		}
 	}
+	for _, c := range caps {
+		r.caps = append(r.caps, rateCap{pattern: c.Pattern, lim: newLimiter(c.N, time.Second)})
+	}
 	return r
+}
+
+// limitersFor lists the limiters of calls on name, granted by the rules
+// with rateRule the first matching rule with a rate (or -1); nil when the
+// calls are not limited.
+func (r *Rules) limitersFor(name string, rateRule int) []*limiter {
+	if rateRule >= 0 {
+		return []*limiter{r.limiters[rateRule]}
+	}
+	var out []*limiter
+	for _, c := range r.caps {
+		if meta.Match(c.pattern, name) {
+			out = append(out, c.lim)
+		}
+	}
+	return out
+}
+
+// admit counts a call at now against every limiter of lims, or none when
+// one of them is full.
+func admit(lims []*limiter, now int64) bool {
+	for _, l := range lims {
+		if !l.ok(now) {
+			return false
+		}
+	}
+	for _, l := range lims {
+		l.take()
+	}
+	return true
 }
 
 // Denial is one audited denied call. Consecutive identical denials within
@@ -64,37 +109,64 @@ type handle struct {
 	open bool
 	name string
 	ep   Endpoint
-	gen  uint64    // Rules generation that ops and lim were computed for
-	ops  abi.OpSet // granted by the rules of generation gen
-	sup  abi.OpSet // supported by ep (fixed)
-	lim  *limiter
-	// fast are the ops a call may take the fast path for: granted,
-	// supported and not rate-limited (0 for a closed handle).
+	gen  uint64     // Rules generation that ops and lim were computed for
+	ops  abi.OpSet  // granted by the rules of generation gen
+	sup  abi.OpSet  // supported by ep (fixed)
+	lims []*limiter // rate limits of calls on it; nil when none
+	// fast are the ops a call may take the fast path for: granted and
+	// supported (0 for a closed handle).
 	fast abi.OpSet
-	// mem says the endpoint reads further guest pointers (Session.Mem).
+	// mem says the endpoint reads further guest pointers (Call.Memory).
 	mem bool
 }
 
 // MemoryUser is implemented by endpoints whose requests hold further guest
-// pointers; the session sets Session.Mem before calling them.
+// pointers; only their calls see the guest memory (Call.Memory).
 type MemoryUser interface {
 	UsesMemory()
 }
 
 func (h *handle) refast() {
 	h.fast = 0
-	if h.open && h.lim == nil {
+	if h.open {
 		h.fast = h.ops & h.sup
 	}
 }
+
+// Call is one endpoint call in progress, as the endpoint serving it sees
+// it: which container calls, the metadata in force and, for a MemoryUser,
+// the caller's memory. It is valid only until the endpoint's Call
+// returns: from then on Memory returns nil, so guest memory (which a pooled
+// instance may later hand to another container) cannot be reached outside
+// a call. Endpoints must not keep it.
+type Call struct {
+	s   *Session
+	mem runtime.Memory
+}
+
+// Container is the calling container's name.
+func (c *Call) Container() string { return c.s.container }
+
+// Tenant is the calling container's tenant.
+func (c *Call) Tenant() string { return c.s.tenant }
+
+// Rules are the rules in force.
+func (c *Call) Rules() *Rules { return c.s.rules.Load() }
+
+// Memory is the caller's memory during the call of an endpoint that is a
+// MemoryUser; nil otherwise and after the call.
+func (c *Call) Memory() runtime.Memory { return c.mem }
+
+// Event is the encoded event of the current activation (SPEC section 3,
+// endpoint `event`); nil when the activation was not caused by a message.
+func (c *Call) Event() []byte { return c.s.event }
 
 // Session is one container instance's side of the guest ABI: it implements
 // runtime.Host. A session is used by one activation at a time (the
 // scheduler never runs a container twice at once), so its hot path takes
 // no locks; Rules may be replaced from any goroutine.
 type Session struct {
-	Container string
-	Tenant    string
+	container, tenant string
 
 	reg     *Registry
 	auditor Auditor
@@ -105,12 +177,13 @@ type Session struct {
 	gen     atomic.Uint64
 	handles []handle
 
-	// Mem is the guest memory during a call, for endpoints (such as ml)
-	// whose requests hold further guest pointers.
-	Mem runtime.Memory
-	// Event is the encoded event of the current activation (SPEC section 3,
-	// endpoint `event`); nil when the activation was not caused by a message.
-	Event []byte
+	// callCtx is the context of the call in progress, handed to endpoints;
+	// its memory is set only during a call.
+	callCtx Call
+	// event is the encoded event of the current activation (SetEvent).
+	event []byte
+	// now is the monotonic clock of rate limits (ns).
+	now func() int64
 
 	counts  Counts
 	pending []Denial
@@ -134,7 +207,7 @@ func (s *Session) Begin(b *runtime.Budget) { s.budget = b }
 // activation's worker given to other ready work meanwhile; the wait is
 // not charged to the activation's budget. Endpoints call it around the
 // waiting part only.
-func (s *Session) Wait(f func()) { s.budget.Wait(f) }
+func (c *Call) Wait(f func()) { c.s.budget.Wait(f) }
 
 var (
 	_ runtime.Host    = (*Session)(nil)
@@ -143,10 +216,19 @@ var (
 
 // NewSession returns a session for container under rules.
 func NewSession(container, tenant string, reg *Registry, rules *Rules, a Auditor) *Session {
-	s := &Session{Container: container, Tenant: tenant, reg: reg, auditor: a}
+	s := &Session{container: container, tenant: tenant, reg: reg, auditor: a, now: runtime.Now}
+	s.callCtx.s = s
 	s.SetRules(rules)
 	return s
 }
+
+// UseClock replaces the monotonic clock (ns) the session's rate limits
+// read, for tests and simulations; call it before any call.
+func (s *Session) UseClock(now func() int64) { s.now = now }
+
+// SetEvent sets the encoded event of the activation about to run (nil for
+// none); call it only between activations.
+func (s *Session) SetEvent(ev []byte) { s.event = ev }
 
 // SetRules installs new rules; they apply from the next call on.
 func (s *Session) SetRules(r *Rules) {
@@ -161,7 +243,7 @@ func (s *Session) Rules() *Rules { return s.rules.Load() }
 func (s *Session) Reset() {
 	clear(s.handles)
 	s.handles = s.handles[:0]
-	s.Event = nil
+	s.event = nil
 }
 
 // TakeCounts returns the counters since the last call and zeroes them.
@@ -200,7 +282,7 @@ func (s *Session) deny(name, op, reason string) {
 		}
 	}
 	s.pending = append(s.pending, Denial{
-		Time: time.Now(), Container: s.Container, Tenant: s.Tenant,
+		Time: time.Now(), Container: s.container, Tenant: s.tenant,
 		Endpoint: name, Op: op, Reason: reason, Count: 1,
 	})
 }
@@ -227,10 +309,7 @@ func (s *Session) Open(mem runtime.Memory, namePtr, nameLen uint32) int32 {
 	if !ok {
 		return abi.ENOENT.Result()
 	}
-	h := handle{open: true, name: name, ep: ep, gen: r.gen, ops: ops, sup: ep.Ops()}
-	if rateRule >= 0 {
-		h.lim = r.limiters[rateRule]
-	}
+	h := handle{open: true, name: name, ep: ep, gen: r.gen, ops: ops, sup: ep.Ops(), lims: r.limitersFor(name, rateRule)}
 	_, h.mem = ep.(MemoryUser)
 	h.refast()
 	for i := range s.handles {
@@ -268,19 +347,23 @@ func (s *Session) Call(mem runtime.Memory, h, op, bufPtr, inLen, bufCap uint32) 
 
 // CallBuf implements runtime.BufHost: Call with the buffer already
 // bounds-checked by the runtime. A call on a handle whose grant is
-// current, for an op granted, supported and not rate-limited, takes a
-// fast path with the same outcome as the full one; so does a repeat of the
-// last denied call.
+// current, for an op granted and supported, takes a fast path with the
+// same outcome as the full one (a rate-limited one reads the clock); so
+// does a repeat of the last denied call.
 func (s *Session) CallBuf(mem runtime.Memory, h, op, bufPtr uint32, buf []byte, inLen, bufCap uint32) int32 {
 	s.counts.Calls++
 	if h < uint32(len(s.handles)) {
 		hd := &s.handles[h]
 		gen := s.gen.Load()
 		if hd.fast&(1<<op) != 0 && hd.gen == gen { // ops past 15 shift out to 0
-			if hd.mem {
-				s.Mem = mem
+			if hd.lims != nil && !admit(hd.lims, s.now()) {
+				s.counts.Limited++
+				return abi.EAGAIN.Result()
 			}
-			return hd.ep.Call(s, abi.Op(op), buf[:inLen], buf[:bufCap])
+			if hd.mem {
+				return s.callMem(hd.ep, mem, abi.Op(op), buf[:inLen], buf[:bufCap])
+			}
+			return hd.ep.Call(&s.callCtx, abi.Op(op), buf[:inLen], buf[:bufCap])
 		}
 		if hd == s.lastDenied && abi.Op(op) == s.lastDeniedOp && gen == s.lastDeniedGen {
 			s.counts.Denied++ // the same denial again: one more in its audit record
@@ -306,7 +389,7 @@ func (s *Session) call(mem runtime.Memory, h, op, bufPtr, inLen, bufCap uint32) 
 		s.lastDenied, s.lastDeniedOp, s.lastDeniedGen = hd, o, hd.gen
 		return abi.EPERM.Result()
 	}
-	if hd.lim != nil && !hd.lim.allow(runtime.Now()) {
+	if hd.lims != nil && !admit(hd.lims, s.now()) {
 		s.counts.Limited++
 		return abi.EAGAIN.Result()
 	}
@@ -318,16 +401,23 @@ func (s *Session) call(mem runtime.Memory, h, op, bufPtr, inLen, bufCap uint32) 
 	if !hd.sup.Has(o) {
 		return abi.ENOSYS.Result()
 	}
-	s.Mem = mem
-	return hd.ep.Call(s, o, buf[:inLen], buf[:bufCap])
+	if hd.mem {
+		return s.callMem(hd.ep, mem, o, buf[:inLen], buf[:bufCap])
+	}
+	return hd.ep.Call(&s.callCtx, o, buf[:inLen], buf[:bufCap])
+}
+
+// callMem calls an endpoint that reads further guest pointers: the guest
+// memory is in the call's context for the length of the call only.
+func (s *Session) callMem(ep Endpoint, mem runtime.Memory, op abi.Op, in, out []byte) int32 {
+	s.callCtx.mem = mem
+	defer func() { s.callCtx.mem = nil }() // also when the endpoint panics
+	return ep.Call(&s.callCtx, op, in, out)
 }
 
 func (s *Session) regrant(hd *handle, r *Rules) {
 	ops, rateRule := r.Manifest.Lookup(hd.name)
-	hd.ops, hd.gen, hd.lim = ops, r.gen, nil
-	if rateRule >= 0 {
-		hd.lim = r.limiters[rateRule]
-	}
+	hd.ops, hd.gen, hd.lims = ops, r.gen, r.limitersFor(hd.name, rateRule)
 	hd.refast()
 }
 
@@ -341,7 +431,7 @@ func (s *Session) CallName(name string, op abi.Op, buf []byte, inLen int) int32 
 		s.deny(name, op.String(), "op not granted")
 		return abi.EPERM.Result()
 	}
-	if rateRule >= 0 && !r.limiters[rateRule].allow(runtime.Now()) {
+	if !s.admitName(r, name, rateRule) {
 		s.counts.Limited++
 		return abi.EAGAIN.Result()
 	}
@@ -355,5 +445,31 @@ func (s *Session) CallName(name string, op abi.Op, buf []byte, inLen int) int32 
 	if inLen < 0 || inLen > len(buf) {
 		return abi.EINVAL.Result()
 	}
-	return ep.Call(s, op, buf[:inLen], buf)
+	return ep.Call(&s.callCtx, op, buf[:inLen], buf)
+}
+
+// admitName is admit for a call by name (no handle, no allocation).
+func (s *Session) admitName(r *Rules, name string, rateRule int) bool {
+	if rateRule >= 0 {
+		return r.limiters[rateRule].allow(s.now())
+	}
+	var now int64
+	n := 0
+	for _, c := range r.caps {
+		if meta.Match(c.pattern, name) {
+			if n == 0 {
+				now = s.now()
+			}
+			n++
+			if !c.lim.ok(now) {
+				return false
+			}
+		}
+	}
+	for _, c := range r.caps {
+		if n > 0 && meta.Match(c.pattern, name) {
+			c.lim.take()
+		}
+	}
+	return true
 }

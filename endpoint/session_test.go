@@ -26,7 +26,7 @@ func (m mem) Read(ptr, n uint32) ([]byte, bool) {
 type echo struct{ last int32 }
 
 func (*echo) Ops() abi.OpSet { return abi.OpSetOf(abi.OpRead, abi.OpWrite) }
-func (e *echo) Call(_ *endpoint.Session, op abi.Op, in, out []byte) int32 {
+func (e *echo) Call(_ *endpoint.Call, op abi.Op, in, out []byte) int32 {
 	if op == abi.OpWrite {
 		if len(in) != 4 {
 			return abi.EINVAL.Result()
@@ -189,19 +189,128 @@ func TestRateLimit(t *testing.T) {
 	}
 }
 
+// fakeClock is a monotonic clock that moves only when told.
+type fakeClock struct{ ns int64 }
+
+func (c *fakeClock) now() int64          { return c.ns }
+func (c *fakeClock) add(d time.Duration) { c.ns += int64(d) }
+
 func TestRateRefills(t *testing.T) {
 	s, m, _, _ := setup(t, "endpoints:\n  - {name: sensor/a, ops: [read], rate: 1000/s}\n")
+	clk := &fakeClock{ns: 1e12}
+	s.UseClock(clk.now)
 	h := uint32(s.Open(m, 0, 8))
 	for range 1000 {
-		s.Call(m, h, 1, 100, 0, 4)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for s.Call(m, h, 1, 100, 0, 4) != 4 { // poll until a token comes back
-		if time.Now().After(deadline) {
-			t.Fatal("rate limiter never refilled")
+		if s.Call(m, h, 1, 100, 0, 4) != 4 {
+			t.Fatal("a full bucket refused a call")
 		}
-		time.Sleep(time.Millisecond)
 	}
+	if s.Call(m, h, 1, 100, 0, 4) != abi.EAGAIN.Result() {
+		t.Fatal("the 1001st call in a second was admitted")
+	}
+	clk.add(1100 * time.Millisecond)
+	if s.Call(m, h, 1, 100, 0, 4) != 4 {
+		t.Fatal("rate limiter never refilled")
+	}
+}
+
+// TestRateCeilings: the tenant's rate ceilings bound every call that no
+// manifest rate bounds, per container and pattern (one count for every
+// endpoint the pattern matches), on the fast path, the full path and by
+// name (WASI fd_write is a call on log); a manifest rate takes their place
+// for the endpoints its rule grants.
+func TestRateCeilings(t *testing.T) {
+	reg := endpoint.NewRegistry()
+	for _, n := range []string{"sensor/a", "sensor/b", "sensor/c", "log"} {
+		reg.Register(n, &echo{})
+	}
+	m := manifest(t, base+`endpoints:
+  - {name: 'sensor/+', ops: [read]}
+  - {name: sensor/c, ops: [read], rate: 2/s}
+  - {name: log, ops: [read, write]}
+`)
+	rules := endpoint.NewRules(m, meta.RateCeiling{Pattern: "sensor/#", N: 3}, meta.RateCeiling{Pattern: "log", N: 2})
+	s := endpoint.NewSession("c1", "t1", reg, rules, nil)
+	clk := &fakeClock{ns: 5e12}
+	s.UseClock(clk.now)
+	mm := make(mem, 1024)
+	copy(mm[0:], "sensor/a")
+	copy(mm[16:], "sensor/b")
+	copy(mm[32:], "sensor/c")
+	copy(mm[48:], "log")
+	ha, hb, hc, hl := uint32(s.Open(mm, 0, 8)), uint32(s.Open(mm, 16, 8)), uint32(s.Open(mm, 32, 8)), uint32(s.Open(mm, 48, 3))
+	s.TakeCounts()
+	call := func(h uint32) int32 { return s.Call(mm, h, 1, 100, 0, 4) }
+	// sensor/a and sensor/b share the ceiling's count of 3.
+	got := []int32{call(ha), call(hb), call(ha), call(hb), call(ha)}
+	want := []int32{4, 4, 4, abi.EAGAIN.Result(), abi.EAGAIN.Result()}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("calls on sensor/a and sensor/b: %v, want %v", got, want)
+		}
+	}
+	// sensor/c has its manifest rate (2/s) instead: the ceiling's count is
+	// spent, its own is not.
+	if call(hc) != 4 || call(hc) != 4 || call(hc) != abi.EAGAIN.Result() {
+		t.Fatal("sensor/c: its manifest rate must apply")
+	}
+	// log: the handle and fd_write (by name) share the ceiling of 2.
+	buf := make([]byte, 8)
+	if call(hl) != 4 || s.CallName("log", abi.OpRead, buf, 0) != 4 || s.CallName("log", abi.OpRead, buf, 0) != abi.EAGAIN.Result() || call(hl) != abi.EAGAIN.Result() {
+		t.Fatal("log: handle and name calls must share the ceiling")
+	}
+	if c := s.TakeCounts(); c.Limited != 5 || c.Calls != 12 {
+		t.Fatalf("counts %+v, want 5 limited of 12", c)
+	}
+	// A second later all is admitted again.
+	clk.add(1100 * time.Millisecond)
+	if call(ha) != 4 || call(hc) != 4 || call(hl) != 4 {
+		t.Fatal("no refill")
+	}
+}
+
+// TestCallMemoryOnlyDuringTheCall: an endpoint that keeps its call context
+// cannot reach the caller's memory after the call returned (with pooled
+// instances that memory may be another container's by then).
+func TestCallMemoryOnlyDuringTheCall(t *testing.T) {
+	reg := endpoint.NewRegistry()
+	k := &keeper{}
+	reg.Register("ml", k)
+	s := endpoint.NewSession("c1", "t1", reg, endpoint.NewRules(manifest(t, base+"endpoints:\n  - {name: ml, ops: [invoke]}\n")), nil)
+	m := make(mem, 64)
+	copy(m, "ml")
+	h := uint32(s.Open(m, 0, 2))
+	if got := s.Call(m, h, uint32(abi.OpInvoke), 8, 0, 4); got != 1 {
+		t.Fatalf("call: %d (the endpoint did not see the memory)", got)
+	}
+	if k.kept == nil || k.kept.Memory() != nil {
+		t.Fatal("the call context still reaches the guest memory after the call")
+	}
+	if k.kept.Container() != "c1" || k.kept.Tenant() != "t1" {
+		t.Fatalf("call context: %q %q", k.kept.Container(), k.kept.Tenant())
+	}
+	// A plain endpoint never sees memory.
+	reg.Register("log", k)
+	s.SetRules(endpoint.NewRules(manifest(t, base+"endpoints:\n  - {name: log, ops: [invoke]}\n")))
+	copy(m[16:], "log")
+	h = uint32(s.Open(m, 16, 3))
+	if got := s.Call(m, h, uint32(abi.OpInvoke), 8, 0, 4); got != 1 {
+		t.Fatalf("call: %d", got)
+	}
+}
+
+// keeper is a MemoryUser that keeps its last call context (which no
+// endpoint may do) and says whether it saw memory.
+type keeper struct{ kept *endpoint.Call }
+
+func (*keeper) UsesMemory()    {}
+func (*keeper) Ops() abi.OpSet { return abi.OpSetOf(abi.OpInvoke) }
+func (k *keeper) Call(c *endpoint.Call, _ abi.Op, _, _ []byte) int32 {
+	k.kept = c
+	if c.Memory() != nil {
+		return 1
+	}
+	return 0
 }
 
 func TestHandlesCloseAndReuse(t *testing.T) {
@@ -310,6 +419,23 @@ func BenchmarkSessionCall(b *testing.B) {
 	s, m, _, _ := setup(b, "endpoints:\n  - {name: sensor/a, ops: [read]}\n")
 	h := uint32(s.Open(m, 0, 8))
 	var rm runtime.Memory = m // as a runtime passes it: no conversion per call
+	b.ReportAllocs()
+	for b.Loop() {
+		s.Call(rm, h, 1, 100, 0, 4)
+	}
+}
+
+// BenchmarkSessionCallRated is a permitted call under a rate ceiling (as
+// log and msg/# are by default): the fast path plus a clock read.
+func BenchmarkSessionCallRated(b *testing.B) {
+	reg := endpoint.NewRegistry()
+	reg.Register("sensor/a", &echo{})
+	m := manifest(b, base+"endpoints:\n  - {name: sensor/a, ops: [read]}\n")
+	s := endpoint.NewSession("c1", "t1", reg, endpoint.NewRules(m, meta.RateCeiling{Pattern: "sensor/#", N: 1 << 30}), nil)
+	mm := make(mem, 1024)
+	copy(mm, "sensor/a")
+	h := uint32(s.Open(mm, 0, 8))
+	var rm runtime.Memory = mm
 	b.ReportAllocs()
 	for b.Loop() {
 		s.Call(rm, h, 1, 100, 0, 4)

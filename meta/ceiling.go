@@ -47,6 +47,38 @@ type RateCeiling struct {
 	N       int
 }
 
+// DefaultRates are the rate ceilings of the endpoints every container
+// shares with its neighbours, log and msg/#, for every tenant whose grant
+// does not name their pattern and for containers without a grant: 1,000
+// calls per second each, ten times what a container at the usual 10ms
+// minimum period logging a line per activation needs (RATIONALE.md).
+func DefaultRates() []RateCeiling {
+	return []RateCeiling{{Pattern: "log", N: DefaultLogRate}, {Pattern: "msg/#", N: DefaultMsgRate}}
+}
+
+// Default rate ceilings (calls per second per container).
+const (
+	DefaultLogRate = 1000
+	DefaultMsgRate = 1000
+)
+
+// Rates are the rate ceilings in force for the tenant: MaxRate, and each
+// of DefaultRates whose pattern MaxRate does not name (a grant raises or
+// lowers a default by naming its pattern).
+func (c *Ceiling) Rates() []RateCeiling {
+	out := append([]RateCeiling(nil), c.MaxRate...)
+	for _, d := range DefaultRates() {
+		named := false
+		for _, r := range c.MaxRate {
+			named = named || r.Pattern == d.Pattern
+		}
+		if !named {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
 // Defaults and bounds of the ceiling fields that a grant may leave out.
 const (
 	DefaultMaxPriority = 7
@@ -425,7 +457,7 @@ func (c *Ceiling) Permits(m *Manifest) error {
 			continue
 		}
 		worst := r.Rate.PerSecond()
-		for _, rc := range c.MaxRate {
+		for _, rc := range c.Rates() {
 			if Overlaps(rc.Pattern, r.Name) && worst > uint64(rc.N) {
 				return ceilingf(fmt.Sprintf("endpoints[%d].rate", i), "%s allows %d calls in one second on %q, above max_rate %s=%d/s",
 					formatRate(r.Rate), worst, r.Name, rc.Pattern, rc.N)

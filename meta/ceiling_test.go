@@ -374,3 +374,30 @@ func TestPermits(t *testing.T) {
 		t.Fatalf("nil ceiling: %v", err)
 	}
 }
+
+// TestCeilingRates: the default rates of log and msg/# hold unless the
+// grant names their pattern, and bound manifest rates like the grant's own.
+func TestCeilingRates(t *testing.T) {
+	c := acmeCeiling()
+	if got := c.Rates(); !reflect.DeepEqual(got, DefaultRates()) {
+		t.Fatalf("no max_rate: %+v", got)
+	}
+	c.MaxRate = []RateCeiling{{Pattern: "log", N: 5000}, {Pattern: "sensor/+", N: 10}}
+	c.Allow = append(c.Allow, EndpointRule{Name: "log", Ops: abi.OpSetOf(abi.OpWrite)})
+	want := []RateCeiling{{Pattern: "log", N: 5000}, {Pattern: "sensor/+", N: 10}, {Pattern: "msg/#", N: DefaultMsgRate}}
+	if got := c.Rates(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("rates %+v, want %+v", got, want)
+	}
+	m := &Manifest{Name: "x", Tenant: "acme", Version: 1, Runtime: RuntimeWasm,
+		Schedule: Schedule{Trigger: Once, Budget: time.Millisecond, OnFault: Stop, MaxFaults: 1},
+		Limits:   Limits{Memory: 64 * KiB},
+		Endpoints: []EndpointRule{{Name: "msg/acme/x", Ops: abi.OpSetOf(abi.OpPublish), Rate: &Rate{N: DefaultMsgRate + 1, Per: time.Second}},
+			{Name: "log", Ops: abi.OpSetOf(abi.OpWrite), Rate: &Rate{N: 5000, Per: time.Second}}}}
+	if err := c.Permits(m); !errors.Is(err, ErrCeiling) || !strings.Contains(err.Error(), "endpoints[0].rate") {
+		t.Fatalf("a msg rate above the default: %v", err)
+	}
+	m.Endpoints[0].Rate.N = DefaultMsgRate
+	if err := c.Permits(m); err != nil {
+		t.Fatalf("log raised by the grant: %v", err)
+	}
+}

@@ -265,7 +265,7 @@ func (s *sensor) next() []int32 {
 	return out
 }
 
-func (s *sensor) Call(_ *endpoint.Session, _ abi.Op, _, out []byte) int32 {
+func (s *sensor) Call(_ *endpoint.Call, _ abi.Op, _, out []byte) int32 {
 	if s.spec.Model == "wav" {
 		return s.readPCM(out)
 	}
@@ -336,7 +336,7 @@ func (a *Actuator) History() []Write {
 	return append([]Write(nil), a.history...)
 }
 
-func (a *Actuator) Call(s *endpoint.Session, op abi.Op, in, out []byte) int32 {
+func (a *Actuator) Call(c *endpoint.Call, op abi.Op, in, out []byte) int32 {
 	if op == abi.OpRead {
 		if len(out) < 4 {
 			return abi.EMSGSIZE.Result()
@@ -353,7 +353,7 @@ func (a *Actuator) Call(s *endpoint.Session, op abi.Op, in, out []byte) int32 {
 	if len(a.history) == maxHistory {
 		a.history = append(a.history[:0], a.history[1:]...)
 	}
-	a.history = append(a.history, Write{Time: time.Now(), By: s.Container, Value: v})
+	a.history = append(a.history, Write{Time: time.Now(), By: c.Container(), Value: v})
 	a.mu.Unlock()
 	return 0
 }

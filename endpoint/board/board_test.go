@@ -72,7 +72,7 @@ func TestReplayAndActuatorRecording(t *testing.T) {
 	out := make([]byte, 4)
 	var got []int32
 	for range 5 {
-		if n := ep.Call(&endpoint.Session{}, abi.OpRead, nil, out); n != 4 {
+		if n := ep.Call(endpoint.NewTestCall(endpoint.CallContext{}), abi.OpRead, nil, out); n != 4 {
 			t.Fatalf("read = %d", n)
 		}
 		got = append(got, int32(binary.LittleEndian.Uint32(out)))
@@ -81,7 +81,7 @@ func TestReplayAndActuatorRecording(t *testing.T) {
 		t.Fatalf("replay = %v", got)
 	}
 	act, _ := reg.Lookup("actuator/relay")
-	s := &endpoint.Session{Container: "c"}
+	s := endpoint.NewTestCall(endpoint.CallContext{Container: "c"})
 	binary.LittleEndian.PutUint32(out, 5)
 	if act.Call(s, abi.OpWrite, out, nil) != 0 || b.Actuator("relay").Value() != 5 {
 		t.Fatal("write not applied")

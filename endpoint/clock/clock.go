@@ -18,7 +18,7 @@ var _ endpoint.Endpoint = (*Endpoint)(nil)
 
 func (*Endpoint) Ops() abi.OpSet { return abi.OpSetOf(abi.OpRead) }
 
-func (e *Endpoint) Call(_ *endpoint.Session, _ abi.Op, _, out []byte) int32 {
+func (e *Endpoint) Call(_ *endpoint.Call, _ abi.Op, _, out []byte) int32 {
 	if len(out) < 8 {
 		return abi.EMSGSIZE.Result()
 	}

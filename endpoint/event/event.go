@@ -18,11 +18,11 @@ func (Endpoint) Ops() abi.OpSet { return abi.OpSetOf(abi.OpRead) }
 
 // Call returns the session's current event: empty when the activation was
 // not caused by a message.
-func (Endpoint) Call(s *endpoint.Session, _ abi.Op, _, out []byte) int32 {
-	if len(s.Event) > len(out) {
+func (Endpoint) Call(c *endpoint.Call, _ abi.Op, _, out []byte) int32 {
+	if len(c.Event()) > len(out) {
 		return abi.EMSGSIZE.Result()
 	}
-	return int32(copy(out, s.Event))
+	return int32(copy(out, c.Event()))
 }
 
 // Encode lays out a message as the endpoint returns it: u16 topic length,

@@ -19,22 +19,22 @@ type Endpoint struct {
 	// Failed, when set, is told of every call the store could not do: a
 	// put beyond the quota (the guest gets -ENOSPC) or a store failure
 	// (-EIO). It must not block: it runs inside the activation.
-	Failed func(s *endpoint.Session, op abi.Op, err error)
+	Failed func(c *endpoint.Call, op abi.Op, err error)
 }
 
 var _ endpoint.Endpoint = (*Endpoint)(nil)
 
 func (*Endpoint) Ops() abi.OpSet { return abi.OpSetOf(abi.OpGet, abi.OpPut, abi.OpDelete) }
 
-func (e *Endpoint) Call(s *endpoint.Session, op abi.Op, in, out []byte) int32 {
+func (e *Endpoint) Call(c *endpoint.Call, op abi.Op, in, out []byte) int32 {
 	switch op {
 	case abi.OpGet:
 		if len(in) == 0 || len(in) > 255 {
 			return abi.EINVAL.Result()
 		}
-		v, err := e.Store.Get(s.Container, string(in))
+		v, err := e.Store.Get(c.Container(), string(in))
 		if err != nil {
-			return e.fail(s, op, err)
+			return e.fail(c, op, err)
 		}
 		if len(v) > len(out) {
 			return abi.EMSGSIZE.Result()
@@ -51,20 +51,20 @@ func (e *Endpoint) Call(s *endpoint.Session, op abi.Op, in, out []byte) int32 {
 		if len(in)-1-kl > MaxValue {
 			return abi.EMSGSIZE.Result()
 		}
-		quota := s.Rules().Manifest.Limits.Storage
+		quota := c.Rules().Manifest.Limits.Storage
 		var err error
 		// A durable put waits for the disk: other work runs meanwhile.
-		s.Wait(func() { err = e.Store.Put(s.Container, string(in[1:1+kl]), in[1+kl:], quota) })
+		c.Wait(func() { err = e.Store.Put(c.Container(), string(in[1:1+kl]), in[1+kl:], quota) })
 		if err != nil {
-			return e.fail(s, op, err)
+			return e.fail(c, op, err)
 		}
 		return 0
 	case abi.OpDelete:
 		if len(in) == 0 || len(in) > 255 {
 			return abi.EINVAL.Result()
 		}
-		if err := e.Store.Delete(s.Container, string(in)); err != nil {
-			return e.fail(s, op, err)
+		if err := e.Store.Delete(c.Container(), string(in)); err != nil {
+			return e.fail(c, op, err)
 		}
 		return 0
 	}
@@ -73,7 +73,7 @@ func (e *Endpoint) Call(s *endpoint.Session, op abi.Op, in, out []byte) int32 {
 
 // fail maps a store error to the guest's errno and reports the ones that
 // are not the guest's own doing (a missing key, a malformed request).
-func (e *Endpoint) fail(s *endpoint.Session, op abi.Op, err error) int32 {
+func (e *Endpoint) fail(c *endpoint.Call, op abi.Op, err error) int32 {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return abi.ENOENT.Result()
@@ -81,7 +81,7 @@ func (e *Endpoint) fail(s *endpoint.Session, op abi.Op, err error) int32 {
 		return abi.EINVAL.Result()
 	}
 	if e.Failed != nil {
-		e.Failed(s, op, err)
+		e.Failed(c, op, err)
 	}
 	if errors.Is(err, store.ErrQuota) {
 		return abi.ENOSPC.Result()

@@ -16,7 +16,7 @@ func TestKV(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := endpoint.NewSession("c", "t", endpoint.NewRegistry(), endpoint.NewRules(m), nil)
+	s := endpoint.NewTestCall(endpoint.CallContext{Container: "c", Tenant: "t", Manifest: m})
 	e := &Endpoint{Store: memstore.New()}
 	buf := make([]byte, 32)
 	call := func(op abi.Op, in string, cap int) int32 {
@@ -67,12 +67,12 @@ func TestKVStoreFailureIsEIO(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := endpoint.NewSession("c", "t", endpoint.NewRegistry(), endpoint.NewRules(m), nil)
+	s := endpoint.NewTestCall(endpoint.CallContext{Container: "c", Tenant: "t", Manifest: m})
 	var reported []error
 	e := &Endpoint{Store: failingStore{memstore.New(), errors.New("write /data/state.db: no space left on device")},
-		Failed: func(s *endpoint.Session, op abi.Op, err error) {
-			if s.Container != "c" || op != abi.OpPut && op != abi.OpDelete {
-				t.Errorf("reported %s %v", s.Container, op)
+		Failed: func(c *endpoint.Call, op abi.Op, err error) {
+			if c.Container() != "c" || op != abi.OpPut && op != abi.OpDelete {
+				t.Errorf("reported %s %v", c.Container(), op)
 			}
 			reported = append(reported, err)
 		}}

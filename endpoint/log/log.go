@@ -28,7 +28,7 @@ func (*Endpoint) Ops() abi.OpSet { return abi.OpSetOf(abi.OpWrite) }
 
 // Call writes in as one line. A trailing newline is dropped; invalid UTF-8
 // or embedded newlines are refused with EINVAL, so one call is one line.
-func (e *Endpoint) Call(s *endpoint.Session, _ abi.Op, in, _ []byte) int32 {
+func (e *Endpoint) Call(c *endpoint.Call, _ abi.Op, in, _ []byte) int32 {
 	if len(in) > MaxLine {
 		return abi.EMSGSIZE.Result()
 	}
@@ -37,6 +37,6 @@ func (e *Endpoint) Call(s *endpoint.Session, _ abi.Op, in, _ []byte) int32 {
 	if !utf8.ValidString(text) || strings.ContainsAny(text, "\n\x00") {
 		return abi.EINVAL.Result()
 	}
-	e.Sink.Line(s.Container, text)
+	e.Sink.Line(c.Container(), text)
 	return 0
 }

@@ -15,7 +15,7 @@ func (s *sink) Line(c, text string) { s.lines = append(s.lines, c+": "+text) }
 func TestLogLines(t *testing.T) {
 	sk := &sink{}
 	e := &Endpoint{Sink: sk}
-	s := &endpoint.Session{Container: "c"}
+	s := endpoint.NewTestCall(endpoint.CallContext{Container: "c"})
 	cases := []struct {
 		in   string
 		want int32

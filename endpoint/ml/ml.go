@@ -25,7 +25,7 @@ var _ endpoint.MemoryUser = (*Endpoint)(nil)
 
 // Call reads the six guest pointers of the request, runs the model in
 // place and writes the output length.
-func (e *Endpoint) Call(s *endpoint.Session, _ abi.Op, in, out []byte) int32 {
+func (e *Endpoint) Call(c *endpoint.Call, _ abi.Op, in, out []byte) int32 {
 	if len(in) != 24 {
 		return abi.EINVAL.Result()
 	}
@@ -36,9 +36,13 @@ func (e *Endpoint) Call(s *endpoint.Session, _ abi.Op, in, out []byte) int32 {
 	for i := range a {
 		a[i] = binary.LittleEndian.Uint32(in[4*i:])
 	}
-	model, ok1 := s.Mem.Read(a[0], a[1])
-	input, ok2 := s.Mem.Read(a[2], a[3])
-	output, ok3 := s.Mem.Read(a[4], a[5])
+	mem := c.Memory()
+	if mem == nil {
+		return abi.EFAULT.Result()
+	}
+	model, ok1 := mem.Read(a[0], a[1])
+	input, ok2 := mem.Read(a[2], a[3])
+	output, ok3 := mem.Read(a[4], a[5])
 	if !ok1 || !ok2 || !ok3 {
 		return abi.EFAULT.Result()
 	}
@@ -47,7 +51,7 @@ func (e *Endpoint) Call(s *endpoint.Session, _ abi.Op, in, out []byte) int32 {
 	if overlap(a[4], a[5], a[0], a[1]) || overlap(a[4], a[5], a[2], a[3]) {
 		return abi.EINVAL.Result()
 	}
-	n, err := e.Cache.Invoke(s.Container, model, input, output)
+	n, err := e.Cache.Invoke(c.Container(), model, input, output)
 	if err != nil {
 		return errno(err)
 	}

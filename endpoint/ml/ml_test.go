@@ -35,7 +35,7 @@ func TestInvokeRequests(t *testing.T) {
 	m := make(mem, 8192)
 	copy(m, model)
 	const in, out = 4096, 4200
-	s := &endpoint.Session{Container: "c", Mem: m}
+	s := endpoint.NewTestCall(endpoint.CallContext{Container: "c", Memory: m})
 	e := &Endpoint{Cache: tflite.NewCache(4)}
 	ml := uint32(len(model))
 	resp := make([]byte, 4)

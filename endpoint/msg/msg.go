@@ -22,8 +22,8 @@ type topicEndpoint struct {
 
 func (topicEndpoint) Ops() abi.OpSet { return abi.OpSetOf(abi.OpPublish) }
 
-func (t topicEndpoint) Call(s *endpoint.Session, _ abi.Op, in, _ []byte) int32 {
-	if err := t.pub.Publish(s.Container, t.topic, in); err != nil {
+func (t topicEndpoint) Call(c *endpoint.Call, _ abi.Op, in, _ []byte) int32 {
+	if err := t.pub.Publish(c.Container(), t.topic, in); err != nil {
 		return abi.ErrnoOf(err).Result()
 	}
 	return 0
