@@ -12,7 +12,7 @@ import (
 
 func newTenantCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "tenant", Short: "Grant tenants their ceilings and install the grants on a device"}
-	cmd.AddCommand(newTenantGrantCmd(), newTenantAddCmd())
+	cmd.AddCommand(newTenantGrantCmd(), newTenantAddCmd(), newTenantLsCmd(), newTenantRevokeCmd())
 	return cmd
 }
 

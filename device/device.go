@@ -553,7 +553,7 @@ func (d *Device) status(in *installed) mgmt.ContainerStatus {
 		Version: m.Version, Activations: st.Activations, Faults: st.Faults, LastFault: string(st.LastFault),
 		MissedDeadlines: st.MissedDeadlines, EndpointCalls: st.EndpointCalls, DeniedCalls: st.DeniedCalls,
 		RateLimitedCalls: st.RateLimited,
-		CPUTimeUS: st.CPUTimeNs / 1000, ThrottledUS: st.ThrottledNs / 1000, Preemptions: st.Preemptions,
+		CPUTimeUS:        st.CPUTimeNs / 1000, ThrottledUS: st.ThrottledNs / 1000, Preemptions: st.Preemptions,
 		MemoryBytes: st.MemoryBytes, StorageBytes: usage, ExitCode: st.LastExit,
 		Priority: m.Schedule.Priority, Trigger: string(m.Schedule.Trigger),
 		PeriodUS: uint64(m.Schedule.Period.Microseconds()), BudgetUS: uint64(m.Schedule.Budget.Microseconds()),

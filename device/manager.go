@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -404,6 +405,9 @@ func (mg *Manager) Exec(ctx context.Context, signed []byte) (res []byte, err err
 	switch c.Verb {
 	case VerbTenantAdd:
 		return mg.tenantAdd(s, c.Body)
+	case VerbTenantRevoke:
+		tenantName = c.Target
+		return mg.tenantRevoke(s, c.Target)
 	case VerbStart, VerbStop, VerbRemove, VerbMetaApply:
 	default:
 		return nil, fmt.Errorf("%w: unknown verb %q", ErrInvalid, c.Verb)
@@ -449,6 +453,22 @@ func (mg *Manager) Exec(ctx context.Context, signed []byte) (res []byte, err err
 	return json.Marshal(st)
 }
 
+// AddTenant installs an owner-signed grant for a transport other than CoAP
+// (the fleet), which identified s itself (Identify); it returns the
+// command's JSON result, as Exec does.
+func (mg *Manager) AddTenant(s Signer, grant []byte) ([]byte, error) {
+	mg.mu.Lock()
+	defer mg.mu.Unlock()
+	return mg.tenantAdd(s, grant)
+}
+
+// RevokeTenant is the verb tenant-revoke for a transport other than CoAP.
+func (mg *Manager) RevokeTenant(s Signer, name string) ([]byte, error) {
+	mg.mu.Lock()
+	defer mg.mu.Unlock()
+	return mg.tenantRevoke(s, name)
+}
+
 // tenantAdd installs an owner-signed grant; mg.mu held.
 func (mg *Manager) tenantAdd(s Signer, grant []byte) ([]byte, error) {
 	if err := mg.authorize(s, Request{Verb: VerbTenantAdd}); err != nil {
@@ -462,6 +482,62 @@ func (mg *Manager) tenantAdd(s Signer, grant []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: store: %w", mgmt.ErrUnavailable, err)
 	}
 	return json.Marshal(map[string]string{"tenant": name, "key": mg.tenants[name].keyID})
+}
+
+// tenantRevoke revokes a tenant's grant (owner only; mg.mu held): its key
+// signs nothing more, its ceiling is gone, and its containers are stopped
+// (the owner may still remove them, or start them again).
+func (mg *Manager) tenantRevoke(s Signer, name string) ([]byte, error) {
+	if err := mg.authorize(s, Request{Verb: VerbTenantRevoke, Tenant: name}); err != nil {
+		return nil, err
+	}
+	if _, ok := mg.tenants[name]; !ok {
+		return nil, fmt.Errorf("%w: no tenant %q on this device", ErrNotFound, name)
+	}
+	// The containers stop first, then the grant goes: should the device
+	// stop in between, the tenant is still there and the owner revokes
+	// again; never does a restart bring back running containers of a
+	// tenant without a grant.
+	var stopped []string
+	for _, st := range mg.dev.List() {
+		if st.Tenant != name || st.State == mgmt.StateStopped {
+			continue
+		}
+		if err := mg.dev.Stop(st.Name); err != nil {
+			return nil, fmt.Errorf("stop %s of revoked tenant %s: %w", st.Name, name, err)
+		}
+		mg.persistState(st.Name, container.Stopped)
+		stopped = append(stopped, st.Name)
+	}
+	if err := mg.st.DeleteTenant(name); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%w: store: %w", mgmt.ErrUnavailable, err)
+	}
+	delete(mg.tenants, name)
+	mg.dev.dropCeiling(name)
+	if stopped == nil {
+		stopped = []string{}
+	}
+	return json.Marshal(map[string]any{"revoked": name, "stopped": stopped})
+}
+
+// Tenants implements mgmt.Device.
+func (mg *Manager) Tenants(context.Context) ([]mgmt.TenantInfo, error) {
+	mg.mu.Lock()
+	defer mg.mu.Unlock()
+	count := map[string]int{}
+	for _, st := range mg.dev.List() {
+		count[st.Tenant]++
+	}
+	out := make([]mgmt.TenantInfo, 0, len(mg.tenants))
+	for name, t := range mg.tenants {
+		cj, err := json.Marshal(t.ceiling)
+		if err != nil {
+			return nil, fmt.Errorf("tenant %s: %w", name, err)
+		}
+		out = append(out, mgmt.TenantInfo{Name: name, Key: t.keyID, Containers: count[name], Ceiling: cj})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
 }
 
 // remove deletes a container and its kv data. The version in force becomes

@@ -7,6 +7,7 @@ package mgmt
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"time"
 )
@@ -187,6 +188,21 @@ type Device interface {
 	Exec(ctx context.Context, signedCommand []byte) ([]byte, error)
 	// Info describes the device as a whole.
 	Info(ctx context.Context) (DeviceInfo, error)
+	// Tenants returns the tenants granted on the device, ordered by name.
+	Tenants(ctx context.Context) ([]TenantInfo, error)
+}
+
+// TenantInfo is one tenant installed on a device: who it is and what its
+// owner-signed grant allows.
+type TenantInfo struct {
+	Name string `json:"name"`
+	// Key is the id of the key that signs the tenant's images and commands.
+	Key string `json:"key"`
+	// Containers is how many containers of the tenant are installed.
+	Containers int `json:"containers"`
+	// Ceiling is the granted ceiling, in the form of a grant's ceiling
+	// (tenant, allow, max_memory, ...; docs/tenants.md).
+	Ceiling json.RawMessage `json:"ceiling"`
 }
 
 // Error classes. A transport maps each class to one status of its own and

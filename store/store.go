@@ -93,6 +93,8 @@ type Store interface {
 	PutTenant(t Tenant) error
 	GetTenant(name string) (Tenant, error)
 	ListTenants() ([]Tenant, error)
+	// DeleteTenant removes a tenant grant (ErrNotFound when there is none).
+	DeleteTenant(name string) error
 
 	// AppendAudit keeps at most MaxAuditRecords of the newest records.
 	AppendAudit(a Audit) error

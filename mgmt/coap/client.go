@@ -428,6 +428,11 @@ func (c *Client) Info(ctx context.Context) (mgmt.DeviceInfo, error) {
 	return decode[mgmt.DeviceInfo](c.get(ctx, "/d"))
 }
 
+// Tenants is GET /t: the tenants granted on the device.
+func (c *Client) Tenants(ctx context.Context) ([]mgmt.TenantInfo, error) {
+	return decode[[]mgmt.TenantInfo](c.get(ctx, "/t"))
+}
+
 // Stats is GET /stats: every container object (compact form, as List).
 func (c *Client) Stats(ctx context.Context) ([]mgmt.ContainerStatus, error) {
 	return c.listTable(ctx, "/stats")

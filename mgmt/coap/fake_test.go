@@ -69,6 +69,10 @@ func (d *fakeDevice) List(context.Context) ([]mgmt.ContainerStatus, error) {
 }
 
 // Info reports the containers by state and a fixed rest.
+func (d *fakeDevice) Tenants(context.Context) ([]mgmt.TenantInfo, error) {
+	return []mgmt.TenantInfo{{Name: "acme", Key: "k1", Containers: 1, Ceiling: json.RawMessage(`{"tenant":"acme"}`)}}, nil
+}
+
 func (d *fakeDevice) Info(context.Context) (mgmt.DeviceInfo, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -29,6 +29,7 @@ var deviceLinks = []linkSpec{
 	{"/d", "tc.device", false, "the device: uptime, engines, containers by state, messaging"},
 	{"/c", "tc.containers", false, "containers"},
 	{"/stats", "tc.stats", false, "statistics of every container"},
+	{"/t", "tc.tenants", false, "tenants and their ceilings"},
 	{"/audit", "tc.audit", false, "refused calls and requests"},
 	{"/deploy", "tc.deploy", false, "POST a signed image"},
 	{"/exec", "tc.exec", false, "POST a signed command"},

@@ -25,6 +25,7 @@ const (
 	resDeploy                             // /deploy
 	resExec                               // /exec
 	resInfo                               // /d
+	resTenants                            // /t
 )
 
 // Defaults and ceilings of the numeric query parameters; the ceilings keep
@@ -69,6 +70,8 @@ func parseRequest(method codes.Code, segments, queries []string) (request, error
 		r.res = resStats
 	case len(segments) == 1 && segments[0] == "d":
 		r.res = resInfo
+	case len(segments) == 1 && segments[0] == "t":
+		r.res = resTenants
 	case len(segments) == 1 && segments[0] == "audit":
 		r.res = resAudit
 	case len(segments) == 1 && segments[0] == "deploy":

@@ -438,6 +438,8 @@ func (s *Server) handle(w *responsewriter.ResponseWriter[*client.Conn], r *pool.
 		}
 	case resInfo:
 		v, err = s.dev.Info(ctx)
+	case resTenants:
+		v, err = nonNil(s.dev.Tenants(ctx))
 	case resStatus, resContainerStats:
 		v, err = s.dev.Status(ctx, req.name)
 	case resMeta:

@@ -520,6 +520,17 @@ func (s *Store) GetTenant(name string) (t store.Tenant, err error) {
 	return t, err
 }
 
+// DeleteTenant removes a tenant grant.
+func (s *Store) DeleteTenant(name string) error {
+	return s.update(func(tx *bolt.Tx) error {
+		b, k := tx.Bucket(bTenants), []byte(name)
+		if b.Get(k) == nil {
+			return fmt.Errorf("%w: tenant %q", store.ErrNotFound, name)
+		}
+		return b.Delete(k)
+	})
+}
+
 // ListTenants returns all tenants, sorted by name.
 func (s *Store) ListTenants() (out []store.Tenant, err error) {
 	out = []store.Tenant{}

@@ -226,6 +226,20 @@ func (s *Store) GetTenant(name string) (store.Tenant, error) {
 	return t, nil
 }
 
+// DeleteTenant removes a tenant grant.
+func (s *Store) DeleteTenant(name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.checkOpen(); err != nil {
+		return err
+	}
+	if _, ok := s.tenants[name]; !ok {
+		return fmt.Errorf("%w: tenant %q", store.ErrNotFound, name)
+	}
+	delete(s.tenants, name)
+	return nil
+}
+
 // ListTenants returns copies of all tenants, sorted by name.
 func (s *Store) ListTenants() ([]store.Tenant, error) {
 	s.mu.RLock()

@@ -369,6 +369,13 @@ func testTenants(t *testing.T, s store.Store) {
 		t.Fatalf("ListTenants = %v", parts)
 	}
 	wantErr(t, s.PutTenant(store.Tenant{Name: "", Grant: []byte("g")}), store.ErrInvalid, "PutTenant with empty name")
+	must(t, s.DeleteTenant("beta"))
+	wantErr(t, s.DeleteTenant("beta"), store.ErrNotFound, "DeleteTenant of a deleted tenant")
+	_, err = s.GetTenant("beta")
+	wantErr(t, err, store.ErrNotFound, "GetTenant of a deleted tenant")
+	if list, err = s.ListTenants(); err != nil || len(list) != 2 {
+		t.Fatalf("ListTenants after delete = %v, %v", list, err)
+	}
 }
 
 func auditRecord(i int) store.Audit {
