@@ -67,7 +67,8 @@ func FuzzParse(f *testing.F) {
 }
 
 func FuzzParseCeiling(f *testing.F) {
-	for _, s := range []string{ceilingJSON, "tenant: a\nallow: []\nmax_memory: 1\nmax_storage: 0\nmax_budget: 1s\nmin_period: 0s\n", "", "[]"} {
+	for _, s := range []string{ceilingJSON, "tenant: a\nallow: []\nmax_memory: 1\nmax_storage: 0\nmax_budget: 1s\nmin_period: 0s\n", "", "[]",
+		"tenant: a\nallow: []\nmax_memory: 1\nmax_storage: 0\nmax_budget: 1s\nmin_period: 0s\nmax_priority: 0\nmax_cpu: 25%\nmax_code: 2MiB\nmax_rate: [{name: log, rate: 10/s}, {name: 'msg/#', rate: 5/s}]\n"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -106,6 +107,13 @@ func FuzzMatchCovers(f *testing.F) {
 		}
 		if Covers(outer, inner) && Match(inner, name) && !Match(outer, name) {
 			t.Fatalf("Covers(%q, %q) but %q matches only the inner", outer, inner, name)
+		}
+		// Two patterns that match one name overlap, both ways round.
+		if Match(outer, name) && Match(inner, name) && (!Overlaps(outer, inner) || !Overlaps(inner, outer)) {
+			t.Fatalf("%q and %q both match %q but do not overlap", outer, inner, name)
+		}
+		if Overlaps(outer, inner) != Overlaps(inner, outer) {
+			t.Fatalf("Overlaps(%q, %q) is not symmetric", outer, inner)
 		}
 		if filterSyntax(inner) == nil && !Covers(inner, inner) {
 			t.Fatalf("%q does not cover itself", inner)
