@@ -32,7 +32,8 @@ subscription brings, so they wait for a quiet period with no new message
 See docs/fleet.md for the topic tree, the documents and a walkthrough.`,
 	}
 	cmd.AddCommand(newFleetDevicesCmd(), newFleetPsCmd(), newFleetGrantCmd(), newFleetRolloutCmd(),
-		newFleetStatusCmd(), newFleetAbortCmd(), newFleetResumeCmd(), newFleetACLCmd(), newFleetSimulateCmd())
+		newFleetStatusCmd(), newFleetAbortCmd(), newFleetResumeCmd(), newFleetACLCmd(), newFleetSimulateCmd(),
+		newFleetDashboardCmd())
 	return cmd
 }
 

@@ -64,4 +64,7 @@ func TestDeviceHTTPNeedsAllowRemote(t *testing.T) {
 	must(t, 2, "device", "--data", t.TempDir(), "--insecure", "--listen", "127.0.0.1:0", "--http", "0.0.0.0:0")
 	must(t, 2, "device", "--data", t.TempDir(), "--insecure", "--listen", "127.0.0.1:0", "--http", "nonsense")
 	must(t, 2, "demo", "--http", "0.0.0.0:0")
+	must(t, 2, "fleet", "dashboard")
+	must(t, 2, "fleet", "dashboard", "--http", "0.0.0.0:0", "--broker", "mqtt://127.0.0.1:1")
+	must(t, 2, "fleet", "dashboard", "--http", "nonsense", "--broker", "mqtt://127.0.0.1:1")
 }

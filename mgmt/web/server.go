@@ -73,15 +73,7 @@ func Serve(ctx context.Context, addr string, src mgmt.Reader, opts Options) (*Se
 	if src == nil {
 		return nil, fmt.Errorf("%w: no device", mgmt.ErrInvalid)
 	}
-	opts = opts.withDefaults()
-	if err := checkListenAddr(addr, opts.AllowRemote); err != nil {
-		return nil, err
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("%w: listen %s: %w", mgmt.ErrUnavailable, addr, err)
-	}
-	return serveOn(ctx, limitListener(ln, opts.MaxConns), NewHandler(src, opts), opts), nil
+	return listen(ctx, addr, NewHandler(src, opts), opts)
 }
 
 // serveOn serves h on ln until ctx ends or Close.
@@ -127,6 +119,11 @@ func (s *Server) Close() error {
 	<-s.done
 	return s.err
 }
+
+// CheckAddr tells whether Serve would accept addr (a host:port,
+// loopback unless allowRemote), so a command can refuse a bad address
+// before it starts anything.
+func CheckAddr(addr string, allowRemote bool) error { return checkListenAddr(addr, allowRemote) }
 
 // checkListenAddr refuses a non-loopback address unless allowRemote.
 func checkListenAddr(addr string, allowRemote bool) error {

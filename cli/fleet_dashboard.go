@@ -1,0 +1,100 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tinycontainer/tinycontainer/fleet/ctl"
+	"github.com/tinycontainer/tinycontainer/mgmt"
+	"github.com/tinycontainer/tinycontainer/mgmt/web"
+)
+
+func newFleetDashboardCmd() *cobra.Command {
+	var (
+		ff          fleetFlags
+		httpAddr    string
+		allowRemote bool
+	)
+	cmd := &cobra.Command{
+		Use:   "dashboard --http ADDR",
+		Short: "Serve a read-only page of the fleet: devices, rollouts and their waves, every device's containers",
+		Long: `Dashboard watches the broker's retained state, as the read verbs do, and
+serves it until interrupted: a page at / that updates itself (devices online
+or offline with their labels, rollouts with each wave's devices by state,
+every device's containers) and the JSON behind it under /api/ (devices,
+containers, rollouts, stats: the objects of fleet devices, fleet ps and
+fleet status --json). Loopback only unless --allow-remote.`,
+		Example: `  tinycontainer fleet dashboard --http 127.0.0.1:8081
+  tinycontainer fleet dashboard --http 127.0.0.1:8081 --broker mqtts://broker.example:8883 --user ops --password-file ops.pw`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if httpAddr == "" {
+				return usagef("--http ADDR is required")
+			}
+			if err := web.CheckAddr(httpAddr, allowRemote); err != nil {
+				return usageError{err}
+			}
+			ctx, stop := interruptible(cmd)
+			defer stop()
+			f, err := ff.open(ctx, ctl.RolloutFilter(""))
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if err := f.Settle(ctx); err != nil && ctx.Err() == nil {
+				return err
+			}
+			s, err := web.ServeFleet(ctx, httpAddr, fleetView{f}, web.Options{AllowRemote: allowRemote})
+			if errors.Is(err, mgmt.ErrInvalid) || errors.Is(err, mgmt.ErrDenied) {
+				return usageError{err}
+			}
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			fmt.Fprintf(cmd.OutOrStdout(), "Fleet dashboard: %s (serving until interrupted)\n", s.URL())
+			<-ctx.Done()
+			return nil
+		},
+	}
+	ff.add(cmd)
+	cmd.Flags().StringVar(&httpAddr, "http", "", "serve the dashboard on this TCP address, e.g. 127.0.0.1:8081")
+	cmd.Flags().BoolVar(&allowRemote, "allow-remote", false, "allow --http on an address other than loopback")
+	return cmd
+}
+
+// fleetView is the controller's live view as the fleet dashboard reads it.
+type fleetView struct{ f *ctl.Fleet }
+
+func (v fleetView) Devices(context.Context) (any, error) {
+	ds := v.f.Devices(ctl.All())
+	if ds == nil {
+		ds = []ctl.Device{}
+	}
+	return ds, nil
+}
+
+func (v fleetView) Containers(context.Context) (any, error) {
+	cs := v.f.Containers(ctl.All())
+	if cs == nil {
+		cs = []ctl.Container{}
+	}
+	return cs, nil
+}
+
+// Rollouts are every rollout on the broker, newest first, with what the
+// devices report now; the broker's ACL vouches for them (fleet status
+// --pub checks a tenant's signatures).
+func (v fleetView) Rollouts(context.Context) (any, error) {
+	rs, _ := v.f.Rollouts()
+	out := make([]ctl.RolloutStatus, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, v.f.Status(r, false))
+	}
+	return out, nil
+}
+
+func (v fleetView) Stats(context.Context) (any, error) { return v.f.Stats(), nil }
