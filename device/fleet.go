@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -105,8 +106,9 @@ func (mg *Manager) FleetGrant(keyID string, verify func(ed25519.PublicKey) error
 	return err
 }
 
-// FleetRevoke revokes tenant on behalf of a document signed by keyID: its
-// containers stop and its key is no longer trusted.
+// FleetRevoke revokes tenant on behalf of a document signed by keyID,
+// exactly as `tenant revoke` does over CoAP (its containers stop, its
+// grant goes). A tenant not (or no longer) on the device is not an error.
 func (mg *Manager) FleetRevoke(keyID string, verify func(ed25519.PublicKey) error, tenant string) error {
 	mg.mu.Lock()
 	defer mg.mu.Unlock()
@@ -114,17 +116,9 @@ func (mg *Manager) FleetRevoke(keyID string, verify func(ed25519.PublicKey) erro
 	if err != nil {
 		return err
 	}
-	if err := mg.authorize(s, Request{Verb: VerbTenantRevoke, Tenant: tenant}); err != nil {
+	if _, err := mg.tenantRevoke(s, tenant); err != nil && !errors.Is(err, ErrNotFound) {
 		return err
 	}
-	for _, st := range mg.dev.List() {
-		if st.Tenant == tenant && st.State == StateRunning {
-			if err := mg.dev.Stop(st.Name); err == nil {
-				mg.persistState(st.Name, container.Stopped)
-			}
-		}
-	}
-	delete(mg.tenants, tenant)
 	return nil
 }
 
