@@ -76,3 +76,11 @@ test-arm32:
 # faults everywhere. Figures in BENCHMARKS.md.
 bench-fleet:
 	TC_FLEET_SCALE=1000 go test ./fleet/scale -run TestScale -v -count 1 -timeout 15m
+
+# The noisy-neighbours soak (not in CI): a device process with 500
+# containers of three tenants, one hostile, under management load for
+# TC_SOAK_DURATION (default 10m) after TC_SOAK_WARMUP (default 3m); it
+# checks the targets of BENCHMARKS.md ("Soak") and prints its figures.
+.PHONY: soak
+soak:
+	go test -tags soak -run 'TestSoak$$' -count 1 -timeout 60m -v ./internal/soak

@@ -63,7 +63,9 @@ func (e *Endpoint) Call(c *endpoint.Call, op abi.Op, in, out []byte) int32 {
 		if len(in) == 0 || len(in) > 255 {
 			return abi.EINVAL.Result()
 		}
-		if err := e.Store.Delete(c.Container(), string(in)); err != nil {
+		var err error
+		c.Wait(func() { err = e.Store.Delete(c.Container(), string(in)) })
+		if err != nil {
 			return e.fail(c, op, err)
 		}
 		return 0

@@ -124,8 +124,20 @@ func TestClientStateRecycled(t *testing.T) {
 	s.peers.mu.Lock()
 	recycled := s.peers.recycled
 	s.peers.mu.Unlock()
-	if recycled < 400/51 {
+	if recycled < 1 {
 		t.Fatalf("recycled %d times", recycled)
+	}
+	// Once the client is quiet its connection goes; the next request
+	// begins a fresh one.
+	deadline := time.Now().Add(time.Minute)
+	for s.peers.count() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := s.peers.count(); n != 0 {
+		t.Fatalf("%d connections after the client went quiet", n)
+	}
+	if _, err := c.Status(ctx, "thermo"); err != nil || s.peers.count() != 1 {
+		t.Fatalf("after the recycle: %v, %d connections", err, s.peers.count())
 	}
 	_ = message.Confirmable
 }

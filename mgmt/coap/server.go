@@ -187,7 +187,7 @@ func Serve(ctx context.Context, addr string, dev mgmt.Device, opts ServerOptions
 	}
 	var serve func() error
 	if opts.PSK == nil {
-		l, err := coapNet.NewListenUDP("udp", addr)
+		l, err := listenUDP(addr)
 		if err != nil {
 			cancel()
 			return nil, fmt.Errorf("%w: listen on %s: %w", mgmt.ErrUnavailable, addr, err)
@@ -215,6 +215,18 @@ func Serve(ctx context.Context, addr string, dev mgmt.Device, opts ServerOptions
 		serve = func() error { return srv.Serve(l) }
 	}
 	go func() {
+		t := time.NewTicker(recycleIdle)
+		defer t.Stop()
+		for {
+			select {
+			case <-sctx.Done():
+				return
+			case now := <-t.C:
+				s.peers.sweep(now)
+			}
+		}
+	}()
+	go func() {
 		defer close(s.done)
 		if err := serve(); err != nil {
 			opts.Errors(fmt.Errorf("coap server stopped: %w", err))
@@ -222,6 +234,25 @@ func Serve(ctx context.Context, addr string, dev mgmt.Device, opts ServerOptions
 	}()
 	context.AfterFunc(sctx, func() { _ = s.Close() })
 	return s, nil
+}
+
+// socketBuffer is the receive buffer asked for the server's socket (the
+// system may grant less): a burst of datagrams while the device is busy
+// waits there instead of being dropped, which would cost a client a
+// retransmission (2 s or more).
+const socketBuffer = 1 << 20
+
+func listenUDP(addr string) (*coapNet.UDPConn, error) {
+	ua, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, err
+	}
+	c, err := net.ListenUDP("udp", ua)
+	if err != nil {
+		return nil, err
+	}
+	_ = c.SetReadBuffer(socketBuffer) // best effort
+	return coapNet.NewUDPConn("udp", c), nil
 }
 
 // minPSK is the shortest pre-shared key accepted: 128 bits.
@@ -388,14 +419,8 @@ func (s *Server) reject(cc *client.Conn, r *pool.Message, v verdict, limit int64
 
 // handle serves one complete (reassembled) request.
 func (s *Server) handle(w *responsewriter.ResponseWriter[*client.Conn], r *pool.Message) {
-	if s.peers.takeRecycle(w.Conn()) {
-		// The client's state is full: once this response is out, its
-		// connection goes, and its next request begins a fresh one.
-		cc := w.Conn()
-		if !responsewriter.AfterWrite(r.Context(), func() { go closePeer(cc) }) {
-			defer func() { go closePeer(cc) }()
-		}
-	}
+	s.peers.begin(w.Conn())
+	defer s.peers.end(w.Conn())
 	segments, queries := uriOf(r.Options())
 	req, err := parseRequest(r.Code(), segments, queries)
 	if err != nil {
