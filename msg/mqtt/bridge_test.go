@@ -214,9 +214,16 @@ func TestInboundFloodIsBounded(t *testing.T) {
 	br.Pub(t, lines.String(), "-t", "flood/x", "-l")
 	br.Pub(t, "", "-t", "end", "-m", "")
 	testbroker.WaitFor(t, "the end marker", func() bool { return end.Len() == 1 })
-
-	st := b.Stats()
-	fs := flood.Stats()
+	// The end marker comes from another publisher: flood messages may still
+	// be arriving after it (seen on a loaded machine), so wait until the
+	// bridge and the subscription have counted the same messages.
+	var st Stats
+	var fs msg.SubStats
+	testbroker.WaitFor(t, "the counts to settle", func() bool {
+		fs = flood.Stats()
+		st = b.Stats()
+		return st.Received == fs.Received+1 && flood.Stats().Received == fs.Received
+	})
 	t.Logf("flood: bridge %+v, subscription %+v", st, fs)
 	if st.Received != fs.Received+1 {
 		t.Errorf("bridge received %d, subscription %d (+1 end marker)", st.Received, fs.Received)
