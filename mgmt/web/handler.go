@@ -119,8 +119,10 @@ func assetHandler() http.Handler {
 	}
 	files := http.StripPrefix("/assets/", http.FileServerFS(sub))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// No directory listings, and no HTML from here.
-		if strings.HasSuffix(r.URL.Path, "/") || strings.HasSuffix(r.URL.Path, ".html") {
+		// No directory listings, no HTML from here, and a name the file
+		// system refuses (bad UTF-8: fuzzing found a 500) is not found.
+		name := strings.TrimPrefix(r.URL.Path, "/assets/")
+		if strings.HasSuffix(r.URL.Path, "/") || strings.HasSuffix(r.URL.Path, ".html") || !fs.ValidPath(name) {
 			notFound(w, r)
 			return
 		}

@@ -151,7 +151,7 @@ func TestAPILogs(t *testing.T) {
 func TestUnknownPathsAre404(t *testing.T) {
 	h := NewHandler(newFake(1), Options{})
 	for _, p := range []string{"/nope", "/api", "/api/", "/api/nope", "/api/containers/c0000/x", "/assets/", "/assets/nope.js",
-		"/assets/device.html", "/metrics/x", "/index.html", "/%2e%2e/etc/passwd"} {
+		"/assets/device.html", "/metrics/x", "/index.html", "/%2e%2e/etc/passwd", "/assets/%f2", "/assets/a%00b"} {
 		w := get(t, h, p)
 		if w.Code != http.StatusNotFound && w.Code != http.StatusMovedPermanently {
 			t.Errorf("%s: %d", p, w.Code)
