@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -117,49 +118,31 @@ func interruptible(cmd *cobra.Command) (context.Context, context.CancelFunc) {
 }
 
 func newFleetDevicesCmd() *cobra.Command {
-	var ff fleetFlags
-	var sf selFlags
-	cmd := &cobra.Command{
-		Use:   "devices [--selector S]",
-		Short: "List the fleet's devices: id, labels, online, last seen, containers, version",
-		Example: `  tinycontainer fleet devices
+	return fleetListCmd("devices [--selector S]",
+		"List the fleet's devices: id, labels, online, last seen, containers, version",
+		`  tinycontainer fleet devices
   tinycontainer fleet devices --selector site=lab --json`,
-		Args: usageArgs(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			sel, err := sf.get(false)
-			if err != nil {
-				return err
-			}
-			f, err := ff.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			devs := f.Devices(sel)
-			if devs == nil {
-				devs = []ctl.Device{}
-			}
-			if ff.asJSON {
-				return writeJSON(cmd.OutOrStdout(), devs)
-			}
-			printDevices(cmd.OutOrStdout(), devs)
-			return nil
-		},
-	}
-	ff.add(cmd)
-	sf.add(cmd)
-	return cmd
+		(*ctl.Fleet).Devices, printDevices)
 }
 
 func newFleetPsCmd() *cobra.Command {
+	return fleetListCmd("ps [--selector S]",
+		"List every container on every matching device, one line each",
+		`  tinycontainer fleet ps
+  tinycontainer fleet ps --selector floor=2 --json`,
+		(*ctl.Fleet).Containers, printFleetPs)
+}
+
+// fleetListCmd is a read verb that lists what list gives for the selected
+// devices: a table by default, a JSON array (never null) with --json.
+func fleetListCmd[T any](use, short, example string, list func(*ctl.Fleet, ctl.Selector) []T, table func(io.Writer, []T)) *cobra.Command {
 	var ff fleetFlags
 	var sf selFlags
 	cmd := &cobra.Command{
-		Use:   "ps [--selector S]",
-		Short: "List every container on every matching device, one line each",
-		Example: `  tinycontainer fleet ps
-  tinycontainer fleet ps --selector floor=2 --json`,
-		Args: usageArgs(cobra.NoArgs),
+		Use:     use,
+		Short:   short,
+		Example: example,
+		Args:    usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			sel, err := sf.get(false)
 			if err != nil {
@@ -170,14 +153,14 @@ func newFleetPsCmd() *cobra.Command {
 				return err
 			}
 			defer f.Close()
-			cs := f.Containers(sel)
-			if cs == nil {
-				cs = []ctl.Container{}
+			items := list(f, sel)
+			if items == nil {
+				items = []T{}
 			}
 			if ff.asJSON {
-				return writeJSON(cmd.OutOrStdout(), cs)
+				return writeJSON(cmd.OutOrStdout(), items)
 			}
-			printFleetPs(cmd.OutOrStdout(), cs)
+			table(cmd.OutOrStdout(), items)
 			return nil
 		},
 	}
