@@ -209,6 +209,16 @@ func (s *Session) Begin(b *runtime.Budget) { s.budget = b }
 // waiting part only.
 func (c *Call) Wait(f func()) { c.s.budget.Wait(f) }
 
+// Checkpoint is a suspension point inside a long endpoint call (one that
+// can take more than ~100 µs of CPU, such as an inference): the
+// activation may be suspended here while higher-priority work runs (the
+// call goes on where it was afterwards), and Checkpoint reports true when
+// the activation must end (its budget is used up, or it is being
+// stopped): the endpoint should then give the call up at once. Endpoints
+// call it every few tens of microseconds of work. Outside an activation
+// it never suspends and reports false.
+func (c *Call) Checkpoint() bool { return c.s.budget.Checkpoint() }
+
 var (
 	_ runtime.Host    = (*Session)(nil)
 	_ runtime.BufHost = (*Session)(nil)

@@ -11,6 +11,7 @@ type CallContext struct {
 	Manifest          *meta.Manifest // nil: no rules
 	Memory            runtime.Memory // the caller's memory, for a MemoryUser
 	Event             []byte
+	Budget            *runtime.Budget // the activation's (Call.Wait, Call.Checkpoint); nil: none
 }
 
 // NewTestCall returns the context of one call as described, for testing an
@@ -21,5 +22,6 @@ func NewTestCall(cc CallContext) *Call {
 		s.SetRules(NewRules(cc.Manifest))
 	}
 	s.callCtx = Call{s: s, mem: cc.Memory}
+	s.budget = cc.Budget
 	return &s.callCtx
 }

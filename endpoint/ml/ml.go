@@ -51,7 +51,11 @@ func (e *Endpoint) Call(c *endpoint.Call, _ abi.Op, in, out []byte) int32 {
 	if overlap(a[4], a[5], a[0], a[1]) || overlap(a[4], a[5], a[2], a[3]) {
 		return abi.EINVAL.Result()
 	}
-	n, err := e.Cache.Invoke(c.Container(), model, input, output)
+	// The inference is paced by the activation's budget: it may be
+	// suspended for higher-priority work every few tens of microseconds,
+	// and it is given up (EAGAIN: nothing was computed) when the
+	// activation must end, which it then does at its next checkpoint.
+	n, err := e.Cache.InvokePaced(c.Container(), model, input, output, c.Checkpoint)
 	if err != nil {
 		return errno(err)
 	}
@@ -61,6 +65,8 @@ func (e *Endpoint) Call(c *endpoint.Call, _ abi.Op, in, out []byte) int32 {
 
 func errno(err error) int32 {
 	switch {
+	case errors.Is(err, tflite.ErrStopped):
+		return abi.EAGAIN.Result()
 	case errors.Is(err, tflite.ErrUnsupported):
 		return abi.ENOSYS.Result()
 	case errors.Is(err, tflite.ErrOutputTooSmall):

@@ -39,13 +39,31 @@ func NewCache(maxEntries int) *Cache {
 // Invoke runs model on input for owner, writing the output tensor into
 // output and returning its length (see Interpreter.Invoke for errors).
 func (c *Cache) Invoke(owner string, model, input, output []byte) (int, error) {
+	return c.InvokePaced(owner, model, input, output, nil)
+}
+
+// InvokePaced is Invoke with the inference paced by pace (see
+// Interpreter.InvokePaced). The model's entry is held meanwhile, also
+// while pace blocks: only its owner (one container, never run twice at
+// once) uses it.
+func (c *Cache) InvokePaced(owner string, model, input, output []byte, pace Pace) (int, error) {
 	e := c.lookup(owner, model)
 	if e == nil {
-		m, err := Parse(model)
+		// Parsing and planning are paced too (a hostile model's can take
+		// milliseconds, and each structural edit makes them run again).
+		var p pacer
+		p.reset(pace)
+		m, err := parse(model, &p)
+		if p.stopped {
+			return 0, ErrStopped
+		}
 		if err != nil {
 			return 0, err
 		}
-		it, err := NewInterpreter(m)
+		it, err := newInterpreter(m, &p)
+		if p.stopped {
+			return 0, ErrStopped
+		}
 		if err != nil {
 			return 0, err
 		}
@@ -54,7 +72,7 @@ func (c *Cache) Invoke(owner string, model, input, output []byte) (int, error) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.it.run(model, input, output)
+	return e.it.run(model, input, output, pace)
 }
 
 func (c *Cache) lookup(owner string, model []byte) *cacheEntry {

@@ -25,6 +25,9 @@ var (
 	// ErrModelChanged: Interpreter.Invoke got bytes whose structure differs
 	// from the model it was built for (weights may differ, structure not).
 	ErrModelChanged = errors.New("model structure changed since parse")
+	// ErrStopped: the caller's Pace function stopped the inference (the
+	// activation that asked for it ran out of budget or is being stopped).
+	ErrStopped = errors.New("inference stopped")
 )
 
 // Limits bound what a (possibly hostile) model may make the host do.

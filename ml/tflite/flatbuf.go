@@ -14,6 +14,7 @@ type reader struct {
 	b     []byte
 	spans []span
 	work  int
+	pace  *pacer // nil: not paced
 }
 
 // span is a byte range [off, off+n) of the model.
@@ -28,8 +29,16 @@ func (r *reader) spend(n int) error {
 	if r.work > maxParseWork {
 		return fmt.Errorf("%w: model structure too large", ErrLimit)
 	}
+	if r.pace != nil && r.pace.tick(parseWeight*n) {
+		return ErrStopped
+	}
 	return nil
 }
+
+// parseWeight is one unit of parse work (a table or vector element
+// visited, tens of ns) in the pacer's units (a multiply-accumulate is a
+// fraction of a ns).
+const parseWeight = 64
 
 // need checks that [off, off+n) lies inside the buffer and records it.
 func (r *reader) need(off, n int, what string) error {

@@ -23,6 +23,7 @@ type Interpreter struct {
 	persist   int       // bytes of per-operator constants (multipliers, shifts)
 	macs      int64
 	tensorOff []int // arena offset per tensor, -1 if not in the arena
+	pace      pacer // the running inference's (the kernels' scratch points to it)
 	// scratch elements the kernels prepared so far need
 	need16, need32, need64 int
 }
@@ -72,7 +73,11 @@ func int8s(b []byte) []int8 {
 
 // NewInterpreter checks that every operator is supported, prepares the
 // kernels' quantization parameters and plans the arena.
-func NewInterpreter(m *Model) (*Interpreter, error) {
+func NewInterpreter(m *Model) (*Interpreter, error) { return newInterpreter(m, nil) }
+
+// newInterpreter is NewInterpreter paced by p (nil: not paced); it fails
+// with ErrStopped when p stops.
+func newInterpreter(m *Model, p *pacer) (*Interpreter, error) {
 	if len(m.inputs) != 1 || len(m.outputs) != 1 {
 		return nil, fmt.Errorf("%w: %d inputs and %d outputs (want 1 and 1)", ErrUnsupported, len(m.inputs), len(m.outputs))
 	}
@@ -83,7 +88,10 @@ func NewInterpreter(m *Model) (*Interpreter, error) {
 	if err := it.prepareAll(func(k int) { needs[k] = 8*it.need64 + 4*it.need32 + 2*it.need16 }); err != nil {
 		return nil, err
 	}
-	scratchOff, err := it.plan(needs)
+	if p == nil {
+		p = &pacer{} // never stops
+	}
+	scratchOff, err := it.plan(needs, p)
 	if err != nil {
 		return nil, err
 	}
@@ -104,6 +112,9 @@ func NewInterpreter(m *Model) (*Interpreter, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	for k := range it.scr {
+		it.scr[k].p = &it.pace
 	}
 	it.in, it.out = it.ref(m.inputs[0]), it.ref(m.outputs[0])
 	for _, t := range []int{m.inputs[0], m.outputs[0]} {
@@ -159,14 +170,21 @@ func (it *Interpreter) Model() *Model { return it.m }
 // returning its length. model must be structurally the bytes the Model was
 // parsed from (checked); its weights are read in place.
 func (it *Interpreter) Invoke(model, input, output []byte) (int, error) {
+	return it.InvokePaced(model, input, output, nil)
+}
+
+// InvokePaced is Invoke with pace called every PaceWork units of work
+// (see Pace); when it asks to stop, InvokePaced returns ErrStopped without
+// writing output, and the interpreter can be used again.
+func (it *Interpreter) InvokePaced(model, input, output []byte, pace Pace) (int, error) {
 	if !it.m.Matches(model) {
 		return 0, ErrModelChanged
 	}
-	return it.run(model, input, output)
+	return it.run(model, input, output, pace)
 }
 
-// run is Invoke for a model already known to match.
-func (it *Interpreter) run(model, input, output []byte) (int, error) {
+// run is InvokePaced for a model already known to match.
+func (it *Interpreter) run(model, input, output []byte, pace Pace) (int, error) {
 	if len(input) != it.in.n {
 		return 0, fmt.Errorf("%w: %d bytes, the model input needs %d", ErrInput, len(input), it.in.n)
 	}
@@ -174,8 +192,13 @@ func (it *Interpreter) run(model, input, output []byte) (int, error) {
 		return 0, fmt.Errorf("%w: %d bytes, the model output has %d", ErrOutputTooSmall, len(output), it.out.n)
 	}
 	copy(it.arena[it.in.off:it.in.off+it.in.n], int8s(input))
+	it.pace.reset(pace)
+	defer it.pace.reset(nil) // no reference to the caller's function kept
 	for k, kn := range it.kernels {
 		kn.run(it.arena, model, &it.scr[k])
+		if it.pace.stopped {
+			return 0, ErrStopped
+		}
 	}
 	copy(int8s(output), it.arena[it.out.off:it.out.off+it.out.n])
 	return it.out.n, nil
@@ -195,7 +218,7 @@ func (it *Interpreter) invokeLayers(model, input []byte, fn func(op int, a []int
 // operator's scratch by lifetime, greedily placing the largest first at the
 // lowest offset free over its lifetime (the strategy of TFLite Micro's
 // GreedyMemoryPlanner). Offsets are 16-byte aligned.
-func (it *Interpreter) plan(needs []int) ([]int, error) {
+func (it *Interpreter) plan(needs []int, p *pacer) ([]int, error) {
 	m := it.m
 	n := len(m.tensors)
 	first, last := make([]int, n), make([]int, n)
@@ -255,6 +278,9 @@ func (it *Interpreter) plan(needs []int) ([]int, error) {
 	total := 0
 	var placed []item
 	for _, x := range items {
+		if p.tick(8 * (len(placed) + 1)) { // the loops below are O(placed)
+			return nil, ErrStopped
+		}
 		// Collect the placed tensors alive at the same time, by offset.
 		var live []item
 		for _, p := range placed {

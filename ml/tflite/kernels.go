@@ -48,6 +48,7 @@ type scratch struct {
 	i16 []int16
 	i32 []int32
 	i64 []int64
+	p   *pacer // the interpreter's, nil outside one
 }
 
 // ext is a constant tensor's data extended to the end of the model bytes,
@@ -62,18 +63,27 @@ func (k *conv) run(a []int8, w []byte, s *scratch) {
 		k.runVec(in, out, ext(k.filterRef, w), biasv, s)
 		return
 	}
+	K := k.fH * k.fW * k.fD
+	// Channels go in blocks of about PaceWork multiply-accumulates (at
+	// least 4 filter rows) between two reports of the work done.
+	cb := max(4, PaceWork/max(2*K, 1))
 	if !k.paired {
 		for b := range k.batches {
 			for oy := range k.outH {
 				for ox := range k.outW {
 					o := ((b*k.outH+oy)*k.outW + ox) * k.outD
-					k.reference(in, filter, out[o:o+k.outD], biasv, b, oy*k.strideH-k.padH, ox*k.strideW-k.padW)
+					for c0 := 0; c0 < k.outD; c0 += cb {
+						c1 := min(c0+cb, k.outD)
+						k.reference(in, filter, out[o:o+k.outD], biasv, b, oy*k.strideH-k.padH, ox*k.strideW-k.padW, c0, c1)
+						if s.tick((c1 - c0) * K) {
+							return
+						}
+					}
 				}
 			}
 		}
 		return
 	}
-	K := k.fH * k.fW * k.fD
 	// base[c] = bias + inOffset*sum(filter row c), so that the patch can
 	// hold raw inputs: sum(f*(x+off)) = sum(f*x) + off*sum(f).
 	base := s.i32[k.outD : 2*k.outD]
@@ -92,10 +102,16 @@ func (k *conv) run(a []int8, w []byte, s *scratch) {
 				o := ((b*k.outH+oy)*k.outW + ox) * k.outD
 				two := ox+1 < k.outW
 				k.gather(patch, in, b, iy0, ox*k.strideW-k.padW, two)
-				if two {
-					k.pair(patch, filter, base, out[o:o+2*k.outD])
-				} else {
-					k.pair(patch, filter, base, out[o:o+k.outD])
+				for c0 := 0; c0 < k.outD; c0 += cb {
+					c1 := min(c0+cb, k.outD)
+					if two {
+						k.pair(patch, filter, base, out[o:o+2*k.outD], c0, c1)
+					} else {
+						k.pair(patch, filter, base, out[o:o+k.outD], c0, c1)
+					}
+					if s.tick(2 * (c1 - c0) * K) {
+						return
+					}
 				}
 			}
 		}
@@ -154,11 +170,12 @@ func (k *conv) gather(patch []int64, in []int8, b, iy0, ix0 int, two bool) {
 	}
 }
 
-// pair finishes one or two output pixels (len(out) = outD or 2*outD).
-func (k *conv) pair(patch []int64, filter []int8, base []int32, out []int8) {
+// pair finishes channels [c0, c1) of one or two output pixels (len(out)
+// = outD or 2*outD).
+func (k *conv) pair(patch []int64, filter []int8, base []int32, out []int8, c0, c1 int) {
 	K := len(patch)
 	two := len(out) > k.outD
-	for c := range k.outD {
+	for c := c0; c < c1; c++ {
 		s := dot(filter[c*K:(c+1)*K], patch)
 		lo := int32(s)
 		out[c] = requant(lo+base[c], k.mult[c], int(k.shift[c]), k.outOffset, k.actMin, k.actMax)
@@ -193,12 +210,13 @@ func dot[T int32 | int64](f []int8, x []T) T {
 	return s0 + s1
 }
 
-// reference computes one output pixel with the reference loop order and
-// bounds tests (grouped convolutions, very long reductions).
-func (k *conv) reference(in, filter, out []int8, biasv []int32, b, iy0, ix0 int) {
+// reference computes channels [c0, c1) of one output pixel with the
+// reference loop order and bounds tests (grouped convolutions, very long
+// reductions).
+func (k *conv) reference(in, filter, out []int8, biasv []int32, b, iy0, ix0, c0, c1 int) {
 	K := k.fH * k.fW * k.fD
 	perGroup := k.outD / k.groups
-	for c := range k.outD {
+	for c := c0; c < c1; c++ {
 		g := c / perGroup
 		var acc int32
 		for fy := range k.fH {
@@ -238,7 +256,7 @@ func (k *dwConv) run(a []int8, w []byte, s *scratch) {
 	biasv, acc := s.i32[:D], s.i32[D:2*D]
 	loadBias(biasv, k.bias, w)
 	if k.vec {
-		k.runVec(in, out, filter, biasv, acc)
+		k.runVec(in, out, filter, biasv, acc, s)
 		return
 	}
 	for b := range k.batches {
@@ -280,6 +298,9 @@ func (k *dwConv) run(a []int8, w []byte, s *scratch) {
 				for c := range o {
 					o[c] = requant(acc[c], k.mult[c], int(k.shift[c]), k.outOffset, k.actMin, k.actMax)
 				}
+				if s.tick(D * k.fH * k.fW) {
+					return
+				}
 			}
 		}
 	}
@@ -314,6 +335,9 @@ func (k *fullyConnected) run(a []int8, w []byte, s *scratch) {
 		}
 		for c := range k.units {
 			out[b*k.units+c] = k.finish(dot(filter[c*k.depth:(c+1)*k.depth], xs), bias, c)
+			if s.tick(k.depth) {
+				return
+			}
 		}
 	}
 }
@@ -336,7 +360,7 @@ type pool struct {
 	max bool
 }
 
-func (k *pool) run(a []int8, w []byte, _ *scratch) {
+func (k *pool) run(a []int8, w []byte, s *scratch) {
 	in, out := k.inRef.get(a, w), k.outRef.get(a, w)
 	D := k.inD
 	for b := range k.batches {
@@ -376,6 +400,9 @@ func (k *pool) run(a []int8, w []byte, _ *scratch) {
 						}
 					}
 					o[c] = int8(min(max(acc, k.actMin), k.actMax))
+				}
+				if s.tick(D * (1 + max(fy1-fy0, 0)*max(fx1-fx0, 0))) {
+					return
 				}
 			}
 		}
@@ -437,17 +464,24 @@ func (k *add) one(x1, x2 int8) int8 {
 	return int8(min(max(r, k.actMin), k.actMax))
 }
 
-func (k *add) run(a []int8, w []byte, _ *scratch) {
+func (k *add) run(a []int8, w []byte, s *scratch) {
 	x1, x2, out := k.in1.get(a, w), k.in2.get(a, w), k.outRef.get(a, w)
 	if k.elementwise {
 		x2 = x2[:len(x1)]
 		out = out[:len(x1)]
-		i := 0
-		if k.vec {
-			i = addVec(k, out, x1, x2)
-		}
-		for ; i < len(x1); i++ {
-			out[i] = k.one(x1[i], x2[i])
+		// In chunks, each reported as the work it did.
+		for j := 0; j < len(x1); j += paceChunk {
+			e := min(j+paceChunk, len(x1))
+			i := j
+			if k.vec {
+				i += addVec(k, out[j:e], x1[j:e], x2[j:e])
+			}
+			for ; i < e; i++ {
+				out[i] = k.one(x1[i], x2[i])
+			}
+			if s.tick(4 * (e - j)) {
+				return
+			}
 		}
 		return
 	}
@@ -462,6 +496,9 @@ func (k *add) run(a []int8, w []byte, _ *scratch) {
 					out[n] = k.one(x1[p1], x2[p2])
 					n++
 				}
+				if s.tick(4 * d[3]) {
+					return
+				}
 			}
 		}
 	}
@@ -470,8 +507,15 @@ func (k *add) run(a []int8, w []byte, _ *scratch) {
 // reshape copies: RESHAPE never changes bytes.
 type reshape struct{ in, out tensorRef }
 
-func (k *reshape) run(a []int8, w []byte, _ *scratch) {
-	copy(k.out.get(a, w), k.in.get(a, w))
+func (k *reshape) run(a []int8, w []byte, s *scratch) {
+	out, in := k.out.get(a, w), k.in.get(a, w)
+	for j := 0; j < len(in); j += 16 * paceChunk {
+		e := min(j+16*paceChunk, len(in))
+		copy(out[j:e], in[j:e])
+		if s.tick((e - j) / 16) {
+			return
+		}
+	}
 }
 
 const scaledDiffIntegerBits = 5
@@ -485,7 +529,7 @@ type softmax struct {
 	diffMin   int32
 }
 
-func (k *softmax) run(a []int8, w []byte, _ *scratch) {
+func (k *softmax) run(a []int8, w []byte, s *scratch) {
 	in, out := k.in.get(a, w), k.out.get(a, w)
 	const accumIntBits = 12
 	for r := 0; r+k.depth <= len(in); r += k.depth {
@@ -510,6 +554,9 @@ func (k *softmax) run(a []int8, w []byte, _ *scratch) {
 			} else {
 				o[i] = math.MinInt8
 			}
+		}
+		if s.tick(8 * k.depth) {
+			return
 		}
 	}
 }

@@ -86,6 +86,7 @@ func (k *conv) runVec(in, out, fext []int8, biasv []int32, s *scratch) {
 	clear(p1[K:])
 	D := k.outD
 	acc0, acc1 := s.i32[D:D+rowBlock], s.i32[D+rowBlock:D+2*rowBlock]
+	rb := paceRows(K)
 	hw := k.outH * k.outW
 	npx := k.batches * hw
 	for px := 0; px < npx; px += 2 {
@@ -97,17 +98,33 @@ func (k *conv) runVec(in, out, fext []int8, biasv []int32, s *scratch) {
 		o0 := out[px*D:][:D]
 		for c0 := 0; c0 < D; c0 += rowBlock {
 			n := min(rowBlock, D-c0)
-			f := fext[c0*K:]
 			b, m, sh := biasv[c0:], k.mult[c0:], k.shift[c0:]
+			// The rows in pieces of about PaceWork multiply-accumulates
+			// (multiples of 4 rows, the vector kernel's unit).
+			for r0 := 0; r0 < n; r0 += rb {
+				r1 := min(r0+rb, n)
+				f := fext[(c0+r0)*K:]
+				if two {
+					dotRows(acc0[r0:r1], acc1[r0:r1], p0, p1, f, K)
+				} else {
+					dotRows(acc0[r0:r1], nil, p0, nil, f, K)
+				}
+				if s.tick(2 * (r1 - r0) * K) {
+					return
+				}
+			}
 			if two {
-				dotRows(acc0[:n], acc1[:n], p0, p1, f, K)
 				requantRows(out[(px+1)*D+c0:][:n], acc1, b, m, sh, k.outOffset, k.actMin, k.actMax)
-			} else {
-				dotRows(acc0[:n], nil, p0, nil, f, K)
 			}
 			requantRows(o0[c0:c0+n], acc0, b, m, sh, k.outOffset, k.actMin, k.actMax)
 		}
 	}
+}
+
+// paceRows is how many filter rows of length K make about PaceWork
+// multiply-accumulates for two pixels: a multiple of 4 in [4, rowBlock].
+func paceRows(K int) int {
+	return min(rowBlock, max(4, PaceWork/(2*max(K, 1)))&^3)
 }
 
 // requantRows sets out[i] to requant(acc[i]+bias[i]) with multiplier and
@@ -169,7 +186,7 @@ func (k *conv) im2col(p []int16, in []int8, b, pix int) {
 
 // runVec is run for depth multiplier 1 on the vector path: the valid tap
 // window is computed once per pixel, then all channels are accumulated.
-func (k *dwConv) runVec(in, out, filter []int8, biasv, acc []int32) {
+func (k *dwConv) runVec(in, out, filter []int8, biasv, acc []int32, s *scratch) {
 	D := k.outD
 	nb := D / 8
 	for b := range k.batches {
@@ -196,6 +213,9 @@ func (k *dwConv) runVec(in, out, filter []int8, biasv, acc []int32) {
 				}
 				o := out[((b*k.outH+oy)*k.outW+ox)*D:][:D]
 				requantRows(o, acc, biasv, k.mult, k.shift, k.outOffset, k.actMin, k.actMax)
+				if s.tick(D * k.fH * k.fW) {
+					return
+				}
 			}
 		}
 	}
@@ -209,11 +229,18 @@ func (k *fullyConnected) runVec(in, out, fext []int8, bias []byte, s *scratch) {
 	clear(xs[k.depth:])
 	nb := min(rowBlock, k.units)
 	acc, bb := s.i32[:nb], s.i32[nb:2*nb]
+	rb := paceRows(k.depth)
 	for b := range k.batches {
 		widen(xs, in[b*k.depth:(b+1)*k.depth], int16(k.inOffset))
 		for c0 := 0; c0 < k.units; c0 += rowBlock {
 			n := min(rowBlock, k.units-c0)
-			dotRows(acc[:n], nil, xs, nil, fext[c0*k.depth:], k.depth)
+			for r0 := 0; r0 < n; r0 += rb {
+				r1 := min(r0+rb, n)
+				dotRows(acc[r0:r1], nil, xs, nil, fext[(c0+r0)*k.depth:], k.depth)
+				if s.tick((r1 - r0) * k.depth) {
+					return
+				}
+			}
 			if bias != nil {
 				for i := range n {
 					bb[i] = int32(binary.LittleEndian.Uint32(bias[4*(c0+i):]))

@@ -164,8 +164,12 @@ func (m *Model) Matches(b []byte) bool {
 
 // Parse validates the structure of a TFLite flatbuffer (subgraph 0) and
 // returns its description. It never reads weight data.
-func Parse(b []byte) (*Model, error) {
-	r := &reader{b: b}
+func Parse(b []byte) (*Model, error) { return parse(b, nil) }
+
+// parse is Parse paced by p (nil: not paced); it fails with ErrStopped
+// when p stops.
+func parse(b []byte, p *pacer) (*Model, error) {
+	r := &reader{b: b, pace: p}
 	root, err := r.root()
 	if err != nil {
 		return nil, err

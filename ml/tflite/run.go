@@ -16,7 +16,7 @@ func Run(model, input []byte) ([]byte, error) {
 		return nil, err
 	}
 	out := make([]byte, m.Output().Bytes)
-	n, err := it.run(model, input, out)
+	n, err := it.run(model, input, out, nil)
 	if err != nil {
 		return nil, err
 	}
