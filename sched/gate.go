@@ -43,13 +43,15 @@ func (e *entry) Checkpoint(b *runtime.Budget, ran time.Duration) (time.Duration,
 			s.seq++
 			e.release, e.seq = now, s.seq
 		}
+		// Counted before its worker goes to the work that preempts it,
+		// which may otherwise run (and end) before the count is made.
+		if a, ok := e.t.(Accounter); ok {
+			a.Preempted()
+		}
 		s.releaseSlotLocked(e)
 		e.state = stateSuspended
 		s.pushLocked(e)
 		s.dispatchLocked()
-		if a, ok := e.t.(Accounter); ok {
-			a.Preempted()
-		}
 		return s.opts.Quantum, e.wake
 	}
 	return s.sliceLocked(e), nil
