@@ -22,7 +22,7 @@ import (
 )
 
 //go:embed testdata/*.wasm testdata/*.bpf.o
-var guests embed.FS
+var benchGuests embed.FS
 
 // Result is one measured figure.
 type Result struct {
@@ -54,7 +54,7 @@ func (o Options) n(full, quick int) int {
 }
 
 func guest(name string) []byte {
-	b, err := fs.ReadFile(guests, "testdata/"+name)
+	b, err := fs.ReadFile(benchGuests, "testdata/"+name)
 	if err != nil {
 		panic(fmt.Sprintf("bench guest %s missing: %v", name, err))
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tinycontainer/tinycontainer/device"
+	"github.com/tinycontainer/tinycontainer/internal/guests"
 	"github.com/tinycontainer/tinycontainer/meta"
 	"github.com/tinycontainer/tinycontainer/mgmt"
 	"github.com/tinycontainer/tinycontainer/runtime"
@@ -22,14 +23,15 @@ import (
 // computation, tenant CPU shares, budgets no guest can outrun, and
 // activations that wait for storage.
 
-func crunchFile(kind string) string {
+// crunch is the built crunch guest for kind (internal/guests/crunch.c).
+func crunch(kind string) []byte {
 	if kind == "ebpf" {
-		return "crunch.bpf.o"
+		return guests.File("crunch.bpf.o")
 	}
-	return "crunch.wasm"
+	return guests.File("crunch.wasm")
 }
 
-// crunchManifest is an event container running crunch (testdata/crunch.c):
+// crunchManifest is an event container running crunch (internal/guests/crunch.c):
 // each message's u32 is its number of iterations.
 func crunchManifest(name, kind, tenant string, prio int) *meta.Manifest {
 	m := manifest(name, kind, "  - {name: log, ops: [write]}\n")
@@ -114,7 +116,7 @@ func PreemptionLatency(kind string, o Options) (Result, error) {
 		return Result{}, err
 	}
 	defer r.close()
-	code := guest(crunchFile(kind))
+	code := crunch(kind)
 	if err := r.install(crunchManifest("low", kind, "globex", 1), code); err != nil {
 		return Result{}, err
 	}
@@ -161,7 +163,7 @@ func PriorityRhythm(kind string, o Options) ([]Result, error) {
 		return nil, err
 	}
 	defer r.close()
-	if err := r.install(crunchManifest("low", kind, "globex", 1), guest(crunchFile(kind))); err != nil {
+	if err := r.install(crunchManifest("low", kind, "globex", 1), crunch(kind)); err != nil {
 		return nil, err
 	}
 	per, err := nsPerIteration(r.d, "low")
@@ -216,7 +218,7 @@ func TenantShare(o Options) (Result, error) {
 	if err := r.d.SetCPUShare("capped", 25); err != nil {
 		return Result{}, err
 	}
-	if err := r.install(crunchManifest("hog", "wasm", "capped", 5), guest("crunch.wasm")); err != nil {
+	if err := r.install(crunchManifest("hog", "wasm", "capped", 5), crunch("wasm")); err != nil {
 		return Result{}, err
 	}
 	per, err := nsPerIteration(r.d, "hog")
@@ -279,7 +281,7 @@ func NoEscape(o Options) ([]Result, error) {
 		}
 		m := manifest("escape", s.kind, s.extra)
 		m.Limits.Memory = s.memory
-		if err := d.Install(context.Background(), m, guest(s.file)); err != nil {
+		if err := d.Install(context.Background(), m, guests.File(s.file)); err != nil {
 			d.Close(context.Background())
 			return nil, fmt.Errorf("%s: %w", s.file, err)
 		}
@@ -312,7 +314,7 @@ func NoEscape(o Options) ([]Result, error) {
 	defer d.Close(context.Background())
 	m := manifest("escape", "wasm", "")
 	m.Limits.Memory = 1 << 20
-	if err := d.Install(context.Background(), m, guest("escape_random_start.wasm")); err != nil {
+	if err := d.Install(context.Background(), m, guests.File("escape_random_start.wasm")); err != nil {
 		return nil, err
 	}
 	c, _ := d.Container("escape")

@@ -3,7 +3,6 @@ package device_test
 import (
 	"bytes"
 	"crypto/ed25519"
-	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -21,22 +20,7 @@ func strictAcmeGrant(t testing.TB) []byte {
 	c := meta.Ceiling{Tenant: "acme", MaxMemory: 64 * meta.KiB, MaxStorage: 4 * meta.KiB,
 		MaxBudget: 10 * time.Millisecond, MinPeriod: 50 * time.Millisecond, MaxPriority: 5, MaxCPU: 50,
 		MaxCode: 64 * meta.KiB, MaxRate: []meta.RateCeiling{{Pattern: "sensor/+", N: 20}, {Pattern: "log", N: 100}}}
-	for _, a := range []string{"sensor/+:read", "log:write", "kv:get,put", "msg/acme/#:publish"} {
-		r, err := meta.ParseAllow(a)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.Allow = append(c.Allow, r)
-	}
-	cj, err := json.Marshal(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := trust.SignGrant(cj, pub(acmeKey), ownerKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return g
+	return signGrant(t, c, acmeKey, "sensor/+:read", "log:write", "kv:get,put", "msg/acme/#:publish")
 }
 
 // beyond are manifests of thermo that each ask for more than

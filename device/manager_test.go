@@ -16,6 +16,7 @@ import (
 
 	"github.com/tinycontainer/tinycontainer/abi"
 	"github.com/tinycontainer/tinycontainer/device"
+	"github.com/tinycontainer/tinycontainer/device/devicetest"
 	"github.com/tinycontainer/tinycontainer/meta"
 	"github.com/tinycontainer/tinycontainer/mgmt"
 	"github.com/tinycontainer/tinycontainer/store"
@@ -150,15 +151,7 @@ func (td *testDevice) addTenants() {
 // waitFor polls cond until it holds, failing the test after 15 s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
+	devicetest.WaitFor(t, what, cond)
 }
 
 func signCmd(t testing.TB, key ed25519.PrivateKey, verb, target string, body []byte) []byte {
@@ -217,10 +210,22 @@ func pack(t testing.TB, m *meta.Manifest, code []byte, key ed25519.PrivateKey) [
 	return img
 }
 
+// testCeiling is the ceiling of the tests' grants: small, with the default
+// priority and code size.
+func testCeiling(tenant string) meta.Ceiling {
+	return meta.Ceiling{Tenant: tenant, MaxMemory: 64 * meta.KiB, MaxStorage: 4 * meta.KiB,
+		MaxBudget: 10 * time.Millisecond, MinPeriod: 50 * time.Millisecond, MaxPriority: meta.DefaultMaxPriority, MaxCode: meta.DefaultMaxCode}
+}
+
 func grant(t testing.TB, tenant string, key ed25519.PrivateKey, allow ...string) []byte {
 	t.Helper()
-	c := meta.Ceiling{Tenant: tenant, MaxMemory: 64 * meta.KiB, MaxStorage: 4 * meta.KiB,
-		MaxBudget: 10 * time.Millisecond, MinPeriod: 50 * time.Millisecond, MaxPriority: meta.DefaultMaxPriority, MaxCode: meta.DefaultMaxCode}
+	return signGrant(t, testCeiling(tenant), key, allow...)
+}
+
+// signGrant is the owner's grant of c, with the endpoint rules allow added
+// ("sensor/+:read", ...), to the tenant's key.
+func signGrant(t testing.TB, c meta.Ceiling, key ed25519.PrivateKey, allow ...string) []byte {
+	t.Helper()
 	for _, a := range allow {
 		r, err := meta.ParseAllow(a)
 		if err != nil {

@@ -1,122 +1,45 @@
 package device_test
 
 import (
-	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tinycontainer/tinycontainer/device"
-	"github.com/tinycontainer/tinycontainer/meta"
-	"github.com/tinycontainer/tinycontainer/mgmt"
-	"github.com/tinycontainer/tinycontainer/trust"
+	"github.com/tinycontainer/tinycontainer/device/devicetest"
+	"github.com/tinycontainer/tinycontainer/internal/guests"
 )
 
-// crunchRig is a plain device running crunch containers (testdata/crunch.c),
-// with the order in which their log lines came.
+// crunchRig is a plain device running crunch containers
+// (internal/guests/crunch.c) of one engine.
 type crunchRig struct {
-	t    *testing.T
-	d    *device.Device
+	*devicetest.Rig
 	kind string
-	mu   sync.Mutex
-	log  []string // "name: text"
 }
 
 func newCrunchRig(t *testing.T, kind string, opts device.Options) *crunchRig {
 	t.Helper()
-	r := &crunchRig{t: t, kind: kind}
-	opts.OnLog = func(l mgmt.LogLine) {
-		r.mu.Lock()
-		r.log = append(r.log, l.Container+": "+l.Text)
-		r.mu.Unlock()
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	d, err := device.New(ctx, opts)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	r.d = d
-	done := make(chan struct{})
-	go func() { d.Run(ctx); close(done) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		_ = d.Close(context.Background())
-	})
-	return r
+	return &crunchRig{devicetest.Start(t, opts), kind}
 }
 
 // add installs and starts a crunch container of tenant with priority prio,
 // activated by messages on crunch/NAME (the payload: u32 iterations).
 func (r *crunchRig) add(name, tenant string, prio int) {
-	r.t.Helper()
-	file := "testdata/crunch.wasm"
+	r.T.Helper()
+	code := guests.File("crunch.wasm")
 	if r.kind == "ebpf" {
-		file = "testdata/crunch.bpf.o"
+		code = guests.File("crunch.bpf.o")
 	}
-	code, err := os.ReadFile(file)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	m, err := meta.Parse(fmt.Appendf(nil, `name: %s
-tenant: %s
-version: 1
-runtime: %s
-schedule: {trigger: event, topics: ["crunch/%s"], budget: 10s, priority: %d}
-limits: {memory: 64KiB}
-endpoints:
-  - {name: event, ops: [read]}
-  - {name: log, ops: [write]}
-`, name, tenant, r.kind, name, prio))
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	if err := r.d.Install(context.Background(), m, code); err != nil {
-		r.t.Fatal(err)
-	}
-	if err := r.d.Start(name); err != nil {
-		r.t.Fatal(err)
-	}
+	r.Add(devicetest.EventManifest(name, tenant, r.kind, "crunch/"+name, fmt.Sprintf(", budget: 10s, priority: %d", prio), ""), code)
 }
 
 // kick sends name one message: an activation of n iterations.
 func (r *crunchRig) kick(name string, n uint32) {
-	r.t.Helper()
-	if err := r.d.Bus().Publish("test", "crunch/"+name, binary.LittleEndian.AppendUint32(nil, n)); err != nil {
-		r.t.Fatal(err)
-	}
-}
-
-func (r *crunchRig) status(name string) mgmt.ContainerStatus {
-	r.t.Helper()
-	st, err := r.d.Status(name)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	return st
-}
-
-// started waits until name has taken its message (its activation began).
-func (r *crunchRig) started(name string) {
-	r.t.Helper()
-	c, err := r.d.Container(name)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	waitFor(r.t, name+" to start", func() bool { return !c.Ready() })
-}
-
-func (r *crunchRig) logged() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.log)
+	r.T.Helper()
+	r.Publish("crunch/"+name, binary.LittleEndian.AppendUint32(nil, n))
 }
 
 // long is an activation of a few hundred milliseconds of CPU on either
@@ -143,24 +66,24 @@ func TestPreemptionByPriority(t *testing.T) {
 					r.kick(l, long)
 				}
 				for _, l := range lows {
-					r.started(l)
+					r.Started(l)
 				}
 				const highs = 3
 				for i := range highs {
 					r.kick("high", 1000)
-					waitFor(t, "the high-priority activation", func() bool { return r.status("high").Activations == uint64(i+1) })
+					waitFor(t, "the high-priority activation", func() bool { return r.Status("high").Activations == uint64(i+1) })
 				}
 				for _, l := range lows {
-					waitFor(t, l+" to finish", func() bool { return r.status(l).Activations == 1 })
+					waitFor(t, l+" to finish", func() bool { return r.Status(l).Activations == 1 })
 				}
-				lines := r.logged()
+				lines := r.Logged()
 				lastHigh := slices.Index(lines, fmt.Sprintf("high: crunch %d", highs))
 				if lastHigh < 0 {
 					t.Fatalf("high's last line missing: %q", lines)
 				}
 				preempted := uint64(0)
 				for _, l := range lows {
-					st := r.status(l)
+					st := r.Status(l)
 					if st.Faults != 0 || st.ExitCode != 0 {
 						t.Errorf("%s: %d faults, exit %d (3: its memory changed while suspended)", l, st.Faults, st.ExitCode)
 					}
@@ -182,7 +105,7 @@ func TestPreemptionByPriority(t *testing.T) {
 				if lastHigh > first {
 					t.Errorf("a high activation ended after a low one: %q", lines)
 				}
-				if st := r.status("high"); st.Faults != 0 || st.Preemptions != 0 {
+				if st := r.Status("high"); st.Faults != 0 || st.Preemptions != 0 {
 					t.Errorf("high: %d faults, %d preemptions", st.Faults, st.Preemptions)
 				}
 			})
@@ -196,17 +119,9 @@ func TestPreemptionByPriority(t *testing.T) {
 func TestGrantSetsTheCPUShare(t *testing.T) {
 	td := newDevice(t)
 	g := func(cpu int) []byte {
-		c := meta.Ceiling{Tenant: "acme", MaxMemory: 64 * meta.KiB, MaxStorage: 4 * meta.KiB, MaxBudget: 10 * time.Millisecond,
-			MinPeriod: 50 * time.Millisecond, MaxPriority: meta.DefaultMaxPriority, MaxCode: meta.DefaultMaxCode, MaxCPU: cpu}
-		cj, err := json.Marshal(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		g, err := trust.SignGrant(cj, pub(acmeKey), ownerKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return g
+		c := testCeiling("acme")
+		c.MaxCPU = cpu
+		return signGrant(t, c, acmeKey)
 	}
 	td.mustExec(ownerKey, device.VerbTenantAdd, "", g(25))
 	if s := td.mg.Device().CPUShare("acme"); s != 25 {
@@ -228,20 +143,20 @@ func TestCPUShareThrottlesOnBothEngines(t *testing.T) {
 	for _, kind := range []string{"wasm", "ebpf"} {
 		t.Run(kind, func(t *testing.T) {
 			r := newCrunchRig(t, kind, device.Options{Window: time.Millisecond}) // short windows: throttled however loaded the machine
-			if err := r.d.SetCPUShare("globex", 25); err != nil {
+			if err := r.D.SetCPUShare("globex", 25); err != nil {
 				t.Fatal(err)
 			}
-			if err := r.d.SetCPUShare("globex", 101); !errors.Is(err, device.ErrInvalid) {
+			if err := r.D.SetCPUShare("globex", 101); !errors.Is(err, device.ErrInvalid) {
 				t.Fatalf("share 101%%: %v", err)
 			}
 			r.add("capped", "globex", 1)
 			r.add("free", "acme", 1)
 			r.kick("capped", long/4)
-			r.started("capped")
-			waitFor(t, "capped to finish", func() bool { return r.status("capped").Activations == 1 })
+			r.Started("capped")
+			waitFor(t, "capped to finish", func() bool { return r.Status("capped").Activations == 1 })
 			r.kick("free", long/4)
-			waitFor(t, "free to finish", func() bool { return r.status("free").Activations == 1 })
-			c, f := r.status("capped"), r.status("free")
+			waitFor(t, "free to finish", func() bool { return r.Status("free").Activations == 1 })
+			c, f := r.Status("capped"), r.Status("free")
 			if c.ThrottledUS == 0 || c.Faults != 0 || c.ExitCode != 0 {
 				t.Errorf("capped: throttled %d µs, %d faults, exit %d", c.ThrottledUS, c.Faults, c.ExitCode)
 			}

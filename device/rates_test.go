@@ -2,7 +2,6 @@ package device_test
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"os"
 	"strconv"
 	"strings"
@@ -13,7 +12,6 @@ import (
 	"github.com/tinycontainer/tinycontainer/device"
 	"github.com/tinycontainer/tinycontainer/meta"
 	"github.com/tinycontainer/tinycontainer/mgmt"
-	"github.com/tinycontainer/tinycontainer/trust"
 )
 
 // probeManifest runs the conformance suite's probe (a scripted ABI driver)
@@ -39,21 +37,7 @@ func TestRateCeilingOfTheGrant(t *testing.T) {
 	td := newDevice(t)
 	c := meta.Ceiling{Tenant: "acme", MaxMemory: 64 * meta.KiB, MaxBudget: 10 * time.Millisecond,
 		MaxPriority: meta.DefaultMaxPriority, MaxCode: meta.DefaultMaxCode, MaxRate: []meta.RateCeiling{{Pattern: "msg/acme/#", N: 3}}}
-	for _, a := range []string{"event:read", "log:write", "msg/acme/#:publish"} {
-		r, err := meta.ParseAllow(a)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.Allow = append(c.Allow, r)
-	}
-	cj, err := json.Marshal(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := trust.SignGrant(cj, pub(acmeKey), ownerKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	g := signGrant(t, c, acmeKey, "event:read", "log:write", "msg/acme/#:publish")
 	td.mustExec(ownerKey, device.VerbTenantAdd, "", g)
 	if got := td.mg.Device().RateCeilings("acme"); len(got) != 3 || got[0] != (meta.RateCeiling{Pattern: "msg/acme/#", N: 3}) {
 		t.Fatalf("rate ceilings of acme: %+v", got)

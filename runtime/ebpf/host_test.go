@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"slices"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/cilium/ebpf/asm"
 
 	"github.com/tinycontainer/tinycontainer/abi"
+	"github.com/tinycontainer/tinycontainer/internal/guests"
 	"github.com/tinycontainer/tinycontainer/runtime"
 )
 
@@ -169,6 +171,9 @@ func runOn(t testing.TB, code []byte, host runtime.Host, interpret bool) (int32,
 func loadGuest(t testing.TB, name string, limit uint64) runtime.Module {
 	t.Helper()
 	obj, err := os.ReadFile("testdata/" + name + ".bpf.o")
+	if errors.Is(err, fs.ErrNotExist) {
+		obj, err = fs.ReadFile(guests.FS(), name+".bpf.o")
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

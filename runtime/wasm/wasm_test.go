@@ -17,6 +17,7 @@ import (
 
 	"github.com/tinycontainer/tinycontainer/abi"
 	"github.com/tinycontainer/tinycontainer/bench/kernels"
+	"github.com/tinycontainer/tinycontainer/internal/guests"
 	"github.com/tinycontainer/tinycontainer/runtime"
 )
 
@@ -83,6 +84,9 @@ func guest(t testing.TB, name string) []byte {
 	b, err := os.ReadFile(filepath.Join("testdata", name))
 	if errors.Is(err, fs.ErrNotExist) {
 		b, err = kernels.FS.ReadFile(name)
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		b, err = fs.ReadFile(guests.FS(), name)
 	}
 	if err != nil {
 		t.Fatal(err)

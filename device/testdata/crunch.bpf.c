@@ -1,2 +1,0 @@
-/* crunch built for eBPF: the same source as crunch.c. */
-#include "crunch.c"
