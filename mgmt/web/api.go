@@ -36,60 +36,52 @@ func (a *api) ctx(r *http.Request) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(r.Context(), a.timeout)
 }
 
-func (a *api) info(w http.ResponseWriter, r *http.Request) {
-	if _, ok := query(w, r); !ok {
-		return
+// reader answers a GET without query parameters with what read returns,
+// read within timeout: the shape of every /api/ answer but logs and audit.
+func reader(timeout time.Duration, read func(context.Context) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := query(w, r); !ok {
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), timeout)
+		defer cancel()
+		v, err := read(ctx)
+		if err != nil {
+			writeDeviceError(w, err)
+			return
+		}
+		writeJSON(w, r, v)
 	}
-	ctx, cancel := a.ctx(r)
-	defer cancel()
-	info, err := a.src.Info(ctx)
-	if err != nil {
-		writeDeviceError(w, err)
-		return
-	}
-	writeJSON(w, r, info)
 }
 
-func (a *api) containers(w http.ResponseWriter, r *http.Request) {
-	if _, ok := query(w, r); !ok {
-		return
-	}
-	ctx, cancel := a.ctx(r)
-	defer cancel()
+func (a *api) info(ctx context.Context) (any, error) { return a.src.Info(ctx) }
+
+func (a *api) containers(ctx context.Context) (any, error) {
 	cs, err := a.src.List(ctx)
-	if err != nil {
-		writeDeviceError(w, err)
-		return
-	}
 	if cs == nil {
 		cs = []mgmt.ContainerStatus{}
 	}
-	writeJSON(w, r, cs)
+	return cs, err
 }
 
 func (a *api) container(w http.ResponseWriter, r *http.Request) {
-	if _, ok := query(w, r); !ok {
-		return
-	}
 	name := r.PathValue("name")
 	if len(name) > maxName {
 		writeError(w, http.StatusBadRequest, "container name too long")
 		return
 	}
-	ctx, cancel := a.ctx(r)
-	defer cancel()
-	cs, err := a.src.List(ctx)
-	if err != nil {
-		writeDeviceError(w, err)
-		return
-	}
-	for _, c := range cs {
-		if c.Name == name {
-			writeJSON(w, r, c)
-			return
+	reader(a.timeout, func(ctx context.Context) (any, error) {
+		cs, err := a.src.List(ctx)
+		if err != nil {
+			return nil, err
 		}
-	}
-	writeError(w, http.StatusNotFound, fmt.Sprintf("no container %q", truncate(name, 64)))
+		for _, c := range cs {
+			if c.Name == name {
+				return c, nil
+			}
+		}
+		return nil, fmt.Errorf("%w: no container %q", mgmt.ErrNotFound, truncate(name, 64))
+	})(w, r)
 }
 
 // logs answers ?container=NAME (default: every container) &after=SEQ

@@ -31,23 +31,10 @@ func NewFleetHandler(src FleetReader, opts Options) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /{$}", page("fleet.html"))
 	mux.Handle("GET /assets/", assetHandler())
-	for path, read := range map[string]func(context.Context) (any, error){
-		"/api/devices": src.Devices, "/api/containers": src.Containers, "/api/rollouts": src.Rollouts, "/api/stats": src.Stats,
-	} {
-		mux.HandleFunc("GET "+path, func(w http.ResponseWriter, r *http.Request) {
-			if _, ok := query(w, r); !ok {
-				return
-			}
-			ctx, cancel := context.WithTimeout(r.Context(), opts.CallTimeout)
-			defer cancel()
-			v, err := read(ctx)
-			if err != nil {
-				writeDeviceError(w, err)
-				return
-			}
-			writeJSON(w, r, v)
-		})
-	}
+	mux.HandleFunc("GET /api/devices", reader(opts.CallTimeout, src.Devices))
+	mux.HandleFunc("GET /api/containers", reader(opts.CallTimeout, src.Containers))
+	mux.HandleFunc("GET /api/rollouts", reader(opts.CallTimeout, src.Rollouts))
+	mux.HandleFunc("GET /api/stats", reader(opts.CallTimeout, src.Stats))
 	mux.HandleFunc("/", notFound)
 	return guard(mux, !opts.AllowRemote)
 }

@@ -1,7 +1,9 @@
 package web
 
 import (
+	"bytes"
 	"embed"
+	"html/template"
 	"io/fs"
 	"net"
 	"net/http"
@@ -35,8 +37,8 @@ func NewHandler(src mgmt.Reader, opts Options) http.Handler {
 		// container, so a crowd of scrapers must not queue up.
 		MaxRequestsInFlight: 2,
 	})))
-	mux.HandleFunc("GET /api/info", a.info)
-	mux.HandleFunc("GET /api/containers", a.containers)
+	mux.HandleFunc("GET /api/info", reader(opts.CallTimeout, a.info))
+	mux.HandleFunc("GET /api/containers", reader(opts.CallTimeout, a.containers))
 	mux.HandleFunc("GET /api/containers/{name}", a.container)
 	mux.HandleFunc("GET /api/logs", a.logs)
 	mux.HandleFunc("GET /api/audit", a.audit)
@@ -94,12 +96,13 @@ func notFound(w http.ResponseWriter, r *http.Request) {
 	writeError(w, http.StatusNotFound, "no such page: "+truncate(r.URL.Path, 80))
 }
 
-// page serves one HTML file of the assets.
+// page serves one page of the assets (device.html, fleet.html) in the
+// frame of layout.html, rendered once.
 func page(name string) http.Handler {
+	b, err := render(name)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, err := assets.ReadFile("assets/" + name)
 		if err != nil {
-			writeError(w, http.StatusInternalServerError, "page missing from this build")
+			writeError(w, http.StatusInternalServerError, "page missing from this build: "+err.Error())
 			return
 		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -109,6 +112,21 @@ func page(name string) http.Handler {
 		}
 		_, _ = w.Write(b)
 	})
+}
+
+// render executes the page name (WHAT.html) in the frame of layout.html.
+func render(name string) ([]byte, error) {
+	t, err := template.ParseFS(assets, "assets/layout.html", "assets/"+name)
+	if err != nil {
+		return nil, err
+	}
+	what := strings.TrimSuffix(name, ".html")
+	var b bytes.Buffer
+	err = t.ExecuteTemplate(&b, "layout", struct {
+		What  string
+		Fleet bool
+	}{what, what == "fleet"})
+	return b.Bytes(), err
 }
 
 // assetHandler serves the page's scripts and style sheet.

@@ -76,6 +76,77 @@ var perContainer = []struct {
 		func(c *mgmt.ContainerStatus) float64 { return float64(c.Version) }},
 }
 
+// perDevice are the device-wide metrics without labels; value reports
+// false when the device has no such part (no MQTT bridge, no state on
+// disk).
+var perDevice = []struct {
+	family
+	value func(*mgmt.DeviceInfo) (float64, bool)
+}{
+	{family{"bus_published_total", "Messages published on the device's bus.", counter}, bus(func(b *mgmt.BusStats) uint64 { return b.Published })},
+	{family{"bus_delivered_total", "Messages delivered, one per matching subscription.", counter}, bus(func(b *mgmt.BusStats) uint64 { return b.Delivered })},
+	{family{"bus_dropped_total", "Messages evicted from a full subscription queue.", counter}, bus(func(b *mgmt.BusStats) uint64 { return b.Dropped })},
+	{family{"bus_unmatched_total", "Messages no subscription matched.", counter}, bus(func(b *mgmt.BusStats) uint64 { return b.Unmatched })},
+	{family{"bus_rejected_total", "Messages refused as invalid or oversized.", counter}, bus(func(b *mgmt.BusStats) uint64 { return b.Rejected })},
+	{family{"bus_uplink_errors_total", "Publishes the broker bridge refused.", counter}, bus(func(b *mgmt.BusStats) uint64 { return b.UplinkErrors })},
+	{family{"bus_subscriptions", "Live subscriptions.", gauge}, bus(func(b *mgmt.BusStats) uint64 { return uint64(b.Subscriptions) })},
+
+	{family{"mqtt_connected", "1 when the bridge to the MQTT broker is connected.", gauge}, mqtt(func(m *mgmt.BridgeStats) float64 { return boolValue(m.Connected) })},
+	{family{"mqtt_connects_total", "Connections made to the broker.", counter}, mqtt(func(m *mgmt.BridgeStats) float64 { return float64(m.Connects) })},
+	{family{"mqtt_connect_errors_total", "Failed connection attempts.", counter}, mqtt(func(m *mgmt.BridgeStats) float64 { return float64(m.ConnectErrors) })},
+	{family{"mqtt_sent_total", "Messages sent to the broker.", counter}, mqtt(func(m *mgmt.BridgeStats) float64 { return float64(m.Sent) })},
+	{family{"mqtt_queued", "Messages waiting to be sent.", gauge}, mqtt(func(m *mgmt.BridgeStats) float64 { return float64(m.Queued) })},
+	{family{"mqtt_out_dropped_total", "Outgoing messages dropped.", counter}, mqtt(func(m *mgmt.BridgeStats) float64 { return float64(m.OutDropped) })},
+	{family{"mqtt_received_total", "Messages received from the broker.", counter}, mqtt(func(m *mgmt.BridgeStats) float64 { return float64(m.Received) })},
+	{family{"mqtt_in_dropped_total", "Incoming messages dropped.", counter}, mqtt(func(m *mgmt.BridgeStats) float64 { return float64(m.InDropped) })},
+	{family{"mqtt_subscribe_errors_total", "Subscriptions the broker refused.", counter}, mqtt(func(m *mgmt.BridgeStats) float64 { return float64(m.SubscribeErrors) })},
+
+	{family{"device_storage_free_bytes", "Free space where the device keeps its state.", gauge},
+		storage(func(s *mgmt.StorageInfo) (float64, bool) { return float64(s.FreeBytes), s.TotalBytes > 0 })},
+	{family{"device_storage_total_bytes", "Size of the file system where the device keeps its state.", gauge},
+		storage(func(s *mgmt.StorageInfo) (float64, bool) { return float64(s.TotalBytes), s.TotalBytes > 0 })},
+	{family{"device_storage_low_space", "1 when the free space fell below the device's low-space threshold.", gauge},
+		storage(func(s *mgmt.StorageInfo) (float64, bool) { return boolValue(s.LowSpace), true })},
+	{family{"device_storage_errors_total", "kv calls the store could not do, every container together.", counter},
+		storage(func(s *mgmt.StorageInfo) (float64, bool) { return float64(s.Errors), true })},
+
+	{family{"watchdog_stopped_total", "Runaway activations the watchdog stopped at their budget.", counter},
+		watchdog(func(w *mgmt.WatchdogStats) float64 { return float64(w.Stopped) })},
+	{family{"watchdog_overshoot_p50_seconds", "Median time past the deadline a recent runaway activation took to stop.", gauge},
+		watchdog(func(w *mgmt.WatchdogStats) float64 { return float64(w.OvershootP50US) / 1e6 })},
+	{family{"watchdog_overshoot_p99_seconds", "99th percentile of the time past the deadline recent runaway activations took to stop.", gauge},
+		watchdog(func(w *mgmt.WatchdogStats) float64 { return float64(w.OvershootP99US) / 1e6 })},
+	{family{"watchdog_overshoot_max_seconds", "Longest time past the deadline a recent runaway activation took to stop.", gauge},
+		watchdog(func(w *mgmt.WatchdogStats) float64 { return float64(w.OvershootMaxUS) / 1e6 })},
+}
+
+// bus, mqtt, storage and watchdog read one part of the device's info.
+func bus(f func(*mgmt.BusStats) uint64) func(*mgmt.DeviceInfo) (float64, bool) {
+	return func(d *mgmt.DeviceInfo) (float64, bool) { return float64(f(&d.Bus)), true }
+}
+
+func mqtt(f func(*mgmt.BridgeStats) float64) func(*mgmt.DeviceInfo) (float64, bool) {
+	return func(d *mgmt.DeviceInfo) (float64, bool) {
+		if d.MQTT == nil {
+			return 0, false
+		}
+		return f(d.MQTT), true
+	}
+}
+
+func storage(f func(*mgmt.StorageInfo) (float64, bool)) func(*mgmt.DeviceInfo) (float64, bool) {
+	return func(d *mgmt.DeviceInfo) (float64, bool) {
+		if d.Storage == nil {
+			return 0, false
+		}
+		return f(d.Storage)
+	}
+}
+
+func watchdog(f func(*mgmt.WatchdogStats) float64) func(*mgmt.DeviceInfo) (float64, bool) {
+	return func(d *mgmt.DeviceInfo) (float64, bool) { return f(&d.Watchdog), true }
+}
+
 var stateFamily = family{"container_state",
 	"1 for the container's state (running, stopped, faulted), 0 for the others.", gauge}
 
@@ -160,41 +231,11 @@ func deviceFamilies(b *builder, info mgmt.DeviceInfo) []*dto.MetricFamily {
 		}
 		fams = append(fams, rts)
 	}
-	bus := info.Bus
-	one(family{"bus_published_total", "Messages published on the device's bus.", counter}, float64(bus.Published))
-	one(family{"bus_delivered_total", "Messages delivered, one per matching subscription.", counter}, float64(bus.Delivered))
-	one(family{"bus_dropped_total", "Messages evicted from a full subscription queue.", counter}, float64(bus.Dropped))
-	one(family{"bus_unmatched_total", "Messages no subscription matched.", counter}, float64(bus.Unmatched))
-	one(family{"bus_rejected_total", "Messages refused as invalid or oversized.", counter}, float64(bus.Rejected))
-	one(family{"bus_uplink_errors_total", "Publishes the broker bridge refused.", counter}, float64(bus.UplinkErrors))
-	one(family{"bus_subscriptions", "Live subscriptions.", gauge}, float64(bus.Subscriptions))
-	if m := info.MQTT; m != nil {
-		one(family{"mqtt_connected", "1 when the bridge to the MQTT broker is connected.", gauge}, boolValue(m.Connected))
-		one(family{"mqtt_connects_total", "Connections made to the broker.", counter}, float64(m.Connects))
-		one(family{"mqtt_connect_errors_total", "Failed connection attempts.", counter}, float64(m.ConnectErrors))
-		one(family{"mqtt_sent_total", "Messages sent to the broker.", counter}, float64(m.Sent))
-		one(family{"mqtt_queued", "Messages waiting to be sent.", gauge}, float64(m.Queued))
-		one(family{"mqtt_out_dropped_total", "Outgoing messages dropped.", counter}, float64(m.OutDropped))
-		one(family{"mqtt_received_total", "Messages received from the broker.", counter}, float64(m.Received))
-		one(family{"mqtt_in_dropped_total", "Incoming messages dropped.", counter}, float64(m.InDropped))
-		one(family{"mqtt_subscribe_errors_total", "Subscriptions the broker refused.", counter}, float64(m.SubscribeErrors))
-	}
-	if s := info.Storage; s != nil {
-		if s.TotalBytes > 0 {
-			one(family{"device_storage_free_bytes", "Free space where the device keeps its state.", gauge}, float64(s.FreeBytes))
-			one(family{"device_storage_total_bytes", "Size of the file system where the device keeps its state.", gauge}, float64(s.TotalBytes))
+	for _, m := range perDevice {
+		if v, ok := m.value(&info); ok {
+			one(m.family, v)
 		}
-		one(family{"device_storage_low_space", "1 when the free space fell below the device's low-space threshold.", gauge}, boolValue(s.LowSpace))
-		one(family{"device_storage_errors_total", "kv calls the store could not do, every container together.", counter}, float64(s.Errors))
 	}
-	w := info.Watchdog
-	one(family{"watchdog_stopped_total", "Runaway activations the watchdog stopped at their budget.", counter}, float64(w.Stopped))
-	one(family{"watchdog_overshoot_p50_seconds", "Median time past the deadline a recent runaway activation took to stop.", gauge},
-		float64(w.OvershootP50US)/1e6)
-	one(family{"watchdog_overshoot_p99_seconds", "99th percentile of the time past the deadline recent runaway activations took to stop.", gauge},
-		float64(w.OvershootP99US)/1e6)
-	one(family{"watchdog_overshoot_max_seconds", "Longest time past the deadline a recent runaway activation took to stop.", gauge},
-		float64(w.OvershootMaxUS)/1e6)
 	return fams
 }
 

@@ -89,6 +89,7 @@
     renderRollouts(ros);
     renderDevices(devs);
     table.update(cs, performance.now());
+    $("empty").hidden = cs.length > 0;
   }
 
   poll(tick, 1000, $("conn"));
