@@ -49,9 +49,9 @@ func Child() (string, bool) {
 // Report is the child's answer: it prints the result for InChild.
 // install is the call to measure; refused classifies its error.
 func Report(install func() error, refused func(error) bool) {
-	before := processCPU()
+	before := ProcessCPU()
 	err := install()
-	r := Result{CPU: processCPU() - before}
+	r := Result{CPU: ProcessCPU() - before}
 	if err != nil {
 		r.Err, r.Refused = err.Error(), refused(err)
 	}
@@ -95,10 +95,14 @@ func InChild(t *testing.T, test, shape string) Result {
 	return r
 }
 
-// Check applies the targets to r: installed within InstallCPU and
-// InstallMemory, or refused (with a reason) within RefuseCPU.
-func Check(t *testing.T, shape string, r Result) {
+// Check applies the targets to r, the install of s (named shape):
+// installed within InstallCPU and InstallMemory, or refused (with a
+// reason) within RefuseCPU; an Invalid shape must be refused.
+func Check(t *testing.T, shape string, s Shape, r Result) {
 	t.Helper()
+	if s.Invalid && r.Err == "" {
+		t.Errorf("%s: invalid code installed", shape)
+	}
 	f := time.Duration(1)
 	if Race {
 		f = RaceFactor
@@ -122,7 +126,8 @@ func Check(t *testing.T, shape string, r Result) {
 	}
 }
 
-func processCPU() time.Duration {
+// ProcessCPU is the CPU time this process has used, all threads.
+func ProcessCPU() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0

@@ -15,9 +15,17 @@ const (
 // Module builds a WebAssembly module: types, functions, one exported
 // function tc_main () -> (i32) as the last function.
 type Module struct {
-	types  [][]byte // encoded function types (0x60 ...)
-	funcs  []uint32 // type index of each function
-	bodies [][]byte // encoded bodies (locals and code, without the size)
+	types   [][]byte // encoded function types (0x60 ...)
+	funcs   []uint32 // type index of each function
+	bodies  [][]byte // encoded bodies (locals and code, without the size)
+	memory  []byte   // the memory section's contents, if any
+	exports []export // exported besides tc_main
+}
+
+type export struct {
+	name  string
+	kind  byte
+	index uint32
 }
 
 // Type adds a function type and returns its index.
@@ -61,11 +69,20 @@ func (m *Module) Bytes() []byte {
 		sec = AppendU32(sec, f)
 	}
 	out = section(out, 3, sec)
-	sec = AppendU32(nil, 1)
+	if m.memory != nil {
+		out = section(out, 5, m.memory)
+	}
+	sec = AppendU32(nil, uint32(1+len(m.exports)))
 	sec = AppendU32(sec, 7)
 	sec = append(sec, "tc_main"...)
 	sec = append(sec, 0)
 	sec = AppendU32(sec, mainIdx)
+	for _, e := range m.exports {
+		sec = AppendU32(sec, uint32(len(e.name)))
+		sec = append(sec, e.name...)
+		sec = append(sec, e.kind)
+		sec = AppendU32(sec, e.index)
+	}
 	out = section(out, 7, sec)
 	sec = AppendU32(nil, uint32(len(m.bodies)))
 	for _, b := range m.bodies {
@@ -305,5 +322,23 @@ func Mix(data []byte) []byte {
 			m.AddBrTable(a*b*8 + 1)
 		}
 	}
+	return m.Bytes()
+}
+
+// ExportMissingGlobal is a module exporting global 0, which it does not
+// have: invalid, but after instrumentation the added fuel counter is
+// global 0 and the export would name it.
+func ExportMissingGlobal() []byte {
+	var m Module
+	m.exports = append(m.exports, export{"g", 3, 0})
+	return m.Bytes()
+}
+
+// MemoryMaxOver is a module whose memory's maximum is 65,537 pages (over
+// the 4 GiB of a 32-bit memory): invalid, but clamping the maximum to the
+// container's limit would make it valid.
+func MemoryMaxOver() []byte {
+	var m Module
+	m.memory = []byte{1, 1, 0, 0x81, 0x80, 0x04} // one memory with a maximum: min 0, max 65,537
 	return m.Bytes()
 }

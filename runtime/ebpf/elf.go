@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/tinycontainer/tinycontainer/runtime"
 )
@@ -69,6 +70,9 @@ func loadELF(obj []byte, maxData uint64) (*image, error) {
 	if len(obj) > MaxObjectSize {
 		return nil, fmt.Errorf("%w: ELF object of %d bytes, the limit is %d", runtime.ErrInvalidCode, len(obj), MaxObjectSize)
 	}
+	if err := checkHeaders(obj); err != nil {
+		return nil, err
+	}
 	f, err := elf.NewFile(bytes.NewReader(obj))
 	if err != nil {
 		return nil, fmt.Errorf("%w: not a valid ELF object: %v", runtime.ErrInvalidCode, err)
@@ -76,6 +80,20 @@ func loadELF(obj []byte, maxData uint64) (*image, error) {
 	if f.Class != elf.ELFCLASS64 || f.Data != elf.ELFDATA2LSB || f.Machine != elf.EM_BPF || f.Type != elf.ET_REL {
 		return nil, invalidELF("want a little-endian 64-bit relocatable BPF object (clang -target bpf -c), got %v %v %v %v",
 			f.Class, f.Data, f.Machine, f.Type)
+	}
+	var relBytes uint64
+	for _, s := range f.Sections {
+		if strings.HasPrefix(s.Name, ".zdebug") {
+			return nil, invalidELF("section %q: compressed sections are not supported", s.Name)
+		}
+		if s.Type == elf.SHT_REL {
+			relBytes += s.FileSize
+		}
+	}
+	// Relocation sections may name the same bytes of the file: read each
+	// byte once at most, so the relocations cost what the object holds.
+	if relBytes > uint64(len(obj)) {
+		return nil, invalidELF("relocation sections overlap (%d bytes of relocations in a %d-byte object)", relBytes, len(obj))
 	}
 	l := &loader{f: f, rels: map[int][]int{}, dataAddr: map[int]uint32{}, textAt: map[int]int{}}
 	l.syms, err = f.Symbols()
@@ -106,6 +124,52 @@ func loadELF(obj []byte, maxData uint64) (*image, error) {
 		return nil, err
 	}
 	return img, nil
+}
+
+// checkHeaders refuses, before the ELF reader opens obj, what it would
+// cost more to read than obj's size: compressed sections (the reader
+// inflates the section-name table while it opens the file, and any other
+// section when it is read: a 4 MiB object can claim 128 GiB) and objects
+// other than 64-bit little-endian ones (whose headers are not checked
+// here).
+func checkHeaders(obj []byte) error {
+	le := binary.LittleEndian
+	if len(obj) < 64 || string(obj[:4]) != elf.ELFMAG {
+		return fmt.Errorf("%w: not a valid ELF object: no ELF header", runtime.ErrInvalidCode)
+	}
+	if elf.Class(obj[4]) != elf.ELFCLASS64 || elf.Data(obj[5]) != elf.ELFDATA2LSB {
+		return invalidELF("want a little-endian 64-bit relocatable BPF object (clang -target bpf -c)")
+	}
+	const entry = 64 // size of a 64-bit section header
+	shoff, entsize, shnum := le.Uint64(obj[40:]), uint64(le.Uint16(obj[58:])), uint64(le.Uint16(obj[60:]))
+	if shoff == 0 {
+		return nil // no sections
+	}
+	header := func(i uint64) ([]byte, error) {
+		if shoff > uint64(len(obj)) || i > (uint64(len(obj))-shoff)/max(entsize, entry) ||
+			shoff+i*max(entsize, entry)+entry > uint64(len(obj)) {
+			return nil, invalidELF("section header %d is outside the object", i)
+		}
+		at := shoff + i*max(entsize, entry)
+		return obj[at : at+entry], nil
+	}
+	if shnum == 0 { // more than 0xff00 sections: the count is in section 0
+		h, err := header(0)
+		if err != nil {
+			return err
+		}
+		shnum = le.Uint64(h[32:])
+	}
+	for i := range shnum {
+		h, err := header(i)
+		if err != nil {
+			return err
+		}
+		if elf.SectionFlag(le.Uint64(h[8:]))&elf.SHF_COMPRESSED != 0 {
+			return invalidELF("section %d: compressed sections are not supported", i)
+		}
+	}
+	return nil
 }
 
 func isText(s *elf.Section) bool {

@@ -28,7 +28,7 @@ func TestAdversaryInstall(t *testing.T) {
 		for _, limit := range []string{"1MiB", "4MiB"} {
 			name := s.Name + "@" + limit
 			t.Run(name, func(t *testing.T) {
-				adversary.Check(t, name, adversary.InChild(t, "TestAdversaryInstall", name))
+				adversary.Check(t, name, s, adversary.InChild(t, "TestAdversaryInstall", name))
 			})
 		}
 	}
