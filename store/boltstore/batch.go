@@ -3,7 +3,6 @@ package boltstore
 import (
 	"errors"
 	"fmt"
-	"runtime/debug"
 	"sync"
 
 	bolt "go.etcd.io/bbolt"
@@ -35,7 +34,7 @@ type batchOp struct {
 }
 
 type batcher struct {
-	db *bolt.DB
+	tx func(write bool, fn func(*bolt.Tx) error) error // Store.guarded
 
 	mu     sync.Mutex
 	queue  []*batchOp
@@ -48,8 +47,8 @@ type batcher struct {
 	commits, writes, enqueued uint64
 }
 
-func newBatcher(db *bolt.DB) *batcher {
-	b := &batcher{db: db, wake: make(chan struct{}, 1), exited: make(chan struct{})}
+func newBatcher(tx func(bool, func(*bolt.Tx) error) error) *batcher {
+	b := &batcher{tx: tx, wake: make(chan struct{}, 1), exited: make(chan struct{})}
 	go b.run()
 	return b
 }
@@ -120,7 +119,7 @@ func (b *batcher) run() {
 var errRetrySolo = errors.New("retry each write alone")
 
 func (b *batcher) commit(ops []*batchOp) {
-	err := guarded(b.db, func(tx *bolt.Tx) error {
+	err := b.tx(true, func(tx *bolt.Tx) error {
 		for _, op := range ops {
 			op.err = op.fn(tx)
 			if op.err != nil && !cleanFailure(op.err) {
@@ -132,7 +131,7 @@ func (b *batcher) commit(ops []*batchOp) {
 	switch {
 	case errors.Is(err, errRetrySolo):
 		for _, op := range ops {
-			op.err = classify(guarded(b.db, op.fn))
+			op.err = classify(b.tx(true, op.fn))
 			b.count(1)
 			close(op.done)
 		}
@@ -167,11 +166,4 @@ func (b *batcher) stats() (commits, writes uint64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.commits, b.writes
-}
-
-// guarded is db.Update with a corrupt file's faults turned into errors.
-func guarded(db *bolt.DB, fn func(*bolt.Tx) error) (err error) {
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer recoverCorrupt(&err)
-	return db.Update(fn)
 }

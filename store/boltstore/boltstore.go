@@ -6,7 +6,10 @@
 // bbolt panics (or faults on a wild pointer) when it meets a corrupt page.
 // Open therefore verifies the page structure and every record before use,
 // and every method turns a panic or memory fault inside bbolt into an error
-// wrapping store.ErrInvalid instead of crashing the device.
+// wrapping store.ErrInvalid instead of crashing the device. Such a panic can
+// leave bbolt's locks held (the file was damaged while in use), so after one
+// the Store is broken: every later call fails at once without entering
+// bbolt, and Close does not wait for bbolt (which would never return).
 package boltstore
 
 import (
@@ -18,6 +21,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -71,6 +75,13 @@ type Store struct {
 	lock  *os.File
 	batch *batcher // kv writes and audit records: group commit
 	dir   string
+	path  string // of state.db, for messages
+
+	// broken is the first panic recovered from bbolt (a *brokenError);
+	// from then on no call enters bbolt.
+	broken atomic.Pointer[brokenError]
+	// recovered says what Open worked around (see Recovered).
+	recovered string
 
 	closeMu sync.Mutex
 	closed  bool
@@ -105,7 +116,8 @@ func Open(dir string, opts Options) (*Store, error) {
 func open(path string, timeout time.Duration) (s *Store, err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer recoverCorrupt(&err)
-	if err := verifyFile(path); err != nil {
+	recovered, err := verifyFile(path)
+	if err != nil {
 		return nil, fmt.Errorf("boltstore: %s: %w", path, err)
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, PageSize: pageSize})
@@ -118,11 +130,14 @@ func open(path string, timeout time.Duration) (s *Store, err error) {
 		}
 		return nil, fmt.Errorf("boltstore: open %s: %w", path, err)
 	}
-	s = &Store{db: db}
-	// Close the db if anything below fails, also by panic.
+	s = &Store{db: db, path: path, recovered: recovered}
+	// Close the db if anything below fails, also by panic (unless the
+	// panic left bbolt's locks held: then Close would wait forever).
 	defer func() {
 		if err != nil {
-			db.Close()
+			if s.broken.Load() == nil {
+				db.Close()
+			}
 			s = nil
 		}
 	}()
@@ -132,9 +147,15 @@ func open(path string, timeout time.Duration) (s *Store, err error) {
 	if err := s.view(checkAll); err != nil {
 		return nil, fmt.Errorf("boltstore: %s: %w", path, err)
 	}
-	s.batch = newBatcher(db)
+	s.batch = newBatcher(s.guarded)
 	return s, nil
 }
+
+// Recovered is empty, or says what Open found damaged and worked around:
+// one of the file's two meta pages (which bbolt keeps so that a write torn
+// by a power cut loses only the transaction it was writing) did not check,
+// so the file was opened at the transaction the other one records.
+func (s *Store) Recovered() string { return s.recovered }
 
 // recoverCorrupt turns a panic inside bbolt (which, with SetPanicOnFault,
 // includes a fault on a wild pointer into the file mapping) into an error.
@@ -144,17 +165,43 @@ func recoverCorrupt(err *error) {
 	}
 }
 
-func (s *Store) view(fn func(*bolt.Tx) error) (err error) {
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer recoverCorrupt(&err)
-	return classify(s.db.View(fn))
+// brokenError is the error of every call after bbolt panicked.
+type brokenError struct {
+	path  string
+	cause any
 }
 
-func (s *Store) update(fn func(*bolt.Tx) error) (err error) {
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer recoverCorrupt(&err)
-	return classify(s.db.Update(fn))
+func (e *brokenError) Error() string {
+	return fmt.Sprintf("boltstore: %s became corrupt while in use (%v): the store reads and writes nothing more; "+
+		"stop the device (when it starts it checks the file and says how to recover)", e.path, e.cause)
 }
+
+func (e *brokenError) Unwrap() error { return store.ErrInvalid }
+
+// guarded runs fn in a bbolt transaction (write: db.Update, else db.View)
+// with a corrupt file's panics and faults turned into errors. After one,
+// the store is broken (see the package comment).
+func (s *Store) guarded(write bool, fn func(*bolt.Tx) error) (err error) {
+	if b := s.broken.Load(); b != nil {
+		return b
+	}
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			b := &brokenError{path: s.path, cause: r}
+			s.broken.CompareAndSwap(nil, b)
+			err = b
+		}
+	}()
+	if write {
+		return s.db.Update(fn)
+	}
+	return s.db.View(fn)
+}
+
+func (s *Store) view(fn func(*bolt.Tx) error) error { return classify(s.guarded(false, fn)) }
+
+func (s *Store) update(fn func(*bolt.Tx) error) error { return classify(s.guarded(true, fn)) }
 
 // classify maps bbolt's errors onto the store's error classes.
 func classify(err error) error {
@@ -629,7 +676,10 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	s.batch.close()
-	err := s.db.Close()
+	var err error
+	if s.broken.Load() == nil {
+		err = s.db.Close()
+	} // else bbolt may hold its own locks forever: the process's exit frees its file
 	if uerr := unlockDir(s.lock); err == nil {
 		err = uerr
 	}

@@ -44,6 +44,8 @@ type meta struct {
 	freelist uint64
 	hwm      uint64 // pages below this id exist
 	txid     uint64
+
+	recovered string // set by pickMeta when the other meta page is damaged
 }
 
 type verifier struct {
@@ -59,46 +61,51 @@ func invalidf(format string, args ...any) error {
 	return fmt.Errorf("%w: not a valid state database: "+format, append([]any{store.ErrInvalid}, args...)...)
 }
 
-// verifyFile checks the bbolt file at path. A missing or empty file is fine
-// (bbolt will initialise it).
-func verifyFile(path string) error {
+// verifyFile checks the bbolt file at path. A missing file is fine (bbolt
+// will create it); an empty one is not: bbolt writes a new file's first
+// pages as it creates it, so an existing empty state.db is one whose content
+// was lost (a file system repaired after a power cut, a failed copy), and
+// starting afresh on it would silently drop the device's state. recovered
+// is empty, or says which damaged meta page the file opens without.
+func verifyFile(path string) (recovered string, err error) {
 	f, err := os.Open(path)
 	if os.IsNotExist(err) {
-		return nil
+		return "", nil
 	}
 	if err != nil {
-		return fmt.Errorf("boltstore: %w", err)
+		return "", fmt.Errorf("boltstore: %w", err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("boltstore: %w", err)
+		return "", fmt.Errorf("boltstore: %w", err)
 	}
 	if st.Size() == 0 {
-		return nil
+		return "", invalidf("the file is empty (0 bytes): its content was lost")
 	}
 	v := &verifier{f: f, size: st.Size(), used: map[uint64]bool{}, free: map[uint64]bool{}}
 	m, err := v.pickMeta()
 	if err != nil {
-		return err
+		return "", err
 	}
 	v.pageSize, v.hwm = int64(m.pageSize), m.hwm
 	if m.hwm < 4 || m.hwm > uint64(v.size/v.pageSize) {
-		return invalidf("high water mark %d pages, file holds %d", m.hwm, v.size/v.pageSize)
+		return "", invalidf("high water mark %d pages, file holds %d", m.hwm, v.size/v.pageSize)
 	}
 	if err := v.freelist(m.freelist); err != nil {
-		return err
+		return "", err
 	}
 	if err := v.tree(m.root, 0); err != nil {
-		return err
+		return "", err
 	}
-	return nil
+	return m.recovered, nil
 }
 
 // pickMeta finds the page size and chooses the meta page the way bbolt does:
 // the page size of meta page 0, or when that page is torn, of the first valid
 // meta page found at a power-of-two offset; then the valid meta page with the
-// higher transaction id.
+// higher transaction id. When one meta page does not check, the chosen one
+// says so in its recovered field.
 func (v *verifier) pickMeta() (meta, error) {
 	m0, err0 := v.readMeta(0)
 	ps := m0.pageSize
@@ -115,9 +122,15 @@ func (v *verifier) pickMeta() (meta, error) {
 		return meta{}, invalidf("meta pages disagree on the page size")
 	}
 	switch {
-	case err1 == nil && (err0 != nil || m1.txid > m0.txid):
+	case err1 == nil && err0 != nil:
+		m1.recovered = fmt.Sprintf("meta page 0 is damaged (%v): opened at transaction %d of meta page 1", err0, m1.txid)
+		return m1, nil
+	case err1 == nil && m1.txid > m0.txid:
 		return m1, nil
 	case err0 == nil:
+		if err1 != nil {
+			m0.recovered = fmt.Sprintf("meta page 1 is damaged (%v): opened at transaction %d of meta page 0", err1, m0.txid)
+		}
 		return m0, nil
 	}
 	return meta{}, invalidf("meta pages: %v; %v", err0, err1)
