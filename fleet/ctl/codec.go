@@ -58,7 +58,7 @@ func (r *Rollout) definition() doc.Rollout {
 func (r *Rollout) progress(seq uint64) doc.Progress {
 	p := doc.Progress{
 		Tenant: r.Tenant, ID: r.ID, Seq: seq, State: rolloutStates[r.State], Wave: r.Wave, Waves: len(r.Waves),
-		Lease:  doc.Lease{Holder: r.Lease.Holder, Expires: r.Lease.Until, Term: r.Lease.Term},
+		Lease:  doc.Lease{Holder: r.Lease.Holder, Expires: r.Lease.Until, Duration: doc.Duration(r.Lease.TTL), Term: r.Lease.Term},
 		Reason: r.Reason, Updated: r.Updated, Devices: make([]doc.DeviceProgress, len(r.Jobs)),
 	}
 	for i, j := range r.Jobs {
@@ -112,9 +112,12 @@ func fromDocs(def *doc.Rollout, p *doc.Progress, lease time.Duration) (*Rollout,
 		Format: rolloutFormat, ID: def.ID, Tenant: def.Tenant, Container: def.Container, Version: def.To.Version,
 		Image: def.To.Digest, ImageSize: def.Size, Selector: def.Selector, Params: params, State: state,
 		Reason: p.Reason, Wave: p.Wave, Created: def.Created, Updated: p.Updated,
-		Lease: Lease{Holder: p.Lease.Holder, Term: p.Lease.Term, Until: p.Lease.Expires},
+		Lease: Lease{Holder: p.Lease.Holder, Term: p.Lease.Term, Until: p.Lease.Expires, TTL: time.Duration(p.Lease.Duration)},
 	}
 	sizes := PlanWaves(len(def.Devices), params.Canary, params.Wave)
+	if r.Lease.TTL <= 0 {
+		r.Lease.TTL = DefaultParams().Lease
+	}
 	if len(sizes) != p.Waves {
 		return nil, bad("%d waves planned, progress says %d", len(sizes), p.Waves)
 	}

@@ -29,6 +29,7 @@ func TestRolloutMessageRoundTrip(t *testing.T) {
 		f.apply(f.r.Step(f.now, f.observe))
 		f.now = f.now.Add(100 * time.Millisecond)
 	}
+	f.r.Params.Lease = 7 * time.Second // not the default: the lease's duration travels in the message
 	f.r.Claim("ctl-a", f.now)
 	key := testKey(t, 1)
 	var s sealed

@@ -119,7 +119,7 @@ func (f *Fleet) StartRollout(ctx context.Context, req RolloutRequest) (*Run, err
 		targets = append(targets, t)
 	}
 	digest := doc.Digest(req.Image)
-	now := time.Now()
+	now := f.now()
 	r, err := NewRollout(id, m.Tenant, m.Name, m.Version, digest, len(req.Image), req.Selector.String(), req.Params, targets, now)
 	if err != nil {
 		return nil, err
@@ -168,10 +168,16 @@ func (f *Fleet) ResumeRollout(ctx context.Context, id, tenant string, key ed2551
 	if err != nil || run.r.Done() {
 		return run, err
 	}
-	// Wait out a live lease, watching for its renewal.
-	for run.r.LeaseLive(time.Now()) && run.r.Lease.Holder != run.holder {
-		seen := run.r.Lease
-		t := time.NewTimer(time.Until(run.r.Lease.Until) + 10*time.Millisecond)
+	// Wait out a live lease, watching for its renewal. Its duration is
+	// counted on this controller's clock from the copy read above: the
+	// holder's Until is by another machine's clock.
+	w := watchLease(run.r.Lease, f.now())
+	for run.r.Lease.Holder != run.holder {
+		left := w.left(f.now())
+		if left <= 0 {
+			break
+		}
+		t := time.NewTimer(left + 10*time.Millisecond)
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -184,15 +190,15 @@ func (f *Fleet) ResumeRollout(ctx context.Context, id, tenant string, key ed2551
 		if err != nil {
 			return nil, err
 		}
-		if r.Lease != seen || r.Done() {
-			if r.Done() {
-				run.r = r
-				return run, nil
-			}
-			return nil, fmt.Errorf("%w: %s renewed its lease (term %d, until %s)", ErrLease, r.Lease.Holder, r.Lease.Term, r.Lease.Until.Format(time.RFC3339))
+		if r.Done() {
+			run.r = r
+			return run, nil
+		}
+		if w.see(r.Lease, f.now()) {
+			return nil, fmt.Errorf("%w: %s renewed its lease (term %d, for %v)", ErrLease, r.Lease.Holder, r.Lease.Term, r.Lease.TTL)
 		}
 	}
-	return run, run.claim(ctx, time.Now(), func(r *Rollout, now time.Time) Decision { return r.Resumed(now) })
+	return run, run.claim(ctx, f.now(), func(r *Rollout, now time.Time) Decision { return r.Resumed(now) })
 }
 
 // AbortRollout takes the rollout over at once (whoever drives it stops
@@ -203,7 +209,7 @@ func (f *Fleet) AbortRollout(ctx context.Context, id, tenant string, key ed25519
 	if err != nil || run.r.Done() {
 		return run, err
 	}
-	return run, run.claim(ctx, time.Now(), func(r *Rollout, now time.Time) Decision {
+	return run, run.claim(ctx, f.now(), func(r *Rollout, now time.Time) Decision {
 		d := r.Resumed(now)
 		a := r.Abort(now, reason)
 		d.Revert = append(d.Revert, a.Revert...)
@@ -282,7 +288,7 @@ func (run *Run) Drive(ctx context.Context, progress func(Event)) (string, error)
 	}
 	for {
 		flush()
-		if run.r.Done() && !run.dirty && len(run.toRevert) == 0 && time.Since(run.claimed) >= takeoverGrace {
+		if run.r.Done() && !run.dirty && len(run.toRevert) == 0 && run.f.now().Sub(run.claimed) >= takeoverGrace {
 			return run.r.State, nil
 		}
 		select {
@@ -298,7 +304,7 @@ func (run *Run) Drive(ctx context.Context, progress func(Event)) (string, error)
 			flush()
 			return run.r.State, err
 		}
-		now := time.Now()
+		now := run.f.now()
 		run.apply(run.r.Step(now, run.f.observe(run.r.Tenant, run.r.Container)))
 		if run.conns != run.f.Stats().Connections {
 			// A new connection: the broker may have lost the rollout
@@ -366,7 +372,7 @@ func (run *Run) checkCopy(b []byte) error {
 	if r.Lease.Term < run.term {
 		// A straggler of the controller we took over from: it may have
 		// sent devices the new version after the copy we started from.
-		run.apply(run.r.Adopt(r, time.Now()))
+		run.apply(run.r.Adopt(r, run.f.now()))
 		run.published = b
 		run.dirty = true // its copy replaced ours on the broker
 	}

@@ -67,7 +67,14 @@ func newTestFleet(t *testing.T, n int, faulty ...uint64) *testFleet {
 
 func (tf *testFleet) open(ctx context.Context) *Fleet {
 	tf.t.Helper()
-	f, err := Open(ctx, Options{Broker: tf.broker.URL(), Settle: 200 * time.Millisecond})
+	return tf.openSkewed(ctx, 0)
+}
+
+// openSkewed opens a controller whose clock is skew off the machine's.
+func (tf *testFleet) openSkewed(ctx context.Context, skew time.Duration) *Fleet {
+	tf.t.Helper()
+	f, err := Open(ctx, Options{Broker: tf.broker.URL(), Settle: 200 * time.Millisecond,
+		Clock: func() time.Time { return time.Now().Add(skew) }})
 	if err != nil {
 		tf.t.Fatal(err)
 	}
@@ -232,13 +239,30 @@ func TestBrokerRestartMidRollout(t *testing.T) {
 }
 
 func TestLeaseKeepsASecondControllerOutAndResumeTakesOver(t *testing.T) {
+	testLeaseTakeover(t, 0)
+}
+
+// Regression test: the lease compared controller A's clock (the expiry it
+// wrote) with controller B's. With A's clock an hour behind B's, B's
+// resume took the rollout from a live A at once; with A's an hour ahead,
+// B waited an hour after A died. B now counts the lease on its own clock.
+func TestLeaseTakeoverWithSkewedClocks(t *testing.T) {
+	for _, skew := range []time.Duration{-time.Hour, time.Hour} {
+		t.Run(skew.String(), func(t *testing.T) { testLeaseTakeover(t, skew) })
+	}
+}
+
+// testLeaseTakeover: controller A (its clock skew off B's) drives a
+// rollout; B's resume gives up while A renews its lease, and takes over
+// once A died.
+func testLeaseTakeover(t *testing.T, skew time.Duration) {
 	tf := newTestFleet(t, 6)
 	ctx := t.Context()
-	a := tf.open(ctx)
+	a := tf.openSkewed(ctx, skew)
 	p := fastParams()
 	p.Canary, p.Wave = 1000, 1000 // six waves of one device
 	p.Health = 400 * time.Millisecond
-	p.Lease = time.Second
+	p.Lease = 3 * time.Second // renewed every second: B sees a renewal however loaded the machine
 	run, err := a.StartRollout(ctx, RolloutRequest{Image: tf.v2, Key: tf.key, Selector: All(), Params: p})
 	if err != nil {
 		t.Fatal(err)
@@ -267,7 +291,10 @@ func TestLeaseKeepsASecondControllerOutAndResumeTakesOver(t *testing.T) {
 	kill()
 	<-aDone
 	a.Close()
-	rb, err := b.ResumeRollout(ctx, run.ID(), "", tf.key, p.Lease)
+	// Believing A's clock an hour ahead, B would wait an hour.
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	rb, err := b.ResumeRollout(rctx, run.ID(), "", tf.key, p.Lease)
 	if err != nil {
 		t.Fatal(err)
 	}

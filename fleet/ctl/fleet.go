@@ -33,6 +33,10 @@ type Options struct {
 	// Timeout bounds the first connection and each settle [10s].
 	Timeout time.Duration
 	Logger  *slog.Logger
+	// Clock is this controller's clock [time.Now]: the times it writes
+	// (lease, progress, sequence numbers) and how it judges other
+	// controllers' leases. Tests skew it.
+	Clock func() time.Time
 }
 
 func (o *Options) defaults() {
@@ -57,6 +61,9 @@ func (o *Options) defaults() {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
 }
 
 // Fleet is a live view of a fleet's retained state on a broker: device
@@ -75,6 +82,7 @@ type Fleet struct {
 	desired  map[string][]byte      // topic -> payload
 	grants   map[string][]byte      // topic -> payload
 	rollouts map[string][]byte      // tenant/id -> payload
+	leases   map[string]leaseWatch  // tenant/id -> its lease as this controller saw it arrive
 	taps     map[string]chan []byte // rollout id -> every copy received (of any tenant), for its driver
 	last     time.Time              // last message or subscription
 	bad      uint64                 // messages that did not decode
@@ -96,7 +104,7 @@ func Open(ctx context.Context, opts Options, filters ...string) (*Fleet, error) 
 	f := &Fleet{
 		opts: opts, filters: append([]string{doc.AllStatusFilter, doc.AllReportedFilter}, filters...),
 		status: map[string]deviceStatus{}, reported: map[string]doc.Reported{}, desired: map[string][]byte{},
-		grants: map[string][]byte{}, rollouts: map[string][]byte{}, taps: map[string]chan []byte{}, changed: make(chan struct{}, 1),
+		grants: map[string][]byte{}, rollouts: map[string][]byte{}, leases: map[string]leaseWatch{}, taps: map[string]chan []byte{}, changed: make(chan struct{}, 1),
 	}
 	cfg := mqttc.ClientConfig{
 		Config: mqttc.Config{URL: opts.Broker, ClientID: opts.ClientID, MaxPacketSize: 2 << 20, ReceiveMaximum: 1024,
@@ -217,12 +225,23 @@ func (f *Fleet) Changed() <-chan struct{} { return f.changed }
 // Connected reports whether the broker connection is up.
 func (f *Fleet) Connected() bool { return f.cli.Conn() != nil }
 
+// now is this controller's clock.
+func (f *Fleet) now() time.Time { return f.opts.Clock() }
+
 func (f *Fleet) onMessage(m mqttc.Message) {
-	now := time.Now()
+	now := f.now()
 	t, err := doc.ParseTopic(m.Topic)
+	var lease *Lease
+	if err == nil && t.Kind == doc.TopicRollout && len(m.Payload) > 0 {
+		// Decoded outside the lock; the signatures are the reader's to
+		// check: this only times the lease for the view.
+		if r, err := OpenRollout(m.Payload, nil); err == nil {
+			lease = &r.Lease
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.last = now
+	f.last = time.Now()
 	defer func() {
 		select {
 		case f.changed <- struct{}{}:
@@ -277,6 +296,14 @@ func (f *Fleet) onMessage(m mqttc.Message) {
 	case doc.TopicRollout:
 		key := t.Tenant + "/" + t.Rollout
 		setOrDelete(f.rollouts, key, m.Payload)
+		if w, ok := f.leases[key]; ok && lease != nil {
+			w.see(*lease, now)
+			f.leases[key] = w
+		} else if lease != nil {
+			f.leases[key] = watchLease(*lease, now)
+		} else {
+			delete(f.leases, key)
+		}
 		if tap, ok := f.taps[t.Rollout]; ok && len(m.Payload) > 0 {
 			select {
 			case tap <- m.Payload:

@@ -12,11 +12,19 @@ import "time"
 // with its term held by another controller: of two claims published at
 // once, the later one is retained and wins, and both controllers agree on
 // which one that is.
+//
+// Expiry is judged by each controller's own clock only. The holder writes
+// Until by its clock (for people to read) and the lease's duration TTL.
+// Another controller never compares Until with its own wall clock (two
+// machines' clocks may disagree by more than a lease): it counts TTL on
+// its own monotonic clock from when it saw the lease, or its latest
+// renewal, arrive (leaseWatch). A renewal is a copy with another Until:
+// the holder's clock only has to run forward, not agree with anyone's.
 
 // Claim makes holder the driver of the rollout from now, with the next
 // term.
 func (r *Rollout) Claim(holder string, now time.Time) {
-	r.Lease = Lease{Holder: holder, Term: r.Lease.Term + 1, Until: now.Add(r.Params.Lease)}
+	r.Lease = Lease{Holder: holder, Term: r.Lease.Term + 1, Until: now.Add(r.Params.Lease), TTL: r.Params.Lease}
 	r.Updated = now
 }
 
@@ -28,12 +36,35 @@ func (r *Rollout) RenewDue(now time.Time) bool {
 
 // Renew extends the lease of the current holder.
 func (r *Rollout) Renew(now time.Time) {
-	r.Lease.Until = now.Add(r.Params.Lease)
+	r.Lease.Until, r.Lease.TTL = now.Add(r.Params.Lease), r.Params.Lease
 	r.Updated = now
 }
 
-// LeaseLive reports whether the lease has not yet expired at now.
-func (r *Rollout) LeaseLive(now time.Time) bool { return now.Before(r.Lease.Until) }
+// leaseWatch is a lease as another controller sees it: live for its TTL
+// from when this controller saw it (or its latest renewal) arrive, by
+// this controller's clock.
+type leaseWatch struct {
+	lease Lease
+	since time.Time // this controller's clock (monotonic)
+}
+
+// watchLease starts watching l, seen arriving at now.
+func watchLease(l Lease, now time.Time) leaseWatch { return leaseWatch{l, now} }
+
+// see records a copy of the lease seen at now; it reports whether the
+// lease was renewed or changed hands since the last copy.
+func (w *leaseWatch) see(l Lease, now time.Time) bool {
+	if l == w.lease {
+		return false
+	}
+	w.lease, w.since = l, now
+	return true
+}
+
+// left is how long the lease stays live after now (<= 0: expired).
+func (w leaseWatch) left(now time.Time) time.Duration {
+	return w.lease.TTL - now.Sub(w.since)
+}
 
 // Supersedes reports whether a copy of the rollout seen after a claim of
 // (holder, term) means that claim lost.

@@ -305,7 +305,7 @@ func TestLease(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	r := &Rollout{Params: testParams()}
 	r.Claim("a", now)
-	if r.Lease.Term != 1 || !r.LeaseLive(now.Add(r.Params.Lease-time.Millisecond)) || r.LeaseLive(now.Add(r.Params.Lease)) {
+	if r.Lease.Term != 1 || r.Lease.TTL != r.Params.Lease || !r.Lease.Until.Equal(now.Add(r.Params.Lease)) {
 		t.Fatalf("lease %+v", r.Lease)
 	}
 	if r.RenewDue(now) || !r.RenewDue(now.Add(r.Params.Lease/3+time.Millisecond)) {
@@ -317,5 +317,48 @@ func TestLease(t *testing.T) {
 	r.Claim("b", now)
 	if !r.Lease.Supersedes("a", 1) {
 		t.Fatal("a higher term must supersede")
+	}
+}
+
+// Regression test: the lease compared the holder's wall clock (Until) with
+// the watcher's. A watcher whose clock is an hour ahead took over a live
+// driver at once; one an hour behind waited an hour for a dead one. The
+// watcher now counts the lease's duration on its own clock from when it
+// saw the lease, or its latest renewal, arrive.
+func TestLeaseIsJudgedByTheWatchersOwnClock(t *testing.T) {
+	for _, skew := range []time.Duration{-time.Hour, 0, time.Hour, 30 * 24 * time.Hour} {
+		t.Run(skew.String(), func(t *testing.T) {
+			watcher := time.Unix(1_700_000_000, 0) // the watcher's clock, advanced by hand
+			holder := func() time.Time { return watcher.Add(skew) }
+			r := &Rollout{Params: testParams()}
+			r.Claim("a", holder())
+			// The copy travels through the broker; the watcher sees it
+			// arrive a little later.
+			watcher = watcher.Add(200 * time.Millisecond)
+			w := watchLease(r.Lease, watcher)
+			ttl := r.Params.Lease
+			if w.left(watcher) != ttl {
+				t.Fatalf("left %v at arrival, want the whole lease %v", w.left(watcher), ttl)
+			}
+			// The holder renews a third of the way in: live again for a
+			// whole lease from when the renewal arrives.
+			watcher = watcher.Add(ttl / 3)
+			r.Renew(holder())
+			if w.see(r.Lease, watcher) != true || w.left(watcher) != ttl {
+				t.Fatalf("renewal not seen: left %v", w.left(watcher))
+			}
+			// The same copy again is no renewal.
+			if w.see(r.Lease, watcher.Add(time.Second)) {
+				t.Fatal("the same lease seen again counted as a renewal")
+			}
+			// The holder dies: live until a lease after its last renewal
+			// arrived, whatever its clock said.
+			if w.left(watcher.Add(ttl-time.Millisecond)) <= 0 {
+				t.Fatal("expired before its duration passed on the watcher's clock")
+			}
+			if w.left(watcher.Add(ttl)) > 0 {
+				t.Fatalf("still live a whole lease after the last renewal (holder's clock %v off)", skew)
+			}
+		})
 	}
 }

@@ -93,9 +93,10 @@ type Job struct {
 // by one at every takeover, so a controller that sees a higher term, or
 // its own term held by another, knows it lost the rollout.
 type Lease struct {
-	Holder string    `json:"holder"`
-	Term   uint64    `json:"term"`
-	Until  time.Time `json:"until"`
+	Holder string        `json:"holder"`
+	Term   uint64        `json:"term"`
+	Until  time.Time     `json:"until"`  // by the holder's clock: for people, never compared with another clock
+	TTL    time.Duration `json:"ttl_ns"` // how long the lease lasts unrenewed, counted by whoever watches it
 }
 
 // Rollout is a rollout and its progress: the content of its retained

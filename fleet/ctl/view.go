@@ -179,12 +179,15 @@ type ParamsView struct {
 	Timeout     string `json:"timeout"`
 }
 
-// LeaseView says who drives the rollout.
+// LeaseView says who drives the rollout. Expires is by the holder's
+// clock; Live is judged by this controller's: the lease's duration has not
+// passed since it saw the lease (or its latest renewal) arrive.
 type LeaseView struct {
-	Holder  string    `json:"holder"`
-	Term    uint64    `json:"term"`
-	Expires time.Time `json:"expires"`
-	Live    bool      `json:"live"`
+	Holder  string        `json:"holder"`
+	Term    uint64        `json:"term"`
+	Expires time.Time     `json:"expires"`
+	TTL     time.Duration `json:"ttl_ns"`
+	Live    bool          `json:"live"`
 }
 
 // JobStatus is one device's job: the state the rollout recorded and the
@@ -204,13 +207,16 @@ type JobStatus struct {
 
 // Status builds r's status from what the devices report now.
 func (f *Fleet) Status(r *Rollout, verified bool) RolloutStatus {
-	now := time.Now()
+	now := f.now()
+	f.mu.Lock()
+	w, seen := f.leases[r.Tenant+"/"+r.ID]
+	f.mu.Unlock()
 	st := RolloutStatus{
 		ID: r.ID, Tenant: r.Tenant, Container: r.Container, Version: r.Version, Image: r.Image, Selector: r.Selector,
 		State: r.State, Reason: r.Reason, Wave: r.Wave, Counts: map[string]int{}, Created: r.Created, Updated: r.Updated,
 		Params: ParamsView{Canary: r.Params.Canary.String(), Wave: r.Params.Wave.String(), MaxFailures: r.Params.MaxFailures.String(),
 			Health: r.Params.Health.String(), Timeout: r.Params.Timeout.String()},
-		Lease:    LeaseView{Holder: r.Lease.Holder, Term: r.Lease.Term, Expires: r.Lease.Until, Live: r.LeaseLive(now) && !r.Done()},
+		Lease:    LeaseView{Holder: r.Lease.Holder, Term: r.Lease.Term, Expires: r.Lease.Until, TTL: r.Lease.TTL, Live: !r.Done() && (r.Lease.Holder == f.ClientID() || seen && w.lease == r.Lease && w.left(now) > 0)},
 		Verified: verified,
 	}
 	for i, w := range r.Waves {

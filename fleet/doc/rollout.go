@@ -127,11 +127,16 @@ const (
 	DeviceReverted  = "reverted"  // back on From
 )
 
-// Lease says which controller drives a rollout, until when. Another
-// controller takes over only after Expires (`fleet resume`).
+// Lease says which controller drives a rollout. Expires is by the
+// holder's clock, for people; another controller takes over (`fleet
+// resume`) only once it has seen no renewal (a new Expires) for Duration,
+// counted on its own clock: controllers' clocks need not agree.
 type Lease struct {
 	Holder  string    `json:"holder"`
 	Expires time.Time `json:"expires"`
+	// Duration: how long the lease lasts unrenewed (absent in rollouts of
+	// controllers before it was carried: the default lease, 15s).
+	Duration Duration `json:"duration,omitempty"`
 	// Term rises by one at every takeover: a controller that sees a
 	// higher term, or its own held by another, has lost the rollout.
 	Term uint64 `json:"term,omitempty"`
