@@ -156,11 +156,28 @@ func (c *Container) Throttled(d time.Duration) { c.throttledNs.Add(uint64(max(d,
 // against it.
 func (c *Container) Activate(ctx context.Context, b *runtime.Budget) error {
 	if c.inst == nil {
-		inst, err := c.mod.Instantiate(ctx, c.sess)
-		if err != nil {
-			return c.fault(&runtime.Fault{Kind: runtime.FaultTrap, Err: fmt.Errorf("instantiate: %w", err)})
+		// A start function runs under the activation's budget, nested
+		// (preemptible and stoppable like the activation; its own CPU
+		// limit), and its endpoint calls see that budget.
+		ictx := ctx
+		if b != nil {
+			ictx = runtime.WithBudget(ctx, b)
 		}
 		c.sess.Reset()
+		c.sess.Begin(b)
+		inst, err := c.mod.Instantiate(ictx, c.sess)
+		c.sess.Begin(nil)
+		if err != nil {
+			c.sess.Reset()
+			if b != nil {
+				c.cpuNs.Add(uint64(b.CPU()))
+				if b.Stopped() { // cut short (stop, removal, shutdown): not a fault
+					c.dropInstance()
+					return &runtime.Fault{Kind: runtime.FaultBudget, Err: fmt.Errorf("instantiate: %w", err)}
+				}
+			}
+			return c.fault(&runtime.Fault{Kind: runtime.FaultTrap, Err: fmt.Errorf("instantiate: %w", err)})
+		}
 		c.inst = inst
 	}
 	var ev []byte
@@ -178,7 +195,7 @@ func (c *Container) Activate(ctx context.Context, b *runtime.Budget) error {
 	code, err := c.inst.Run(ctx, b)
 	c.sess.Begin(nil)
 	if b != nil {
-		c.cpuNs.Add(uint64(b.Used())) // the runtime ended the stretch
+		c.cpuNs.Add(uint64(b.CPU())) // the runtime ended the stretch
 	} else {
 		c.cpuNs.Add(uint64(runtime.Now() - start))
 	}

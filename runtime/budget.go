@@ -86,6 +86,7 @@ type Budget struct {
 	slice     int64 // CPU ns the gate granted; <= 0: no slice
 	sliceUsed int64 // CPU ns since the gate last heard
 	suspended int64 // wall ns spent suspended or waiting since Arm
+	nested    int64 // CPU ns charged by Nest since Arm (not in used)
 	inRun     bool  // between Arm or Begin and End
 	gate      Gate
 }
@@ -98,7 +99,7 @@ func (b *Budget) SetGate(g Gate) { b.gate = g }
 // clears any stop.
 func (b *Budget) Arm(d time.Duration) {
 	b.limit = int64(d)
-	b.used, b.sliceUsed, b.slice, b.suspended = 0, 0, 0, 0
+	b.used, b.sliceUsed, b.slice, b.suspended, b.nested = 0, 0, 0, 0, 0
 	// A yield asked for since the scheduler handed this activation its
 	// worker stands (the scheduler clears it when an activation ends).
 	b.flags.And(flagYield)
@@ -129,6 +130,30 @@ func (b *Budget) Limit() time.Duration { return time.Duration(b.limit) }
 
 // Used is the CPU time charged since Arm (complete after End).
 func (b *Budget) Used() time.Duration { return time.Duration(b.used) }
+
+// CPU is all the CPU time charged since Arm: Used plus what Nest ran.
+func (b *Budget) CPU() time.Duration { return time.Duration(b.used + b.nested) }
+
+// Nest runs f, guest code that runs for the activation but outside its
+// entry point (a WebAssembly start function while the activation's
+// instance is made), under a CPU limit of its own, d (0: none), instead
+// of the armed one. Everything else of b holds for it: the scheduler's
+// gate (f is suspended at its checkpoints when higher-priority work is
+// ready, and its time slice counts), Stop, and the CPU clock. Its CPU time
+// is not charged to the armed budget (Used is what it was before), only
+// to CPU. f's runtime calls Begin/Checkpoint/End on b as for an
+// activation.
+func (b *Budget) Nest(d time.Duration, f func()) {
+	b.End() // a stretch in progress is the activation's
+	limit, used := b.limit, b.used
+	b.limit, b.used = int64(d), 0
+	defer func() {
+		b.End()
+		b.nested += b.used
+		b.limit, b.used = limit, used
+	}()
+	f()
+}
 
 // Overrun is how far Used went past the limit (0 when within it).
 func (b *Budget) Overrun() time.Duration {

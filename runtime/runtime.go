@@ -154,5 +154,23 @@ type Fault struct {
 func (f *Fault) Error() string { return fmt.Sprintf("%s fault: %v", f.Kind, f.Err) }
 func (f *Fault) Unwrap() error { return f.Err }
 
+// budgetKey carries an activation's budget in a context.
+type budgetKey struct{}
+
+// WithBudget returns ctx carrying b, the budget of the activation for
+// which an instance is made: a runtime that runs guest code while making
+// it (a WebAssembly start function) runs that code under b with
+// Budget.Nest, so the scheduler can suspend and stop it like the
+// activation itself.
+func WithBudget(ctx context.Context, b *Budget) context.Context {
+	return context.WithValue(ctx, budgetKey{}, b)
+}
+
+// BudgetFrom is the budget WithBudget put in ctx, or nil.
+func BudgetFrom(ctx context.Context) *Budget {
+	b, _ := ctx.Value(budgetKey{}).(*Budget)
+	return b
+}
+
 // ErrBudget is the Err of a budget Fault.
 var ErrBudget = errors.New("activation budget exceeded")

@@ -621,7 +621,7 @@ func (s *Scheduler) activate(e *entry) *entry {
 	}
 
 	s.mu.Lock()
-	s.chargeLocked(e, e.budget.Used()-time.Duration(e.charged))
+	s.chargeLocked(e, e.budget.CPU()-time.Duration(e.charged))
 	e.inProgress = false
 	e.flagged = false
 	e.budget.ClearYield()

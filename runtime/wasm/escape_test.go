@@ -80,3 +80,82 @@ func TestEscapeInStartFunction(t *testing.T) {
 		}
 	}
 }
+
+// parkGate suspends the activation at each gate call until the test lets
+// it go on; the test learns of each suspension on parked.
+type parkGate struct{ parked chan chan struct{} }
+
+func (g *parkGate) Checkpoint(b *runtime.Budget, _ time.Duration) (time.Duration, <-chan struct{}) {
+	b.ClearYield()
+	wake := make(chan struct{})
+	g.parked <- wake
+	return 0, wake
+}
+func (g *parkGate) Block(*runtime.Budget, time.Duration)    {}
+func (g *parkGate) Unblock(*runtime.Budget) <-chan struct{} { return nil }
+
+// TestStartFunctionPreemptible is issue 10's gap "the start function runs
+// under its own 100 ms budget and is not preemptible": made for an
+// activation (runtime.WithBudget), the start function runs under the
+// activation's budget, nested: the scheduler suspends it at its
+// checkpoints and stops it like the activation, its CPU time is its own
+// (not charged to the activation's budget) and its own limit still holds.
+func TestStartFunctionPreemptible(t *testing.T) {
+	for _, interp := range []bool{false, true} {
+		ctx := context.Background()
+		r, err := New(ctx, Options{Interpreter: interp, InitBudget: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close(ctx)
+		m := compile(t, r, "escape_random_start.wasm", 1<<20)
+
+		// Suspended twice inside the start function, then stopped.
+		g := &parkGate{parked: make(chan chan struct{})}
+		var b runtime.Budget
+		b.SetGate(g)
+		b.Arm(time.Millisecond) // the activation's own budget: not what bounds the start
+		b.RequestYield()
+		errc := make(chan error, 1)
+		go func() {
+			_, err := m.Instantiate(runtime.WithBudget(ctx, &b), &quietHost{})
+			errc <- err
+		}()
+		for i := range 3 {
+			wake := <-g.parked
+			switch i {
+			case 2:
+				b.Stop()
+			default:
+				b.RequestYield()
+			}
+			close(wake)
+		}
+		err = <-errc
+		var f *runtime.Fault
+		if !errors.As(err, &f) || f.Kind != runtime.FaultBudget || !b.Stopped() {
+			t.Fatalf("interpreter=%v: %v, want the start function stopped", interp, err)
+		}
+		if b.Used() != 0 || b.CPU() == 0 {
+			t.Errorf("interpreter=%v: activation charged %v, start function %v; want 0 and its CPU time", interp, b.Used(), b.CPU())
+		}
+
+		// Its own limit (InitBudget) still ends a start function that
+		// never stops, and the activation's budget is unchanged.
+		r2, err := New(ctx, Options{Interpreter: interp, InitBudget: escapeBudget})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r2.Close(ctx)
+		m2 := compile(t, r2, "escape_random_start.wasm", 1<<20)
+		var b2 runtime.Budget
+		b2.Arm(time.Hour)
+		_, err = m2.Instantiate(runtime.WithBudget(ctx, &b2), &quietHost{})
+		if !errors.As(err, &f) || f.Kind != runtime.FaultBudget || b2.Stopped() {
+			t.Fatalf("interpreter=%v: %v, want a budget fault of the start function", interp, err)
+		}
+		if b2.Used() != 0 || b2.CPU() < escapeBudget || b2.CPU() > escapeBudget+maxOverrun {
+			t.Errorf("interpreter=%v: activation charged %v, start function %v (its limit %v)", interp, b2.Used(), b2.CPU(), escapeBudget)
+		}
+	}
+}

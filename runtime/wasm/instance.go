@@ -98,7 +98,11 @@ var _ runtime.Instance = (*Instance)(nil)
 
 // Instantiate makes a fresh instance: memory and globals initialized, the
 // start function and _initialize (if exported) run under the runtime's
-// InitBudget. A guest fault during them returns a *runtime.Fault.
+// InitBudget of CPU time. When ctx carries the budget of the activation
+// that needs the instance (runtime.WithBudget), they run under it, nested
+// (runtime.Budget.Nest): preemptible and stoppable like the activation,
+// their CPU time their own. A guest fault during them returns a
+// *runtime.Fault.
 func (m *Module) Instantiate(ctx context.Context, host runtime.Host) (runtime.Instance, error) {
 	if host == nil {
 		return nil, errors.New("wasm: Instantiate needs a Host")
@@ -118,16 +122,39 @@ func (m *Module) Instantiate(ctx context.Context, host runtime.Host) (runtime.In
 	a.inst = inst
 	a.host = host
 	a.bufHost, _ = host.(runtime.BufHost)
-	var b runtime.Budget
-	b.Arm(m.r.opts.InitBudget)
-	a.enter(ctx, &b)
-	b.Begin()
+	// guest runs the guest code of making the instance under the budget.
+	var guest func(f func())
+	if b := runtime.BudgetFrom(ctx); b != nil {
+		a.enter(ctx, b)
+		guest = func(f func()) {
+			b.Nest(m.r.opts.InitBudget, func() {
+				b.Begin()
+				f()
+			})
+		}
+	} else {
+		b := new(runtime.Budget)
+		b.Arm(m.r.opts.InitBudget)
+		a.enter(ctx, b)
+		guest = func(f func()) {
+			b.Begin()
+			defer b.End()
+			f()
+		}
+	}
 	defer a.leave()
-	defer b.End()
 
 	inst.alloc.pool = m.r.mem
 	a.making = experimental.WithMemoryAllocator(context.Background(), &inst.alloc)
-	mod, err := m.r.rt.InstantiateModule(a, m.cm, m.r.modCfg)
+	var mod api.Module
+	var err, initErr error
+	guest(func() {
+		mod, err = m.r.rt.InstantiateModule(a, m.cm, m.r.modCfg)
+		a.making = nil
+		if err == nil && m.hasInit {
+			initErr = mod.ExportedFunction("_initialize").CallWithStack(a, nil)
+		}
+	})
 	a.making = nil
 	if err != nil {
 		inst.alloc.release()
@@ -141,7 +168,7 @@ func (m *Module) Instantiate(ctx context.Context, host runtime.Host) (runtime.In
 	}
 	inst.mod = mod
 	if m.hasInit {
-		if err := mod.ExportedFunction("_initialize").CallWithStack(a, nil); err != nil {
+		if err := initErr; err != nil {
 			_ = mod.Close(ctx)
 			if errors.Is(err, errClosing) {
 				return nil, fmt.Errorf("wasm runtime %w during _initialize", runtime.ErrClosed)
