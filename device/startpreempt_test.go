@@ -1,14 +1,13 @@
 package device_test
 
 import (
-	"context"
-	"os"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/tinycontainer/tinycontainer/device"
-	"github.com/tinycontainer/tinycontainer/meta"
+	"github.com/tinycontainer/tinycontainer/device/devicetest"
+	"github.com/tinycontainer/tinycontainer/internal/guests"
 )
 
 // TestStartFunctionPreempted is issue 10's gap "the start function is not
@@ -27,29 +26,16 @@ func TestStartFunctionPreempted(t *testing.T) {
 		}
 	}})
 	r.add("high", "acme", 10)
-	code, err := os.ReadFile("../runtime/wasm/testdata/escape_random_start.wasm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := meta.Parse([]byte(`name: slowstart
+	r.Add(`name: slowstart
 tenant: globex
 version: 1
 runtime: wasm
 schedule: {trigger: once, budget: 10ms, priority: 1, on_fault: stop, max_faults: 1}
 limits: {memory: 1MiB}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.d.Install(context.Background(), m, code); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.d.Start("slowstart"); err != nil {
-		t.Fatal(err)
-	}
+`, guests.File("escape_random_start.wasm"))
 	<-kicked
-	waitFor(t, "the start function to end", func() bool { return r.status("slowstart").Faults > 0 })
-	low, high := r.status("slowstart"), r.status("high")
+	devicetest.WaitFor(t, "the start function to end", func() bool { return r.Status("slowstart").Faults > 0 })
+	low, high := r.Status("slowstart"), r.Status("high")
 	if high.Activations != 1 {
 		t.Errorf("the priority-10 activation had not run when the start function ended (%d activations)", high.Activations)
 	}
