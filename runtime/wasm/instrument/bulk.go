@@ -19,8 +19,96 @@ const (
 
 // bulkHelper is an added function: which instruction it replaces.
 type bulkHelper struct {
-	op  byte   // 0x0B memory.fill, 0x0A memory.copy
+	op  byte   // 0x0B memory.fill, 0x0A memory.copy, 0x08 memory.init
+	seg uint32 // memory.init: the data segment
 	idx uint32 // its function index in the output
+}
+
+// appendCharge appends code that charges one piece to the fuel global
+// and calls the checkpoint when the fuel runs out.
+func appendCharge(b []byte, fuel, checkpoint uint32, interval int32) []byte {
+	b = append(b, 0x23)
+	b = appendU32(b, fuel)
+	b = append(b, 0x41)
+	b = appendS32(b, bulkChunkTicks)
+	b = append(b, 0x6B, 0x24) // i32.sub; global.set F
+	b = appendU32(b, fuel)
+	b = append(b, 0x23)
+	b = appendU32(b, fuel)
+	b = append(b, 0x41, 0)                // i32.const 0
+	b = append(b, 0x48, 0x04, 0x40, 0x10) // i32.lt_s; if; call checkpoint
+	b = appendU32(b, checkpoint)
+	b = append(b, 0x41)
+	b = appendS32(b, interval)
+	b = append(b, 0x24) // global.set F
+	b = appendU32(b, fuel)
+	return append(b, 0x0B)
+}
+
+// appendInitHelper appends the body of the helper for memory.init of data
+// segment seg, of type (i32, i32, i32) -> (): (d, s, n). Only segments
+// longer than bulkChunk get one (a shorter one cannot copy more). Up to
+// bulkChunk bytes it runs the instruction at once. Longer, it keeps the
+// instruction's semantics (a bounds check of both whole ranges before
+// anything is written): a range whose end overflows 32 bits makes the
+// original instruction run (and trap); otherwise a zero-length
+// memory.init at the two ends, which traps exactly when either range is
+// out of bounds (the segment's length, 0 once dropped, included) and
+// writes nothing; then pieces of bulkChunk bytes, each charged.
+func appendInitHelper(b []byte, seg, fuel, checkpoint uint32, interval int32) []byte {
+	inst := appendU32([]byte{0xFC, 0x08}, seg)
+	inst = append(inst, 0x00) // memory 0
+	get := func(x byte) { b = append(b, 0x20, x) }
+	i32 := func(v int32) { b = append(b, 0x41); b = appendS32(b, v) }
+	orig := func() { get(0); get(1); get(2); b = append(b, inst...) }
+	// Whether x + n overflows 32 bits, as an i32 on the stack.
+	overflows := func(x byte) {
+		get(x)
+		b = append(b, 0xAD) // i64.extend_i32_u
+		get(2)
+		b = append(b, 0xAD, 0x7C) // i64.extend_i32_u; i64.add
+		b = append(b, 0x42)
+		b = appendS64(b, 0xFFFFFFFF)
+		b = append(b, 0x56) // i64.gt_u
+	}
+	b = append(b, 0) // no locals
+	get(2)
+	i32(bulkChunk)
+	b = append(b, 0x4D, 0x04, 0x40) // i32.le_u; if
+	orig()
+	b = append(b, 0x0F, 0x0B) // return; end
+	overflows(0)
+	overflows(1)
+	b = append(b, 0x72, 0x04, 0x40) // i32.or; if
+	orig()
+	b = append(b, 0x0F, 0x0B) // return; end
+	// The bounds check: memory.init (d+n, s+n, 0).
+	get(0)
+	get(2)
+	b = append(b, 0x6A) // i32.add
+	get(1)
+	get(2)
+	b = append(b, 0x6A) // i32.add
+	i32(0)
+	b = append(b, inst...)
+	b = append(b, 0x03, 0x40) // loop
+	b = appendCharge(b, fuel, checkpoint, interval)
+	get(0)
+	get(1)
+	i32(bulkChunk)
+	b = append(b, inst...)
+	for _, x := range []byte{0, 1} { // d, s += chunk
+		get(x)
+		i32(bulkChunk)
+		b = append(b, 0x6A, 0x21, x)
+	}
+	get(2)
+	i32(bulkChunk)
+	b = append(b, 0x6B, 0x22, 2) // n -= chunk (tee)
+	i32(bulkChunk)
+	b = append(b, 0x4B, 0x0D, 0x00, 0x0B) // i32.gt_u; br_if loop; end
+	orig()
+	return append(b, 0x0B)
 }
 
 // appendBulkHelper appends the body (locals and code) of the helper for
@@ -42,22 +130,7 @@ func appendBulkHelper(b []byte, op byte, fuel, checkpoint uint32, interval int32
 		b = append(b, 0x3F, 0x00, 0xAD, 0x42, 16) // memory.size; i64.extend_i32_u; i64.const 16
 		b = append(b, 0x86, 0x56)                 // i64.shl; i64.gt_u
 	}
-	charge := func() {
-		b = append(b, 0x23)
-		b = appendU32(b, fuel)
-		i32(bulkChunkTicks)
-		b = append(b, 0x6B, 0x24) // i32.sub; global.set F
-		b = appendU32(b, fuel)
-		b = append(b, 0x23)
-		b = appendU32(b, fuel)
-		i32(0)
-		b = append(b, 0x48, 0x04, 0x40, 0x10) // i32.lt_s; if; call checkpoint
-		b = appendU32(b, checkpoint)
-		i32(interval)
-		b = append(b, 0x24) // global.set F
-		b = appendU32(b, fuel)
-		b = append(b, 0x0B)
-	}
+	charge := func() { b = appendCharge(b, fuel, checkpoint, interval) }
 	b = append(b, 0) // no locals
 	// Short: at once.
 	get(2)

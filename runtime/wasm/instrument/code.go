@@ -39,6 +39,7 @@ type fnInfo struct {
 	nLocals    uint64
 	hasLoop    bool
 	bulk       [2]bool  // memory.copy, memory.fill (0xFC 10, 11) seen
+	inits      []uint32 // data segments of its memory.init instructions
 	indirect   bool     // call_indirect or return_call_indirect
 	callees    []uint32 // defined-function indices called directly
 	regions    []region // [0] is the top level, then loops in order
@@ -107,7 +108,8 @@ func (l *loopInfo) touch(x uint32) {
 // costs are the cost units the analysis charges for what one instruction
 // cannot show.
 type costs struct {
-	bulk     uint64 // memory.fill/copy/init/grow and table bulk ops
+	bulk     uint64 // memory.fill/copy/init/grow
+	table    uint64 // table.init/copy/grow/fill
 	indirect uint64 // an indirect call may reach an uninstrumented function
 }
 
@@ -232,10 +234,19 @@ func analyze(b body, nImports, funcIdx uint32, nParams int, nGlobals, nTypes uin
 		case kRefFunc:
 			fi.refFuncs = append(fi.refFuncs, in.idx)
 		case kBulk:
-			fi.regions[cur].base += c.bulk
-			if sub := b.b[in.start+1]; b.b[in.start] == 0xFC && (sub == 0x0A || sub == 0x0B) {
-				fi.bulk[sub-0x0A] = true
+			cost := c.bulk
+			if b.b[in.start] == 0xFC {
+				switch sub := b.b[in.start+1]; sub {
+				case 0x0A, 0x0B:
+					fi.bulk[sub-0x0A] = true
+				case 0x08:
+					seg, _ := (&reader{b: b.b[:in.end], off: in.start + 2}).u32() // decoded before
+					fi.inits = append(fi.inits, seg)
+				case 0x0C, 0x0E, 0x0F, 0x11:
+					cost = c.table
+				}
 			}
+			fi.regions[cur].base += cost
 		case kLocal:
 			if uint64(in.idx) >= uint64(nParams)+fi.nLocals {
 				return r.errorf("function %d: local %d out of range", funcIdx, in.idx)
@@ -298,6 +309,9 @@ type emitter struct {
 	// bulkFn are the function indices of the memory.copy and memory.fill
 	// helpers (0: none).
 	bulkFn [2]uint32
+	// initFn are the function indices of the memory.init helpers, by
+	// data segment (only segments longer than bulkChunk have one).
+	initFn map[uint32]uint32
 }
 
 // localDecl is a run of locals of one type; end is the index after it.
@@ -788,6 +802,20 @@ func rewriteBody(e *emitter, b body, fi *fnInfo, blockType []byte, renum func(ui
 					e.syncIn()
 				}
 				continue
+			}
+			if raw[0] == 0xFC && raw[1] == 0x08 && len(e.initFn) > 0 {
+				seg, _ := (&reader{b: raw, off: 2}).u32() // decoded before
+				if f, ok := e.initFn[seg]; ok {
+					if p.class == classLocal {
+						e.syncOut()
+					}
+					e.op(0x10)
+					e.u32(f)
+					if p.class == classLocal {
+						e.syncIn()
+					}
+					continue
+				}
 			}
 		}
 		e.op(raw...)

@@ -183,7 +183,7 @@ func Instrument(wasm []byte, opts Options) (*Result, error) {
 
 	// Pass 1: analyze every body; collect the functions whose address
 	// is taken (possible targets of indirect calls).
-	c := costs{indirect: freeCost, bulk: bulkCost(opts.MemoryLimit)}
+	c := costs{indirect: freeCost, bulk: bulkCost(opts.MemoryLimit), table: max(bulkCost(opts.MemoryLimit), tableCost)}
 	infos := make([]fnInfo, nDef)
 	taken := make([]bool, nDef)
 	take := func(f uint32) error {
@@ -311,6 +311,21 @@ func Instrument(wasm []byte, opts Options) (*Result, error) {
 				helpers = append(helpers, h)
 			}
 		}
+		// memory.init of a segment longer than a piece (at most
+		// MaxCode/bulkChunk of them: 64 helpers for 4 MiB).
+		for i := range infos {
+			for _, seg := range infos[i].inits {
+				if _, done := e.initFn[seg]; done || seg >= uint32(len(m.dataSizes)) || m.dataSizes[seg] <= bulkChunk {
+					continue
+				}
+				if e.initFn == nil {
+					e.initFn = map[uint32]uint32{}
+				}
+				h := bulkHelper{op: 0x08, seg: seg, idx: nImports + 1 + nDef + uint32(len(helpers))}
+				e.initFn[seg] = h.idx
+				helpers = append(helpers, h)
+			}
+		}
 	}
 	var helperType uint32
 	if len(helpers) > 0 {
@@ -344,7 +359,11 @@ func Instrument(wasm []byte, opts Options) (*Result, error) {
 		code = append(code, fnBuf...)
 	}
 	for _, h := range helpers {
-		fnBuf = appendBulkHelper(fnBuf[:0], h.op, fuelGlobal, nImports, int32(opts.Interval))
+		if h.op == 0x08 {
+			fnBuf = appendInitHelper(fnBuf[:0], h.seg, fuelGlobal, nImports, int32(opts.Interval))
+		} else {
+			fnBuf = appendBulkHelper(fnBuf[:0], h.op, fuelGlobal, nImports, int32(opts.Interval))
+		}
 		code = appendU32(code, uint32(len(fnBuf)))
 		code = append(code, fnBuf...)
 	}
@@ -492,7 +511,13 @@ func appendLimits(b []byte, l limits) []byte {
 	return appendU32(b, l.min)
 }
 
-// bulkCost is what one bulk memory or table instruction is charged: it
+// tableCost is what one table.init, table.copy, table.fill or table.grow
+// is charged at least: it may touch every element of the tables (65,536
+// in all; a table.fill of 65,536 elements measured ~30 µs), so a loop of
+// them reaches a checkpoint every few instructions whatever the memory.
+const tableCost = 65536
+
+// bulkCost is what one bulk memory instruction is charged: it
 // may touch the whole memory, about 16 bytes per estimated instruction.
 func bulkCost(memLimit uint64) uint64 {
 	c := memLimit / 16

@@ -128,7 +128,8 @@ type module struct {
 	elementsBase  int
 	dataCount     []byte // section payload
 	codes         []body
-	data          []byte // section payload
+	data          []byte   // section payload
+	dataSizes     []uint32 // length of each data segment
 }
 
 // nGlobals is the number of globals the guest has, imported or defined.
@@ -227,7 +228,7 @@ func decodeModule(code []byte) (*module, error) {
 			err = m.decodeCode(sr)
 		case secData:
 			m.data = payload
-			err = checkData(sr, m.constGlobal)
+			m.dataSizes, err = checkData(sr, m.constGlobal)
 		}
 		if err != nil {
 			return nil, err
@@ -248,15 +249,17 @@ func decodeModule(code []byte) (*module, error) {
 // checkData checks the data section's structure; it is copied as is, but
 // every length in it must be sound before it reaches a decoder that
 // allocates what the lengths say.
-func checkData(r *reader, constGlobal func(uint32) bool) error {
+// It returns each segment's length.
+func checkData(r *reader, constGlobal func(uint32) bool) ([]uint32, error) {
 	n, err := count(r, 2)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	sizes := make([]uint32, 0, n)
 	for i := uint32(0); i < n; i++ {
 		flags, err := r.u32()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		switch flags {
 		case 0:
@@ -264,28 +267,29 @@ func checkData(r *reader, constGlobal func(uint32) bool) error {
 		case 2:
 			mem, err := r.u32()
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if mem != 0 {
-				return r.errorf("data segment %d: memory %d (multiple memories are not supported)", i, mem)
+				return nil, r.errorf("data segment %d: memory %d (multiple memories are not supported)", i, mem)
 			}
 		default:
-			return r.errorf("data segment %d: unknown flags %d", i, flags)
+			return nil, r.errorf("data segment %d: unknown flags %d", i, flags)
 		}
 		if flags != 1 {
 			if _, err := constExpr(r, constGlobal); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		size, err := r.u32()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if _, err := r.bytes(size); err != nil {
-			return err
+			return nil, err
 		}
+		sizes = append(sizes, size)
 	}
-	return nil
+	return sizes, nil
 }
 
 // count reads a vector length and checks it against the bytes left, each
