@@ -44,6 +44,9 @@ type Options struct {
 	// Quick runs every measurement with few iterations (for tests and a
 	// first look); figures are then rough.
 	Quick bool
+	// Only, when set, limits the run to the figures whose names start
+	// with it ("sched/", "wasm/compute", ...).
+	Only string
 }
 
 func (o Options) n(full, quick int) int {

@@ -12,8 +12,8 @@ import (
 
 func newBenchCmd() *cobra.Command {
 	var (
-		asJSON, quick bool
-		cpuprofile    string
+		asJSON, quick    bool
+		cpuprofile, only string
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -24,7 +24,7 @@ instantiation, the watchdog's stop latency, idle memory per container,
 compute under the watchdog against bare wazero, eBPF, TinyML inference and
 messaging. CPU-bound figures are thread CPU time, so they hold on a busy
 machine. Each figure is shown with its target and whether it meets it.`,
-		Example: "  tinycontainer bench\n  tinycontainer bench --json > figures.json\n  tinycontainer bench --quick",
+		Example: "  tinycontainer bench\n  tinycontainer bench --json > figures.json\n  tinycontainer bench --quick\n  tinycontainer bench --only sched/adversarial",
 		Args:    usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cpuprofile != "" {
@@ -44,7 +44,7 @@ machine. Each figure is shown with its target and whether it meets it.`,
 				fmt.Fprintf(out, "%-32s %12s %-20s %-4s %-16s %s\n", "FIGURE", "VALUE", "UNIT", "", "TARGET", "WHAT")
 				progress = func(r bench.Result) { fmt.Fprintln(out, bench.Format(r)) }
 			}
-			rs := bench.Run(bench.Options{Quick: quick}, progress)
+			rs := bench.Run(bench.Options{Quick: quick, Only: only}, progress)
 			if asJSON {
 				return writeJSON(out, rs)
 			}
@@ -53,6 +53,7 @@ machine. Each figure is shown with its target and whether it meets it.`,
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "JSON output")
 	cmd.Flags().BoolVar(&quick, "quick", false, "few iterations: rough figures, fast")
+	cmd.Flags().StringVar(&only, "only", "", "measure only the figures whose names start with this (\"sched/\", \"wasm/compute\")")
 	cmd.Flags().StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of the run to this file (the build's default.pgo is made from one)")
 	return cmd
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -282,6 +283,14 @@ func (d *Device) build(ctx context.Context, m *meta.Manifest, code []byte) (*con
 	if !ok {
 		return nil, fmt.Errorf("%w: runtime %q is not available on this device", ErrInvalid, m.Runtime)
 	}
+	mod, err := d.compile(ctx, rt, m, code)
+	if err != nil {
+		return nil, err
+	}
+	return container.New(m, rt.Kind(), mod, d.reg, d.audit, d.RateCeilings(m.Tenant)...), nil
+}
+
+func (d *Device) compile(ctx context.Context, rt runtime.Runtime, m *meta.Manifest, code []byte) (runtime.Module, error) {
 	mod, err := d.mods.compile(ctx, rt, code, runtime.Config{MemoryLimit: m.Limits.Memory, CodeLimit: d.codeLimit(m)})
 	if err != nil {
 		if hostFailure(err) {
@@ -291,8 +300,30 @@ func (d *Device) build(ctx context.Context, m *meta.Manifest, code []byte) (*con
 		}
 		return nil, fmt.Errorf("%w: %s: %w", ErrInvalid, m.Name, err)
 	}
-	return container.New(m, rt.Kind(), mod, d.reg, d.audit, d.RateCeilings(m.Tenant)...), nil
+	return mod, nil
 }
+
+// Precompile compiles code for m as Install and Replace would, and keeps
+// the result until the returned hold is closed: an Install or Replace of
+// the same code and limits meanwhile finds it compiled. Callers that
+// serialize installs under a lock of their own compile first, outside
+// it; a compile that fails fails here, with Install's error.
+func (d *Device) Precompile(ctx context.Context, m *meta.Manifest, code []byte) (io.Closer, error) {
+	rt, ok := d.runtimes[runtime.Kind(m.Runtime)]
+	if !ok {
+		return nil, fmt.Errorf("%w: runtime %q is not available on this device", ErrInvalid, m.Runtime)
+	}
+	mod, err := d.compile(ctx, rt, m, code)
+	if err != nil {
+		return nil, err
+	}
+	return hold{mod}, nil
+}
+
+// hold keeps a compiled module in the cache until closed.
+type hold struct{ mod runtime.Module }
+
+func (h hold) Close() error { return h.mod.Close(context.Background()) }
 
 // codeLimit is the max code size of m's tenant (SPEC section 5) for
 // Compile, which refuses longer code before compiling anything: every

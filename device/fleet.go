@@ -138,9 +138,8 @@ type FleetWant struct {
 // FleetDeploy installs, upgrades or (Revert) returns a container to the
 // signed image, which must be exactly what want names, signed by the
 // tenant (or the owner), within the tenant's ceiling; then starts it.
+// The code compiles outside the manager's lock, as in Deploy.
 func (mg *Manager) FleetDeploy(ctx context.Context, image []byte, want FleetWant) (st mgmt.ContainerStatus, err error) {
-	mg.mu.Lock()
-	defer mg.mu.Unlock()
 	defer func() { mg.auditRefusal(err, "fleet-deploy", want.Name, want.Tenant) }()
 	img, err := trust.OpenImage(image)
 	if err != nil {
@@ -154,11 +153,21 @@ func (mg *Manager) FleetDeploy(ctx context.Context, image []byte, want FleetWant
 		return st, fmt.Errorf("%w: the image is %s/%s version %d, the desired state names %s/%s version %d",
 			ErrInvalid, m.Tenant, m.Name, m.Version, want.Tenant, want.Name, want.Version)
 	}
-	s, err := mg.identify(img.KeyID, img.Verify)
+	allowed := func() error {
+		s, err := mg.identify(img.KeyID, img.Verify)
+		if err != nil {
+			return err
+		}
+		return mg.authorize(s, Request{Verb: VerbDeploy, Tenant: m.Tenant, Manifest: m, CodeSize: len(img.Code)})
+	}
+	compiled, err := mg.precompile(ctx, m, img.Code, allowed)
 	if err != nil {
 		return st, err
 	}
-	if err := mg.authorize(s, Request{Verb: VerbDeploy, Tenant: m.Tenant, Manifest: m, CodeSize: len(img.Code)}); err != nil {
+	defer compiled.Close()
+	mg.mu.Lock()
+	defer mg.mu.Unlock()
+	if err := allowed(); err != nil {
 		return st, err
 	}
 	rec := store.Container{Name: m.Name, Tenant: m.Tenant, Version: m.Version, Image: image,

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 	"sync"
@@ -236,9 +237,12 @@ func (mg *Manager) authorize(s Signer, r Request) error {
 }
 
 // Deploy installs or upgrades a container from a signed image and starts it.
+//
+// The code compiles outside the manager's lock, once the request is
+// allowed (an install may take up to the install-time bounds: it holds up
+// no other request); the request is checked again, under the lock, before
+// the compiled container is installed.
 func (mg *Manager) Deploy(ctx context.Context, image []byte) (st mgmt.ContainerStatus, err error) {
-	mg.mu.Lock()
-	defer mg.mu.Unlock()
 	var name, tenantName string
 	defer func() { mg.auditRefusal(err, "deploy", name, tenantName) }()
 	img, err := trust.OpenImage(image)
@@ -250,14 +254,24 @@ func (mg *Manager) Deploy(ctx context.Context, image []byte) (st mgmt.ContainerS
 		return mgmt.ContainerStatus{}, fmt.Errorf("%w: image metadata: %w", ErrInvalid, err)
 	}
 	name, tenantName = m.Name, m.Tenant
-	s, err := mg.identify(img.KeyID, img.Verify)
+	allowed := func() error {
+		s, err := mg.identify(img.KeyID, img.Verify)
+		if err != nil {
+			return err
+		}
+		if err := mg.fleetLocked(s, m.Tenant); err != nil {
+			return err
+		}
+		return mg.authorize(s, Request{Verb: VerbDeploy, Tenant: m.Tenant, Manifest: m, CodeSize: len(img.Code)})
+	}
+	compiled, err := mg.precompile(ctx, m, img.Code, allowed)
 	if err != nil {
 		return mgmt.ContainerStatus{}, err
 	}
-	if err := mg.fleetLocked(s, m.Tenant); err != nil {
-		return mgmt.ContainerStatus{}, err
-	}
-	if err := mg.authorize(s, Request{Verb: VerbDeploy, Tenant: m.Tenant, Manifest: m, CodeSize: len(img.Code)}); err != nil {
+	defer compiled.Close()
+	mg.mu.Lock()
+	defer mg.mu.Unlock()
+	if err := allowed(); err != nil {
 		return mgmt.ContainerStatus{}, err
 	}
 	rec := store.Container{Name: m.Name, Tenant: m.Tenant, Version: m.Version, Image: image,
@@ -273,6 +287,19 @@ func (mg *Manager) Deploy(ctx context.Context, image []byte) (st mgmt.ContainerS
 		return mgmt.ContainerStatus{}, err
 	}
 	return mg.dev.Status(m.Name)
+}
+
+// precompile compiles code for m, outside mg.mu, once allowed (called
+// under mg.mu) says the request may go ahead; the caller closes the hold
+// once it has installed the container (or given up).
+func (mg *Manager) precompile(ctx context.Context, m *meta.Manifest, code []byte, allowed func() error) (io.Closer, error) {
+	mg.mu.Lock()
+	err := allowed()
+	mg.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	return mg.dev.Precompile(ctx, m, code)
 }
 
 // install adds a container whose name is not installed. Its version must be

@@ -2,9 +2,12 @@ package device
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/tinycontainer/tinycontainer/runtime"
 )
@@ -67,4 +70,83 @@ func TestModCacheChecksCodeLimitBeforeSharing(t *testing.T) {
 	if !errors.Is(err, runtime.ErrLimit) || !strings.Contains(err.Error(), "max code") {
 		t.Fatalf("got %v, want ErrLimit naming the max code", err)
 	}
+}
+
+// blockingRuntime compiles "slow" only once release is closed, and fails
+// "bad".
+type blockingRuntime struct {
+	entered, release chan struct{}
+	compiles         atomic.Int32
+}
+
+func (r *blockingRuntime) Kind() runtime.Kind          { return runtime.Wasm }
+func (r *blockingRuntime) Close(context.Context) error { return nil }
+func (r *blockingRuntime) Compile(_ context.Context, code []byte, _ runtime.Config) (runtime.Module, error) {
+	r.compiles.Add(1)
+	switch string(code) {
+	case "slow":
+		close(r.entered)
+		<-r.release
+	case "bad":
+		<-r.release
+		return nil, runtime.ErrInvalidCode
+	}
+	return countingModule{&countingRuntime{}}, nil
+}
+
+// TestModCacheCompilesOutsideItsLock: while one compile is under way,
+// another code compiles and is returned; the same code waits for the
+// compile under way and shares its module; a failed compile is given to
+// its waiters and not kept.
+func TestModCacheCompilesOutsideItsLock(t *testing.T) {
+	ctx := context.Background()
+	rt := &blockingRuntime{entered: make(chan struct{}), release: make(chan struct{})}
+	c := newModCache()
+	cfg := runtime.Config{MemoryLimit: 64 << 10}
+	slow := make(chan runtime.Module, 2)
+	go func() { m, _ := c.compile(ctx, rt, []byte("slow"), cfg); slow <- m }()
+	<-rt.entered
+	if _, err := c.compile(ctx, rt, []byte("fast"), cfg); err != nil {
+		t.Fatal(err)
+	}
+	go func() { m, _ := c.compile(ctx, rt, []byte("slow"), cfg); slow <- m }()
+	bad := make(chan error, 2)
+	for range 2 {
+		go func() { _, err := c.compile(ctx, rt, []byte("bad"), cfg); bad <- err }()
+	}
+	devicetestWaitFor(t, "the second slow compile and the bad ones to wait", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.mods[modKey{runtime.Wasm, sha256.Sum256([]byte("slow")), cfg.MemoryLimit}].refs == 2 &&
+			c.mods[modKey{runtime.Wasm, sha256.Sum256([]byte("bad")), cfg.MemoryLimit}] != nil &&
+			c.mods[modKey{runtime.Wasm, sha256.Sum256([]byte("bad")), cfg.MemoryLimit}].refs == 2
+	})
+	close(rt.release)
+	a, b := <-slow, <-slow
+	if a == nil || b == nil || a.(*ref).sharedMod != b.(*ref).sharedMod {
+		t.Fatalf("the two slow compiles got %v and %v, want one shared module", a, b)
+	}
+	for range 2 {
+		if err := <-bad; !errors.Is(err, runtime.ErrInvalidCode) {
+			t.Fatalf("bad: got %v", err)
+		}
+	}
+	if n := rt.compiles.Load(); n != 3 {
+		t.Fatalf("%d compiles, want 3 (slow, fast, bad once)", n)
+	}
+	if _, err := c.compile(ctx, rt, []byte("bad"), cfg); !errors.Is(err, runtime.ErrInvalidCode) || rt.compiles.Load() != 4 {
+		t.Fatalf("a failed compile was kept: %v, %d compiles", err, rt.compiles.Load())
+	}
+}
+
+// devicetestWaitFor polls cond (this package cannot import devicetest).
+func devicetestWaitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for range 15000 {
+		if cond() {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
 }
