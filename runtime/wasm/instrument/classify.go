@@ -31,7 +31,7 @@ func classify(m *module, infos []fnInfo, taken []bool, opts Options) []plan {
 			continue
 		}
 		p.class = classEntry
-		if fi.indirect || p.recursive {
+		if fi.indirect || p.recursive || len(fi.splits) > 0 {
 			continue
 		}
 		// Callees are in earlier components, so their plans are final.
@@ -70,6 +70,32 @@ func classify(m *module, infos []fnInfo, taken []bool, opts Options) []plan {
 				w = maxWeight
 			}
 			p.weights[i] = int32(w)
+		}
+		if len(infos[v].splits) == 0 {
+			continue
+		}
+		// Cumulative charges along each cut region's pieces (in index
+		// order: a region's pieces come after it, in code order).
+		p.cum = make([]int32, len(regs))
+		p.cut = make([]bool, len(regs))
+		run := make(map[int]int64, 4) // by first piece: charged so far
+		for i, r := range regs {
+			w := int64(p.weights[i])
+			if r.split < 0 {
+				p.cum[i] = int32(w)
+				run[i] = w
+				continue
+			}
+			p.cut[r.head] = true
+			if c := run[r.head] + w; c <= maxCum {
+				p.cum[i] = int32(c)
+				run[r.head] = c
+			} else {
+				// Past maxCum the count starts again at this piece
+				// (charged as if nothing of the region were).
+				p.cum[i] = int32(-w)
+				run[r.head] = w
+			}
 		}
 	}
 	return plans

@@ -26,14 +26,53 @@ const maxSavedPerFunc = 1024
 // top level (once per call) or a loop body (once per iteration), nested
 // loops excluded. base counts its instructions; calls lists the defined
 // functions it calls directly, whose cost depends on their class.
+//
+// A long region is cut into pieces of about splitCost units (issue 10):
+// each piece after the first is a region of its own, charged at a check
+// inserted where it starts (split, its offset in the body), so the code
+// between two charges is bounded whatever the shape of the code.
 type region struct {
 	base  uint64
 	calls []uint32 // defined-function indices (0-based among defined)
+	head  int      // the region's first piece (itself for a first piece)
+	depth int      // loops around it (the loop whose body it is included)
+	split int      // a later piece: the body offset where it starts; else -1
+	est   uint64   // units so far, calls counted at their most (analysis only)
+}
+
+// slowOp is what a single-byte instruction costs past one unit: integer
+// division and remainder take tens of cycles (a straight line of i64.div_u
+// measured ~15-25 ns each here, where a unit is ~0.3 ns), float division
+// and square root about ten.
+var slowOp = func() (t [256]uint8) {
+	for _, op := range []byte{0x6D, 0x6E, 0x6F, 0x70, 0x7F, 0x80, 0x81, 0x82} { // i32/i64 div_s, div_u, rem_s, rem_u
+		t[op] = 31
+	}
+	for _, op := range []byte{0x95, 0x91, 0xA3, 0x9F} { // f32/f64 div, sqrt
+		t[op] = 15
+	}
+	return t
+}()
+
+// splitTicks is the most ticks one piece of a region is estimated to run
+// before the next piece's check, at the default interval (a checkpoint
+// comes every Interval ticks, 4,096 by default). Regions shorter than
+// this, which is every region of the compute kernels, are not cut. A
+// shorter interval cuts into pieces of Interval/16 ticks (at least 8
+// units), which lets the tests that run with tiny intervals exercise the
+// cuts everywhere.
+const splitTicks = 256
+
+// splitUnits is the piece size for an interval, in units.
+func splitUnits(interval uint32) uint64 {
+	return min(splitTicks*unitsPerTick, max(8, uint64(interval)*unitsPerTick/16))
 }
 
 // fnInfo is what the first pass learns about one function body.
 type fnInfo struct {
 	exprStart  int    // offset of the first instruction
+	splits     []int  // the regions that are later pieces, in code order
+	splitDepth int    // 1 + the deepest loop nesting with a split (0: none)
 	localDecls []byte // the raw local declarations (after their count)
 	nDecls     uint32
 	nLocals    uint64
@@ -52,6 +91,8 @@ type loopInfo struct {
 	// simple: the loop has no parameters and at most one result, so it
 	// can be wrapped in blocks of the same type.
 	simple bool
+	// region is the region of its body (its first piece).
+	region int
 	// locals are the locals its body touches (nested loops included),
 	// sorted; nil with many, when there were more than maxSaved.
 	locals []uint32
@@ -111,6 +152,7 @@ type costs struct {
 	bulk     uint64 // memory.fill/copy/init/grow
 	table    uint64 // table.init/copy/grow/fill
 	indirect uint64 // an indirect call may reach an uninstrumented function
+	split    uint64 // the most units of one piece of a region
 }
 
 // analyze decodes a body completely, checking its structure, and collects
@@ -150,7 +192,7 @@ func analyze(b body, nImports, funcIdx uint32, nParams int, nGlobals, nTypes uin
 	fi.nDecls = n
 	fi.localDecls = b.b[declStart:r.off]
 	fi.exprStart = r.off
-	fi.regions = []region{{}}
+	fi.regions = []region{{split: -1}}
 	// For each open label, the region that resumes after its end, and
 	// the loop it is (-1: a block).
 	outer := []int{0}
@@ -169,7 +211,36 @@ func analyze(b body, nImports, funcIdx uint32, nParams int, nGlobals, nTypes uin
 			// The output has more types: this must not name one of them.
 			return r.errorf("function %d: type %d out of range", funcIdx, in.typ)
 		}
-		fi.regions[cur].base++
+		// Cut a long region before this instruction (see region).
+		op := b.b[in.start]
+		add := 1 + uint64(slowOp[op])
+		switch in.kind {
+		case kCall, kReturnCall:
+			add += freeCost
+		case kCallIndirect, kReturnCallIndirect:
+			add += c.indirect
+		case kBulk:
+			// memory.fill/copy/init do at most bulkChunk bytes before a
+			// charge of their own (the helpers), table operations at most
+			// the table cap, memory.grow the memory.
+			add += c.bulk
+			if sub := b.b[in.start+1]; b.b[in.start] == 0xFC {
+				switch sub {
+				case 0x08, 0x0A, 0x0B:
+					add = 1 + min(c.bulk, bulkChunk/16)
+				case 0x0C, 0x0E, 0x0F, 0x11:
+					add = 1 + c.table
+				}
+			}
+		}
+		if rg := &fi.regions[cur]; rg.est > 0 && rg.est+add > c.split {
+			fi.regions = append(fi.regions, region{head: rg.head, depth: rg.depth, split: in.start})
+			cur = len(fi.regions) - 1
+			fi.splits = append(fi.splits, cur)
+			fi.splitDepth = max(fi.splitDepth, fi.regions[cur].depth+1)
+		}
+		fi.regions[cur].est += add
+		fi.regions[cur].base += 1 + uint64(slowOp[op])
 		switch in.kind {
 		case kBlock:
 			outer = append(outer, cur)
@@ -177,7 +248,7 @@ func analyze(b body, nImports, funcIdx uint32, nParams int, nGlobals, nTypes uin
 		case kLoop:
 			fi.hasLoop = true
 			outer = append(outer, cur)
-			fi.regions = append(fi.regions, region{})
+			fi.regions = append(fi.regions, region{head: len(fi.regions), depth: len(loops) + 1, split: -1})
 			cur = len(fi.regions) - 1
 			bt := b.b[in.start+1]
 			if len(loops) > 0 {
@@ -185,7 +256,7 @@ func analyze(b body, nImports, funcIdx uint32, nParams int, nGlobals, nTypes uin
 			}
 			labelLoop = append(labelLoop, len(fi.loops))
 			loops = append(loops, len(fi.loops))
-			fi.loops = append(fi.loops, loopInfo{simple: bt == 0x40 || isValType(bt)})
+			fi.loops = append(fi.loops, loopInfo{simple: bt == 0x40 || isValType(bt), region: cur})
 		case kEnd:
 			cur = outer[len(outer)-1]
 			outer = outer[:len(outer)-1]
@@ -282,6 +353,13 @@ type plan struct {
 	inclusive uint64 // classFree: cost of a call including callees
 	frame     int32  // classFree excluded: estimated frame bytes
 	weights   []int32
+	// cum is, for each region, its weight plus the weights of the
+	// earlier pieces of its region: what the region has been charged
+	// once its piece's check has run. A negative value -w is a piece
+	// that starts the count again (charged w; see maxCum).
+	cum []int32
+	// cut says which regions (first pieces) have later pieces.
+	cut []bool
 }
 
 // wrapped reports whether the body needs an epilogue on every exit.
@@ -389,6 +467,45 @@ func (e *emitter) fuelCheck(w int32) {
 		e.u32(e.fuel) // global.get F
 	}
 	e.charge(w)
+	e.op(0x48, 0x04, 0x40, 0x10) // i32.lt_s; if; call checkpoint
+	e.u32(e.checkpoint)
+	e.refuel()
+	e.op(0x0B)
+}
+
+// setPos records at the first piece of a cut region (a function's top
+// level or a loop body, at depth loops) that c is charged of it.
+func (e *emitter) setPos(depth int, c int32) {
+	e.i32(c)
+	e.op(0x21)
+	e.u32(e.local + 1 + uint32(depth)) // local.set pos
+}
+
+// splitCheck charges the piece that starts here and calls the checkpoint
+// when the fuel runs out. What it charges is what the region has cost up
+// to the end of this piece (cum) less what was charged of it so far (the
+// pos local of its depth): a branch that skipped earlier checks of the
+// region does not leave the code after them uncharged.
+func (e *emitter) splitCheck(depth int, cum int32) {
+	if e.p.class == classLocal {
+		e.op(0x20)
+		e.u32(e.local) // local.get L
+	} else {
+		e.op(0x23)
+		e.u32(e.fuel) // global.get F
+	}
+	pos := e.local + 1 + uint32(depth)
+	if cum >= 0 {
+		e.op(0x20)
+		e.u32(pos)
+		e.op(0x6A) // local.get pos; i32.add
+	} else {
+		cum = -cum // the count starts again here
+	}
+	e.i32(cum)
+	e.op(0x21)
+	e.u32(pos) // pos = cum
+	e.charge(cum)
 	e.op(0x48, 0x04, 0x40, 0x10) // i32.lt_s; if; call checkpoint
 	e.u32(e.checkpoint)
 	e.refuel()
@@ -676,8 +793,13 @@ func rewriteBody(e *emitter, b body, fi *fnInfo, blockType []byte, renum func(ui
 	e.setLocals(fi)
 	e.saved = 0
 	if p.class != classFree {
-		e.op(1, 0x7F) // one i32 local
+		// i32 locals: L, then a pos per loop depth with a cut region.
+		e.u32(1 + uint32(fi.splitDepth))
+		e.op(0x7F)
 		e.prologue()
+		if p.cut != nil && p.cut[0] {
+			e.setPos(0, p.cum[0])
+		}
 		if p.wrapped() {
 			e.op(0x02)
 			e.op(blockType...)
@@ -688,10 +810,19 @@ func rewriteBody(e *emitter, b body, fi *fnInfo, blockType []byte, renum func(ui
 	ls.push(label{fold: -1}) // the function's
 	r := &reader{b: b.b, base: b.base, off: fi.exprStart}
 	loop := 0
+	splits := fi.splits
+	if p.class == classFree {
+		splits = nil // never cut (cost <= freeCost)
+	}
 	for {
 		in, err := decodeInst(r)
 		if err != nil {
 			return err // cannot happen: analyze decoded the same bytes
+		}
+		if len(splits) > 0 && fi.regions[splits[0]].split == in.start {
+			rg := &fi.regions[splits[0]]
+			e.splitCheck(rg.depth, p.cum[splits[0]])
+			splits = splits[1:]
 		}
 		raw := b.b[in.start:in.end]
 		switch in.kind {
@@ -699,7 +830,7 @@ func rewriteBody(e *emitter, b body, fi *fnInfo, blockType []byte, renum func(ui
 			ls.push(label{fold: -1})
 		case kLoop:
 			loop++
-			l := label{loop: &fi.loops[loop-1], weight: p.weights[loop], fold: -1}
+			l := label{loop: &fi.loops[loop-1], weight: p.weights[fi.loops[loop-1].region], fold: -1}
 			if p.class == classLocal {
 				for _, c := range l.loop.calls {
 					if syncs(c.f) && !l.loop.outer {
@@ -719,6 +850,9 @@ func rewriteBody(e *emitter, b body, fi *fnInfo, blockType []byte, renum func(ui
 				} else {
 					e.op(raw...)
 					e.fuelCheck(l.weight)
+				}
+				if rg := l.loop.region; p.cut != nil && p.cut[rg] {
+					e.setPos(fi.regions[rg].depth, p.cum[rg])
 				}
 			} else {
 				e.op(raw...)

@@ -63,6 +63,10 @@ const (
 	unitsPerTick = 64
 	freeCost     = 64      // largest inclusive cost of an uninstrumented function
 	maxWeight    = 1 << 20 // keeps fuel arithmetic far from overflow
+	// maxCum bounds a cut region's cumulative charge, so that fuel
+	// arithmetic stays far from overflow (a piece past it starts the
+	// count again).
+	maxCum = 1 << 28
 	maxInterval  = 1 << 30
 	maxTables    = 64
 )
@@ -183,7 +187,7 @@ func Instrument(wasm []byte, opts Options) (*Result, error) {
 
 	// Pass 1: analyze every body; collect the functions whose address
 	// is taken (possible targets of indirect calls).
-	c := costs{indirect: freeCost, bulk: bulkCost(opts.MemoryLimit), table: max(bulkCost(opts.MemoryLimit), tableCost)}
+	c := costs{indirect: freeCost, bulk: bulkCost(opts.MemoryLimit), table: max(bulkCost(opts.MemoryLimit), tableCost), split: splitUnits(opts.Interval)}
 	infos := make([]fnInfo, nDef)
 	taken := make([]bool, nDef)
 	take := func(f uint32) error {

@@ -41,6 +41,8 @@ type bare struct {
 	rt          wazero.Runtime
 	checkpoints atomic.Int64
 	stopAfter   int64
+	// onCheckpoint, if set, is called at every checkpoint.
+	onCheckpoint func()
 }
 
 var errStopped = errors.New("stopped by the checkpoint")
@@ -66,6 +68,9 @@ func newBare(t testing.TB, interp bool) *bare {
 		WithGoModuleFunction(api.GoModuleFunc(func(context.Context, api.Module, []uint64) {
 			if n := b.checkpoints.Add(1); b.stopAfter > 0 && n >= b.stopAfter {
 				panic(errStopped)
+			}
+			if b.onCheckpoint != nil {
+				b.onCheckpoint()
 			}
 		}), nil, nil).Export(CheckpointName).Instantiate(ctx)
 	if err != nil {
