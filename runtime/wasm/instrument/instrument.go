@@ -66,9 +66,9 @@ const (
 	// maxCum bounds a cut region's cumulative charge, so that fuel
 	// arithmetic stays far from overflow (a piece past it starts the
 	// count again).
-	maxCum = 1 << 28
-	maxInterval  = 1 << 30
-	maxTables    = 64
+	maxCum      = 1 << 28
+	maxInterval = 1 << 30
+	maxTables   = 64
 )
 
 // Options are the container's limits and the checkpoint interval.
