@@ -65,10 +65,12 @@ test-arm64:
 
 # Every package on 32-bit ARM (GOARM=7, a Raspberry Pi with a 32-bit OS)
 # under qemu-user: the interpreters, 64-bit atomics' alignment, int sizes.
-# The tests that start a copy of their own binary, a binary they build (the
-# README tests), or a browser, cannot run there.
+# The install-time adversary tests start their children through qemu-arm
+# (TC_TEST_EMULATOR); the other tests that start a copy of their own
+# binary, a binary they build (the README tests), or a browser, cannot run
+# there.
 test-arm32:
-	GOARCH=arm GOARM=7 go test -count 1 -exec qemu-arm -skip 'TestCrashRecovery|TestDeviceEndToEnd|TestDeviceHTTP$$|TestBrowser|TestREADME' ./...
+	TC_TEST_EMULATOR=qemu-arm GOARCH=arm GOARM=7 go test -count 1 -exec qemu-arm -skip 'TestCrashRecovery|TestDeviceEndToEnd|TestDeviceHTTP$$|TestBrowser|TestREADME' ./...
 
 # The fleet's scale benchmark (not in CI): mosquitto on this machine, 1,000
 # simulated devices (tinycontainer fleet simulate) in one process, the

@@ -23,11 +23,17 @@ const (
 	RaceFactor    = 10
 )
 
+// EmulatorEnv names the emulator this test binary runs under, when it
+// does (make test-arm32 sets qemu-arm): InChild starts the child through
+// it, as the kernel cannot start a binary of another architecture itself
+// (qemu-user without binfmt_misc: "exec format error").
+const EmulatorEnv = "TC_TEST_EMULATOR"
+
 // Calibrated: the CPU and memory targets were measured on this kind of
-// machine (wazero compiles on amd64 and arm64); elsewhere (or emulated,
-// as CI runs 32-bit ARM under qemu-user) only the refusal's reason is
-// checked.
-var Calibrated = goruntime.GOARCH == "amd64" || goruntime.GOARCH == "arm64"
+// machine (wazero compiles on amd64 and arm64); elsewhere or emulated (CI
+// runs 32-bit ARM under qemu-user, where everything takes 10 to 50 times
+// the CPU) only the refusal's reason is checked.
+var Calibrated = (goruntime.GOARCH == "amd64" || goruntime.GOARCH == "arm64") && os.Getenv(EmulatorEnv) == ""
 
 // Result is what one install cost, measured in a process of its own.
 type Result struct {
@@ -63,9 +69,16 @@ func Report(install func() error, refused func(error) bool) {
 // Child and Report) in a fresh copy of the test binary for shape.
 func InChild(t *testing.T, test, shape string) Result {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run", "^"+test+"$", "-test.count", "1")
+	args := []string{os.Args[0], "-test.run", "^" + test + "$", "-test.count", "1"}
+	if emu := os.Getenv(EmulatorEnv); emu != "" {
+		args = append([]string{emu}, args...)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Env = append(os.Environ(), childEnv+"="+shape)
 	out, err := cmd.Output()
+	if errors.Is(err, syscall.ENOEXEC) {
+		t.Skipf("%s: cannot start a copy of this test binary (%v): under an emulator, name it in %s", shape, err, EmulatorEnv)
+	}
 	// A package's TestMain may run its tests more than once (the eBPF
 	// runtime's runs them again interpreted): the costliest run counts.
 	var r Result

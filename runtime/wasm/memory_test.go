@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	goruntime "runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -88,7 +89,8 @@ func TestMemoryConcurrent(t *testing.T) {
 }
 
 // Failed instantiations give their memory back (wazero drops such an
-// instance without freeing it).
+// instance without freeing it). A data segment that cannot fit its memory
+// no longer gets that far: it is refused when compiled.
 func TestMemoryFailedInstantiation(t *testing.T) {
 	ctx := context.Background()
 	r, err := New(ctx, Options{InitBudget: time.Millisecond})
@@ -96,10 +98,13 @@ func TestMemoryFailedInstantiation(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close(ctx)
+	if _, err := r.Compile(ctx, guest(t, "oobdata.wasm"), runtime.Config{MemoryLimit: 1 << 20}); !errors.Is(err, runtime.ErrInvalidCode) || !strings.Contains(err.Error(), "would trap") {
+		t.Fatalf("a data segment past the end of the memory: %v", err)
+	}
 	for _, c := range []struct {
 		guest string
 		mode  int32
-	}{{"oobdata.wasm", 0}, {"badinit.wasm", 1}, {"badinit.wasm", 2}} {
+	}{{"badinit.wasm", 1}, {"badinit.wasm", 2}} {
 		m := compile(t, r, c.guest, 1<<20)
 		for range 20 {
 			if _, err := m.Instantiate(ctx, &fakeHost{mode: c.mode}); err == nil {

@@ -287,7 +287,7 @@ func (s *scanner) scan(b body, nParams int, types []FuncType, funcType func(uint
 // use counts local x in every open loop that has not counted it yet: the
 // loops that have form a prefix of the open ones (outermost first).
 func (s *scanner) use(x uint32) {
-	if int(x) >= len(s.deepID) || len(s.open) == 0 {
+	if uint64(x) >= uint64(len(s.deepID)) || len(s.open) == 0 {
 		return
 	}
 	// The longest counted prefix still open: walk from the deepest loop

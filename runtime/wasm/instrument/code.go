@@ -413,7 +413,7 @@ func (e *emitter) setLocals(fi *fnInfo) {
 
 // localType is the type of local x, which analyze checked is in range.
 func (e *emitter) localType(x uint32) byte {
-	if int(x) < len(e.params) {
+	if uint64(x) < uint64(len(e.params)) {
 		return e.params[x]
 	}
 	i, _ := slices.BinarySearchFunc(e.decls, uint64(x), func(d localDecl, x uint64) int {

@@ -141,6 +141,9 @@ func Instrument(wasm []byte, opts Options) (*Result, error) {
 	if err := m.validate(); err != nil {
 		return nil, err
 	}
+	if err := m.checkSegments(); err != nil {
+		return nil, err
+	}
 	// Bounds that instrumenting can only make worse are checked before
 	// it (checkBounds checks them all on the output).
 	if p := uint64(len(m.types)) * uint64(len(m.codes)); p > MaxTypeFuncs {
@@ -234,7 +237,7 @@ func Instrument(wasm []byte, opts Options) (*Result, error) {
 	}
 	var elements []byte
 	if m.elements != nil {
-		if elements, err = rewriteElements(m.elements, m.elementsBase, m.constGlobal, record); err != nil {
+		if elements, err = rewriteElements(m.elements, m.elementsBase, m.constGlobal, record, nil); err != nil {
 			return nil, err
 		}
 	}

@@ -269,6 +269,84 @@ func TestRefusals(t *testing.T) {
 	}
 }
 
+// segmentModules are modules whose active segments end past their table
+// or memory (refused), or exactly at its end (accepted). wazero v1.12 on
+// 32-bit platforms computes a segment's end in an int: the first three
+// made instantiation panic with "index out of range [4294967295]" (or a
+// slice bound) instead of trapping.
+func segmentModules() []struct {
+	name string
+	code []byte
+	msg  string // "" when accepted
+} {
+	wasm := func(sections ...[]byte) []byte {
+		b := []byte{0, 'a', 's', 'm', 1, 0, 0, 0}
+		for _, s := range sections {
+			b = append(b, s...)
+		}
+		return b
+	}
+	sec := func(id byte, payload ...byte) []byte { return appendSection(nil, id, payload) }
+	typeV := sec(secType, 1, 0x60, 0, 0)
+	funcs := sec(secFunction, 1, 0)
+	body := sec(secCode, 1, 2, 0, 0x0B)
+	table10 := sec(secTable, 1, 0x70, 0, 10)
+	importTable10 := sec(secImport, 1, 8, 's', 'p', 'e', 'c', 't', 'e', 's', 't', 5, 't', 'a', 'b', 'l', 'e', ExternTable, 0x70, 0, 10)
+	mem1 := sec(secMemory, 1, 0, 1)
+	// elem (i32.const off) followed by n references to function 0.
+	elem := func(off []byte, n byte) []byte {
+		p := append(append([]byte{1, 0, 0x41}, off...), 0x0B, n)
+		for range n {
+			p = append(p, 0)
+		}
+		return sec(secElement, p...)
+	}
+	data := func(off []byte, n byte) []byte {
+		p := append(append([]byte{1, 0, 0x41}, off...), 0x0B, n)
+		for range n {
+			p = append(p, 0xAA)
+		}
+		return sec(secData, p...)
+	}
+	return []struct {
+		name string
+		code []byte
+		msg  string
+	}{
+		{"element at 2^32-1", wasm(typeV, funcs, table10, elem([]byte{0x7F}, 1), body), "elements 4294967295 to 4294967296 are past the end of table 0 (10 elements)"},
+		{"element at 2^32-10 of an imported table", wasm(typeV, importTable10, funcs, elem([]byte{0x76}, 1), body), "past the end of table 0"},
+		{"data ending past 2^31", wasm(mem1, data([]byte{0xFF, 0xFF, 0xFF, 0xFF, 0x07}, 1)), "bytes 2147483647 to 2147483648 are past the end of the memory (65536 bytes)"},
+		{"element one past the end", wasm(typeV, funcs, table10, elem([]byte{10}, 1), body), "elements 10 to 11"},
+		{"empty element segment past the end", wasm(typeV, funcs, table10, elem([]byte{11}, 0), body), "elements 11 to 11"},
+		{"data one past the end", wasm(mem1, data([]byte{0xFF, 0xFF, 0x03}, 2)), "bytes 65535 to 65537"},
+		{"element ending at the end", wasm(typeV, funcs, table10, elem([]byte{9}, 1), body), ""},
+		{"empty element segment at the end", wasm(typeV, funcs, table10, elem([]byte{10}, 0), body), ""},
+		{"data ending at the end", wasm(mem1, data([]byte{0xFF, 0xFF, 0x03}, 1)), ""},
+		{"element in an imported table, past its minimum", wasm(typeV, importTable10, funcs, elem([]byte{10}, 1), body), ""},
+	}
+}
+
+// TestSegmentsPastTheEnd: an active segment that cannot fit its table or
+// memory is refused before it reaches wazero, whatever the word size (the
+// 32-bit overflow panic of wazero v1.12; on 64-bit, an element segment
+// past the end was skipped instead of trapping).
+func TestSegmentsPastTheEnd(t *testing.T) {
+	for _, c := range segmentModules() {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Instrument(c.code, Options{MemoryLimit: 1 << 20})
+			if c.msg == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, runtime.ErrInvalidCode) || !strings.Contains(err.Error(), c.msg) || !strings.Contains(err.Error(), "would trap") {
+				t.Fatalf("got %v, want ErrInvalidCode mentioning %q", err, c.msg)
+			}
+		})
+	}
+}
+
 func TestMemoryClamp(t *testing.T) {
 	for _, c := range []struct {
 		mem      []byte

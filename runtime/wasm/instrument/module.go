@@ -130,6 +130,7 @@ type module struct {
 	codes         []body
 	data          []byte   // section payload
 	dataSizes     []uint32 // length of each data segment
+	active        []segment
 }
 
 // nGlobals is the number of globals the guest has, imported or defined.
@@ -219,7 +220,7 @@ func decodeModule(code []byte) (*module, error) {
 			// Checked now, so that every length is known sound once the
 			// module decodes; rewritten once functions are renumbered.
 			m.elements, m.elementsBase = payload, start
-			_, err = rewriteElements(payload, start, m.constGlobal, func(f uint32) uint32 { return f })
+			_, err = rewriteElements(payload, start, m.constGlobal, func(f uint32) uint32 { return f }, m.addActive)
 			sr.off = len(payload)
 		case secDataCount:
 			m.dataCount = payload
@@ -228,7 +229,7 @@ func decodeModule(code []byte) (*module, error) {
 			err = m.decodeCode(sr)
 		case secData:
 			m.data = payload
-			m.dataSizes, err = checkData(sr, m.constGlobal)
+			m.dataSizes, err = checkData(sr, m.constGlobal, m.addActive)
 		}
 		if err != nil {
 			return nil, err
@@ -248,9 +249,9 @@ func decodeModule(code []byte) (*module, error) {
 
 // checkData checks the data section's structure; it is copied as is, but
 // every length in it must be sound before it reaches a decoder that
-// allocates what the lengths say.
-// It returns each segment's length.
-func checkData(r *reader, constGlobal func(uint32) bool) ([]uint32, error) {
+// allocates what the lengths say. It returns each segment's length and
+// passes each active segment to active.
+func checkData(r *reader, constGlobal func(uint32) bool, active func(segment)) ([]uint32, error) {
 	n, err := count(r, 2)
 	if err != nil {
 		return nil, err
@@ -275,8 +276,9 @@ func checkData(r *reader, constGlobal func(uint32) bool) ([]uint32, error) {
 		default:
 			return nil, r.errorf("data segment %d: unknown flags %d", i, flags)
 		}
+		var offset []byte
 		if flags != 1 {
-			if _, err := constExpr(r, constGlobal); err != nil {
+			if offset, err = constExpr(r, constGlobal); err != nil {
 				return nil, err
 			}
 		}
@@ -288,6 +290,9 @@ func checkData(r *reader, constGlobal func(uint32) bool) ([]uint32, error) {
 			return nil, err
 		}
 		sizes = append(sizes, size)
+		if flags != 1 {
+			active(segment{data: true, i: i, offset: offset, n: size})
+		}
 	}
 	return sizes, nil
 }
@@ -630,8 +635,9 @@ func rewriteExpr(dst, expr []byte, fn func(uint32) uint32) ([]byte, error) {
 }
 
 // rewriteElements re-encodes the element section with every function
-// index renumbered, in all eight segment forms.
-func rewriteElements(payload []byte, base int, constGlobal func(uint32) bool, fn func(uint32) uint32) ([]byte, error) {
+// index renumbered, in all eight segment forms. It passes each active
+// segment to active (when not nil).
+func rewriteElements(payload []byte, base int, constGlobal func(uint32) bool, fn func(uint32) uint32, active func(segment)) ([]byte, error) {
 	r := &reader{b: payload, base: base}
 	n, err := count(r, 2)
 	if err != nil {
@@ -647,19 +653,19 @@ func rewriteElements(payload []byte, base int, constGlobal func(uint32) bool, fn
 			return nil, r.errorf("element segment %d: unknown flags %d", i, flags)
 		}
 		out = appendU32(out, flags)
+		var table uint32
 		if flags&3 == 2 { // explicit table index
-			t, err := r.u32()
-			if err != nil {
+			if table, err = r.u32(); err != nil {
 				return nil, err
 			}
-			out = appendU32(out, t)
+			out = appendU32(out, table)
 		}
+		var offset []byte
 		if flags&1 == 0 { // active: offset expression
-			e, err := constExpr(r, constGlobal)
-			if err != nil {
+			if offset, err = constExpr(r, constGlobal); err != nil {
 				return nil, err
 			}
-			out = append(out, e...)
+			out = append(out, offset...)
 		}
 		if flags&3 != 0 { // elemkind or reftype
 			k, err := r.byte()
@@ -677,6 +683,9 @@ func rewriteElements(payload []byte, base int, constGlobal func(uint32) bool, fn
 		cnt, err := count(r, 1)
 		if err != nil {
 			return nil, err
+		}
+		if flags&1 == 0 && active != nil {
+			active(segment{i: i, table: table, offset: offset, n: cnt})
 		}
 		out = appendU32(out, cnt)
 		for j := uint32(0); j < cnt; j++ {
