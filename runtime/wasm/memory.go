@@ -51,9 +51,10 @@ type memPool struct {
 func newMemPool() *memPool { return &memPool{free: map[uint64][]*linearMemory{}} }
 
 // instAlloc is the allocator wazero gets for one instantiation. It
-// remembers the memory: when wazero fails to instantiate (a data segment
-// out of bounds, a failing start function) it drops the instance without
-// freeing its memory, and Instantiate frees it with release.
+// remembers the memory: when wazero fails to instantiate (a failing start
+// function; a data segment out of bounds, which the instrumenter refuses
+// first) it drops the instance without freeing its memory, and Instantiate
+// frees it with release.
 type instAlloc struct {
 	pool *memPool
 	mem  *linearMemory
