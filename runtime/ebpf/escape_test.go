@@ -52,3 +52,21 @@ func TestEscapeByLargeCalls(t *testing.T) {
 	}
 	t.Logf("overrun %v", b.Overrun())
 }
+
+// TestCallFuelOfHugeLengths: a tc.call's cost is never negative and never
+// more than a poll at once, whatever lengths the guest passes (a length of
+// 2^31 or more gave the guest fuel on 32-bit platforms; on 64-bit its
+// cost was past what a 32-bit int holds).
+func TestCallFuelOfHugeLengths(t *testing.T) {
+	for _, n := range []uint32{0, 1, checkpointFuel, 1 << 31, 1<<32 - 1} {
+		for _, c := range [][2]uint32{{n, 0}, {0, n}, {n, n}} {
+			got := callFuel(c[0], c[1])
+			if got < helperFuel || got > checkpointFuel+1 {
+				t.Errorf("callFuel(%d, %d) = %d, want %d to %d", c[0], c[1], got, helperFuel, checkpointFuel+1)
+			}
+			if n >= checkpointFuel && got != checkpointFuel+1 {
+				t.Errorf("callFuel(%d, %d) = %d, want a poll at once (%d)", c[0], c[1], got, checkpointFuel+1)
+			}
+		}
+	}
+}

@@ -30,9 +30,13 @@ const (
 	bytesPerFuel = 1
 )
 
-// callFuel is what a tc.call with these lengths costs.
+// callFuel is what a tc.call with these lengths costs, counted in 64
+// bits and at most checkpointFuel+1 (a poll at once, whatever fuel is
+// left). A length of 2^31 or more was a negative int on 32-bit platforms:
+// the call gave the guest up to 2^31 instructions of fuel, so no poll of
+// its budget for seconds.
 func callFuel(inLen, bufCap uint32) int {
-	return helperFuel + int(max(inLen, bufCap)/bytesPerFuel)
+	return int(min(helperFuel+uint64(max(inLen, bufCap))/bytesPerFuel, checkpointFuel+1))
 }
 
 // memFault is the fault of the access before instruction next. Taking

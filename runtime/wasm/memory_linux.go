@@ -1,11 +1,14 @@
 package wasm
 
-import "syscall"
+import (
+	"math"
+	"syscall"
+)
 
 // mapMemory reserves n bytes of zeroed memory. MAP_NORESERVE: only the
 // pages the guest touches are committed.
 func mapMemory(n uint64) ([]byte, error) {
-	if n == 0 || n > 1<<32 {
+	if n == 0 || n > 1<<32 || n > math.MaxInt { // a 32-bit int holds less than 4 GiB
 		return nil, syscall.EINVAL
 	}
 	return syscall.Mmap(-1, 0, int(n), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANON|syscall.MAP_NORESERVE)
