@@ -42,9 +42,27 @@ func (r *crunchRig) kick(name string, n uint32) {
 	r.Publish("crunch/"+name, binary.LittleEndian.AppendUint32(nil, n))
 }
 
-// long is an activation of a few hundred milliseconds of CPU on either
-// engine: far longer than any preemption takes.
-const long = 1 << 27
+// long is the iterations of an activation of about cpu of CPU time on
+// this rig's engine, measured on a container of its own (tenant
+// "calibrate"): 1<<27 iterations are 300 ms with machine code, but
+// interpreted on 32-bit ARM under qemu-user they took longer than the
+// activation's 10 s budget.
+func (r *crunchRig) long(cpu time.Duration) uint32 {
+	r.T.Helper()
+	const name = "calibrate"
+	r.add(name, "calibrate", 1)
+	n := uint32(1 << 16)
+	for k := uint64(1); ; k++ {
+		r.kick(name, n)
+		devicetest.WaitFor(r.T, "the calibration activation", func() bool { return r.Status(name).Activations == k })
+		// CPU time, summed over the activations so far (n doubles each
+		// time, so the last is about half of it).
+		if used := time.Duration(r.Status(name).CPUTimeUS) * time.Microsecond; used >= 20*time.Millisecond || n >= 1<<28 {
+			return uint32(min(float64(n)*float64(cpu)/float64(used/2+1), 1<<30))
+		}
+		n *= 2
+	}
+}
 
 // A higher-priority container preempts lower-priority ones that compute:
 // on one worker and on two, on both engines, its activations end before
@@ -62,6 +80,9 @@ func TestPreemptionByPriority(t *testing.T) {
 					lows = append(lows, name)
 				}
 				r.add("high", "acme", 10)
+				// Far longer than any preemption takes, and than the
+				// test's own steps on a loaded machine.
+				long := r.long(time.Second)
 				for _, l := range lows {
 					r.kick(l, long)
 				}
@@ -73,8 +94,16 @@ func TestPreemptionByPriority(t *testing.T) {
 					r.kick("high", 1000)
 					waitFor(t, "the high-priority activation", func() bool { return r.Status("high").Activations == uint64(i+1) })
 				}
+				// A second of CPU each: on a loaded machine under
+				// qemu-user, more than the rig's 30 s of wall time.
+				deadline := time.Now().Add(5 * time.Minute)
 				for _, l := range lows {
-					waitFor(t, l+" to finish", func() bool { return r.Status(l).Activations == 1 })
+					for r.Status(l).Activations != 1 {
+						if time.Now().After(deadline) {
+							t.Fatalf("timed out waiting for %s to finish", l)
+						}
+						time.Sleep(5 * time.Millisecond)
+					}
 				}
 				lines := r.Logged()
 				lastHigh := slices.Index(lines, fmt.Sprintf("high: crunch %d", highs))
@@ -151,6 +180,7 @@ func TestCPUShareThrottlesOnBothEngines(t *testing.T) {
 			}
 			r.add("capped", "globex", 1)
 			r.add("free", "acme", 1)
+			long := r.long(300 * time.Millisecond)
 			r.kick("capped", long/4)
 			r.Started("capped")
 			waitFor(t, "capped to finish", func() bool { return r.Status("capped").Activations == 1 })

@@ -66,6 +66,7 @@ func TestRateCeilingOfTheGrant(t *testing.T) {
 		p = binary.LittleEndian.AppendUint16(p, 0)
 		p = append(p, 'h', 'i')
 	}
+	before := td.status("probe").Activations
 	if err := td.mg.Device().Bus().Publish("tester", "acme/probe", p); err != nil {
 		t.Fatal(err)
 	}
@@ -74,6 +75,10 @@ func TestRateCeilingOfTheGrant(t *testing.T) {
 		lines = td.mg.Device().Logs("probe", 0, 0)
 		return len(lines) >= calls+1
 	})
+	// The lines come during the activation, its counts at its end (with
+	// the activation count last): under qemu-user the status was once
+	// read in between.
+	waitFor(t, "the probe's activation to end", func() bool { return td.status("probe").Activations > before })
 	ok, limited := 0, 0
 	for _, l := range lines[1:] {
 		f := strings.Fields(l.Text)
