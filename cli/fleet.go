@@ -119,7 +119,7 @@ func interruptible(cmd *cobra.Command) (context.Context, context.CancelFunc) {
 
 func newFleetDevicesCmd() *cobra.Command {
 	return fleetListCmd("devices [--selector S]",
-		"List the fleet's devices: id, labels, online, last seen, containers, version",
+		"List the fleet's devices: id, labels, online, health (with its problems), last seen, containers, version",
 		`  tinycontainer fleet devices
   tinycontainer fleet devices --selector site=lab --json`,
 		(*ctl.Fleet).Devices, printDevices)

@@ -53,7 +53,7 @@ func labelText(l map[string]string) string {
 }
 
 func printDevices(w io.Writer, devs []ctl.Device) {
-	fmt.Fprintf(w, "%-20s %-7s %-20s %10s %-10s %s\n", "ID", "ONLINE", "LAST_SEEN", "CONTAINERS", "VERSION", "LABELS")
+	fmt.Fprintf(w, "%-20s %-7s %-8s %-20s %10s %-10s %s\n", "ID", "ONLINE", "HEALTH", "LAST_SEEN", "CONTAINERS", "VERSION", "LABELS")
 	for _, d := range devs {
 		seen := "-"
 		if !d.LastSeen.IsZero() {
@@ -63,7 +63,11 @@ func printDevices(w io.Writer, devs []ctl.Device) {
 		if d.Online {
 			online = "yes"
 		}
-		fmt.Fprintf(w, "%-20s %-7s %-20s %10d %-10s %s\n", trunc(d.ID, 20), online, seen, d.Containers, trunc(orDash(d.Version), 10), labelText(d.Labels))
+		fmt.Fprintf(w, "%-20s %-7s %-8s %-20s %10d %-10s %s\n", trunc(d.ID, 20), online, orDash(d.Health), seen, d.Containers,
+			trunc(orDash(d.Version), 10), labelText(d.Labels))
+		for _, p := range d.Problems {
+			fmt.Fprintf(w, "    %s\n", p)
+		}
 	}
 }
 

@@ -100,12 +100,8 @@ type deviceStatus struct {
 // reported state and to filters, and waits for the retained state to
 // settle. The view stays live until Close.
 func Open(ctx context.Context, opts Options, filters ...string) (*Fleet, error) {
-	opts.defaults()
-	f := &Fleet{
-		opts: opts, filters: append([]string{doc.AllStatusFilter, doc.AllReportedFilter}, filters...),
-		status: map[string]deviceStatus{}, reported: map[string]doc.Reported{}, desired: map[string][]byte{},
-		grants: map[string][]byte{}, rollouts: map[string][]byte{}, leases: map[string]leaseWatch{}, taps: map[string]chan []byte{}, changed: make(chan struct{}, 1),
-	}
+	f := newFleet(opts, filters...)
+	opts = f.opts
 	cfg := mqttc.ClientConfig{
 		Config: mqttc.Config{URL: opts.Broker, ClientID: opts.ClientID, MaxPacketSize: 2 << 20, ReceiveMaximum: 1024,
 			KeepAlive: 15 * time.Second, OnMessage: f.onMessage},
@@ -136,6 +132,17 @@ func Open(ctx context.Context, opts Options, filters ...string) (*Fleet, error) 
 		return nil, err
 	}
 	return f, nil
+}
+
+// newFleet is an empty view, not yet connected.
+func newFleet(opts Options, filters ...string) *Fleet {
+	opts.defaults()
+	return &Fleet{
+		opts: opts, filters: append([]string{doc.AllStatusFilter, doc.AllReportedFilter}, filters...),
+		status: map[string]deviceStatus{}, reported: map[string]doc.Reported{}, desired: map[string][]byte{},
+		grants: map[string][]byte{}, rollouts: map[string][]byte{}, leases: map[string]leaseWatch{}, taps: map[string]chan []byte{},
+		changed: make(chan struct{}, 1),
+	}
 }
 
 // ClientID is this controller's MQTT client id.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tinycontainer/tinycontainer/fleet/doc"
+	"github.com/tinycontainer/tinycontainer/mgmt"
 )
 
 // This file is the read API: what `fleet devices`, `fleet ps` and `fleet
@@ -23,6 +24,15 @@ type Device struct {
 	Containers int               `json:"containers"`
 	Version    string            `json:"version"` // the device's software version
 	Session    uint64            `json:"session"`
+	// Health: ok, warning (see Problems), silent (online by its status but
+	// not heard from for more than two of its heartbeats, by this
+	// controller's clock) or offline.
+	Health   string   `json:"health"`
+	Problems []string `json:"problems,omitempty"` // what makes it not ok, in words
+	// Heartbeat: how often it republishes its reported state.
+	Heartbeat string `json:"heartbeat,omitempty"`
+	// Storage: the space where it keeps its state, and its kv errors.
+	Storage *mgmt.StorageInfo `json:"storage,omitempty"`
 	// Tenants: where the device stands with each tenant's documents.
 	Tenants  []doc.TenantReport `json:"tenants,omitempty"`
 	Refusals []doc.Refusal      `json:"refusals,omitempty"`
@@ -49,8 +59,9 @@ func (f *Fleet) Devices(sel Selector) []Device {
 		ids[id] = true
 	}
 	var out []Device
+	now := f.now()
 	for _, id := range slices.Sorted(mapKeys(ids)) {
-		d := f.deviceLocked(id)
+		d := f.deviceLocked(id, now)
 		if sel.Matches(d.Labels) {
 			out = append(out, d)
 		}
@@ -68,9 +79,11 @@ func mapKeys(m map[string]bool) func(func(string) bool) {
 	}
 }
 
-func (f *Fleet) deviceLocked(id string) Device {
+func (f *Fleet) deviceLocked(id string, now time.Time) Device {
 	d := Device{ID: id, Labels: map[string]string{}}
-	if s, ok := f.status[id]; ok {
+	heartbeat := doc.DefaultHeartbeat
+	s, ok := f.status[id]
+	if ok {
 		d.Online, d.Version, d.Session = s.Online, s.Version, s.Session
 		for k, v := range s.Labels {
 			d.Labels[k] = v
@@ -79,16 +92,23 @@ func (f *Fleet) deviceLocked(id string) Device {
 		if s.Online && s.seen.After(d.LastSeen) {
 			d.LastSeen = s.seen
 		}
+		if s.Heartbeat > 0 {
+			heartbeat = time.Duration(s.Heartbeat)
+		}
 	}
-	if r, ok := f.reported[id]; ok {
+	r, okR := f.reported[id]
+	if okR {
 		d.Containers = len(r.Containers)
 		d.Tenants = slices.Clone(r.Tenants)
 		d.Refusals = slices.Clone(r.Refusals)
+		d.Storage = r.Storage
 		if r.Time.After(d.LastSeen) {
 			d.LastSeen = r.Time
 		}
 	}
 	d.LastSeen = d.LastSeen.UTC()
+	d.Heartbeat = heartbeat.String()
+	judge(&d, r, heartbeat, s.seen, now, f.opts.Settle)
 	return d
 }
 

@@ -20,7 +20,15 @@ type Status struct {
 	Version string            `json:"version"` // the device's software version
 	Session uint64            `json:"session"`
 	Time    time.Time         `json:"time"` // when the device wrote it (its clock)
+	// Heartbeat: how often the device publishes its reported state when
+	// nothing changed, so a controller can tell a device that stopped
+	// reporting (absent from devices before it was sent: DefaultHeartbeat).
+	Heartbeat Duration `json:"heartbeat,omitempty"`
 }
+
+// DefaultHeartbeat is how often a device republishes its reported state
+// unless told otherwise.
+const DefaultHeartbeat = time.Minute
 
 // Encode writes s as JSON.
 func (s Status) Encode() ([]byte, error) {
@@ -111,6 +119,9 @@ type Reported struct {
 	Containers []ContainerReport `json:"containers"`
 	Tenants    []TenantReport    `json:"tenants"`
 	Refusals   []Refusal         `json:"refusals,omitempty"`
+	// Storage: the space where the device keeps its state and the kv
+	// calls that failed, as `info --json` gives them.
+	Storage *mgmt.StorageInfo `json:"storage,omitempty"`
 }
 
 // Encode writes r as JSON.

@@ -3,6 +3,8 @@ package doc
 import (
 	"errors"
 	"testing"
+
+	"github.com/tinycontainer/tinycontainer/mgmt"
 )
 
 // The fuzzers check that decoding never panics and that every error has
@@ -66,6 +68,9 @@ func FuzzDecodeStatus(f *testing.F) {
 	b, _ := Status{ID: "d", Online: true, Labels: map[string]string{"a": "b"}}.Encode()
 	f.Add(b)
 	f.Add([]byte(`{"v":1,"id":"d","labels":{"":""}}`))
+	b, _ = Status{ID: "d", Online: true, Labels: map[string]string{}, Heartbeat: Duration(DefaultHeartbeat)}.Encode()
+	f.Add(b)
+	f.Add([]byte(`{"v":1,"id":"d","labels":{},"heartbeat":"-1s"}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, err := DecodeStatus(b)
 		classOK(t, err)
@@ -75,6 +80,9 @@ func FuzzDecodeStatus(f *testing.F) {
 func FuzzDecodeReported(f *testing.F) {
 	b, _ := Reported{ID: "d", Containers: []ContainerReport{{Health: HealthPending}}}.Encode()
 	f.Add(b)
+	b, _ = Reported{ID: "d", Storage: &mgmt.StorageInfo{FreeBytes: 1, TotalBytes: 2, LowSpace: true, Errors: 3}}.Encode()
+	f.Add(b)
+	f.Add([]byte(`{"v":1,"id":"d","storage":{"free_bytes":-1}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, err := DecodeReported(b)
 		classOK(t, err)

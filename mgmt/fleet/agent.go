@@ -122,7 +122,7 @@ func Start(mg *device.Manager, opts Options) (*Agent, error) {
 		opts.Tick = 100 * time.Millisecond
 	}
 	if opts.Heartbeat <= 0 {
-		opts.Heartbeat = 60 * time.Second
+		opts.Heartbeat = doc.DefaultHeartbeat
 	}
 	a := &Agent{mg: mg, kv: mg.Store(), opts: opts, log: opts.Logger, done: make(chan struct{}),
 		wake: make(chan struct{}, 1), inbox: map[string][]byte{}, pending: map[string]*pendingHealth{},
@@ -193,7 +193,7 @@ func (a *Agent) currentSession() uint64 {
 // shutdown's message.
 func (a *Agent) status(online bool) (mqttc.Message, error) {
 	b, err := doc.Status{ID: a.opts.ID, Online: online, Labels: a.opts.Labels, Version: a.opts.Version,
-		Session: a.currentSession(), Time: time.Now().UTC()}.Encode()
+		Session: a.currentSession(), Time: time.Now().UTC(), Heartbeat: doc.Duration(a.opts.Heartbeat)}.Encode()
 	return mqttc.Message{Topic: doc.StatusTopic(a.opts.ID), Payload: b, QoS: 1, Retain: true}, err
 }
 

@@ -260,6 +260,16 @@ func TestFleetDeviceLifecycle(t *testing.T) {
 		s := w.status["dev-1"]
 		return s.Online && s.Labels["site"] == "lab"
 	})
+	// The status says how often the reported state comes (a controller
+	// tells a silent device by it), and the reported state carries the
+	// device's storage.
+	w.mu.Lock()
+	hb := w.status["dev-1"].Heartbeat
+	w.mu.Unlock()
+	if time.Duration(hb) != doc.DefaultHeartbeat {
+		t.Fatalf("heartbeat in the status %v, want %v", time.Duration(hb), doc.DefaultHeartbeat)
+	}
+	testbroker.WaitFor(t, "the storage in the reported state", func() bool { return w.rep("dev-1").Storage != nil })
 
 	// A desired state before the grant waits for it.
 	v1, v2 := image(t, 1, false, nil), image(t, 2, false, nil)

@@ -280,7 +280,8 @@ func (a *Agent) checkHealth() {
 func (a *Agent) report() doc.Reported {
 	a.seq++
 	r := doc.Reported{ID: a.opts.ID, Session: a.currentSession(), Seq: a.seq, Time: time.Now().UTC(),
-		Containers: []doc.ContainerReport{}, Tenants: []doc.TenantReport{}, Refusals: slices.Clone(a.refusals)}
+		Containers: []doc.ContainerReport{}, Tenants: []doc.TenantReport{}, Refusals: slices.Clone(a.refusals),
+		Storage: a.mg.Device().Info().Storage}
 	for _, st := range a.mg.Device().List() {
 		cr := doc.ContainerReport{ContainerStatus: st}
 		if rec := a.st.Containers[st.Name]; rec != nil {

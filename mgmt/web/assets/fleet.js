@@ -16,14 +16,23 @@
     return el("div", { class: "card" }, el("div", { class: "title", text: title }), el("div", { class: "body" }, ...body));
   }
 
+  // A device's health (fleet devices --json): its badge class and words.
+  const HEALTH = { ok: ["running", "online"], warning: ["pressed", "warning"], silent: ["faulted", "silent"],
+    offline: ["stopped", "offline"] };
+  const health = (d) => HEALTH[d.health] || HEALTH[d.online ? "ok" : "offline"];
+  const countOf = (devs, h) => devs.filter((d) => health(d) === HEALTH[h]).length;
+
   function renderSummary(stats, devs, cs, ros) {
-    const online = devs.filter((d) => d.online).length;
     const faulted = cs.filter((c) => c.state === "faulted").length;
     const active = ros.filter((r) => r.state === "IN_PROGRESS" || r.state === "ABORTING").length;
+    const devCount = (h, cls) => {
+      const n = countOf(devs, h);
+      return el("span", { class: "count " + (n ? cls : "") }, el("b", { text: String(n) }), " " + HEALTH[h][1]);
+    };
     $("summary").replaceChildren(
       card("broker", stats.connected ? "connected" : el("span", { class: "count faulted" }, el("b", { text: "disconnected" }))),
-      card("devices", el("span", { class: "count running" }, el("b", { text: String(online) }), " online"), " · ",
-        el("span", { class: "count " + (devs.length - online ? "stopped" : "") }, el("b", { text: String(devs.length - online) }), " offline")),
+      card("devices", devCount("ok", "running"), " · ", devCount("warning", "pressed"), " · ", devCount("silent", "faulted"),
+        " · ", devCount("offline", "stopped")),
       card("containers", fmtCount(cs.length) + " · ", el("span", { class: "count " + (faulted ? "faulted" : "") },
         el("b", { text: String(faulted) }), " faulted")),
       card("rollouts", active + " in progress · " + ros.length + " in all"));
@@ -35,14 +44,19 @@
 
   function renderDevices(devs) {
     $("devices-empty").hidden = devs.length > 0;
-    const rows = devs.map((d) => el("tr", { "data-device": d.id, class: d.online ? "" : "state-stopped" },
-      el("td", { class: "name", text: d.id }),
-      el("td", {}, el("span", { class: "badge " + (d.online ? "running" : "stopped"), text: d.online ? "online" : "offline" })),
-      el("td", { class: "labels" }, ...labelChips(d.labels)),
-      el("td", { text: d.version || "" }),
-      el("td", { class: "num", text: String(d.containers) }),
-      el("td", { class: "time", text: d.last_seen ? fmtTime(d.last_seen) : "" }),
-      el("td", { class: "reason", text: (d.refusals || []).length ? d.refusals[d.refusals.length - 1].reason : "" })));
+    const rows = devs.map((d) => {
+      const [cls, word] = health(d);
+      const rowClass = { stopped: "state-stopped", faulted: "state-faulted", pressed: "pressed" }[cls] || "";
+      return el("tr", { "data-device": d.id, "data-health": d.health || "", class: rowClass },
+        el("td", { class: "name", text: d.id }),
+        el("td", {}, el("span", { class: "badge " + cls, text: word })),
+        el("td", { class: "labels" }, ...labelChips(d.labels)),
+        el("td", { text: d.version || "" }),
+        el("td", { class: "num", text: String(d.containers) }),
+        el("td", { class: "time", text: d.last_seen ? fmtTime(d.last_seen) : "" }),
+        el("td", { class: "reason problems", text: (d.problems || []).join("; ") }),
+        el("td", { class: "reason", text: (d.refusals || []).length ? d.refusals[d.refusals.length - 1].reason : "" }));
+    });
     $("devices").tBodies[0].replaceChildren(...rows);
   }
 
