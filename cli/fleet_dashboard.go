@@ -1,13 +1,13 @@
 package cli
 
 import (
-	"context"
 	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
 
 	"github.com/tinycontainer/tinycontainer/fleet/ctl"
+	"github.com/tinycontainer/tinycontainer/fleet/dashboard"
 	"github.com/tinycontainer/tinycontainer/mgmt"
 	"github.com/tinycontainer/tinycontainer/mgmt/web"
 )
@@ -47,7 +47,7 @@ fleet status --json). Loopback only unless --allow-remote.`,
 			if err := f.Settle(ctx); err != nil && ctx.Err() == nil {
 				return err
 			}
-			s, err := web.ServeFleet(ctx, httpAddr, fleetView{f}, web.Options{AllowRemote: allowRemote})
+			s, err := web.ServeFleet(ctx, httpAddr, dashboard.Reader(f), web.Options{AllowRemote: allowRemote})
 			if errors.Is(err, mgmt.ErrInvalid) || errors.Is(err, mgmt.ErrDenied) {
 				return usageError{err}
 			}
@@ -65,36 +65,3 @@ fleet status --json). Loopback only unless --allow-remote.`,
 	cmd.Flags().BoolVar(&allowRemote, "allow-remote", false, "allow --http on an address other than loopback")
 	return cmd
 }
-
-// fleetView is the controller's live view as the fleet dashboard reads it.
-type fleetView struct{ f *ctl.Fleet }
-
-func (v fleetView) Devices(context.Context) (any, error) {
-	ds := v.f.Devices(ctl.All())
-	if ds == nil {
-		ds = []ctl.Device{}
-	}
-	return ds, nil
-}
-
-func (v fleetView) Containers(context.Context) (any, error) {
-	cs := v.f.Containers(ctl.All())
-	if cs == nil {
-		cs = []ctl.Container{}
-	}
-	return cs, nil
-}
-
-// Rollouts are every rollout on the broker, newest first, with what the
-// devices report now; the broker's ACL vouches for them (fleet status
-// --pub checks a tenant's signatures).
-func (v fleetView) Rollouts(context.Context) (any, error) {
-	rs, _ := v.f.Rollouts()
-	out := make([]ctl.RolloutStatus, 0, len(rs))
-	for _, r := range rs {
-		out = append(out, v.f.Status(r, false))
-	}
-	return out, nil
-}
-
-func (v fleetView) Stats(context.Context) (any, error) { return v.f.Stats(), nil }

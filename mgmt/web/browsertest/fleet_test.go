@@ -9,6 +9,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/tinycontainer/tinycontainer/fleet/dashboard"
+	"github.com/tinycontainer/tinycontainer/fleet/sim/simtest"
 	"github.com/tinycontainer/tinycontainer/mgmt"
 	"github.com/tinycontainer/tinycontainer/mgmt/web"
 )
@@ -89,4 +91,39 @@ func TestBrowserFleet(t *testing.T) {
 		t.Fatal("the page reloaded")
 	}
 	screenshot(t, ctx, "dashboard-fleet.png")
+}
+
+// TestBrowserRealFleet shows a real fleet (simulated devices through
+// mosquitto, the controller's live view, as `fleet dashboard` serves it):
+// its devices online with their labels, the completed rollout's waves all
+// updated, every device's container; a device that stops turns offline
+// without a reload.
+func TestBrowserRealFleet(t *testing.T) {
+	ctx := browser(t)
+	w := simtest.Start(t, 3)
+	srv := httptest.NewServer(web.NewFleetHandler(dashboard.Reader(w.Ctl), web.Options{}))
+	defer srv.Close()
+	if _, err := chromedp.Run(ctx, chromedp.Navigate(srv.URL+"/")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, ctx, "three devices online, labelled", `(() => {
+	  const r = [...document.querySelectorAll('#devices tbody tr')];
+	  return r.length === 3 && r.every(r => r.dataset.health === 'ok' && r.innerText.includes('online') &&
+	    r.innerText.includes('sim=1')) && r[0].dataset.device === 'sim-0000'; })()`)
+	eventually(t, ctx, "the completed rollout, every wave updated", `(() => {
+	  const r = document.querySelector('#rollouts [data-rollout="`+w.Rollout+`"]');
+	  return !!r && r.innerText.includes('completed') && r.innerText.includes('canary') &&
+	    r.innerText.includes('2/2 updated') && r.innerText.includes('1/1 updated'); })()`)
+	eventually(t, ctx, "every device's blinker", `(() => {
+	  const r = [...document.querySelectorAll('#containers tbody tr')];
+	  return r.length === 3 && r.every(r => r.innerText.includes('blinker') && r.innerText.includes('running')); })()`)
+	eval[int](t, ctx, `window.__mark = 7`)
+	w.Devices.Devices()[1].Stop()
+	eventually(t, ctx, "sim-0001 offline", `(() => {
+	  const r = document.querySelector('#devices tr[data-device="sim-0001"]');
+	  return !!r && r.dataset.health === 'offline' && r.innerText.includes('offline'); })()`)
+	if eval[int](t, ctx, `window.__mark`) != 7 {
+		t.Fatal("the page reloaded")
+	}
+	screenshot(t, ctx, "dashboard-real-fleet.png")
 }
