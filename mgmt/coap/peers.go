@@ -77,19 +77,12 @@ func (p *peers) add(cc *client.Conn, now time.Time) {
 	}
 }
 
-// goCoapCloseKey is where go-coap's UDP server keeps, in a connection's
-// context, the function that closes it and frees its state at once;
-// cc.Close alone leaves that to a sweep every few seconds (v3.8.1,
-// udp/server/server.go). Without it (another go-coap) the sweep does it.
-const goCoapCloseKey = "gocoapCloseConnection"
-
-// closePeer closes a server-side client connection and frees its state.
-func closePeer(cc *client.Conn) {
-	_ = cc.Close()
-	if f, ok := cc.Context().Value(goCoapCloseKey).(func()); ok {
-		f()
-	}
-}
+// closePeer closes a server-side client connection. go-coap frees its
+// state (and calls its close hooks: remove here) at its next periodic
+// sweep, which the server runs every sweepEvery (server.go); a datagram
+// from the same address before that finds the connection closed and
+// begins a fresh one.
+func closePeer(cc *client.Conn) { _ = cc.Close() }
 
 // established is how many requests make a client more than a passer-by.
 const established = 2

@@ -184,6 +184,7 @@ func Serve(ctx context.Context, addr string, dev mgmt.Device, opts ServerOptions
 		options.WithInactivityMonitor(opts.IdleTimeout, func(cc *client.Conn) { _ = cc.Close() }),
 		options.WithOnNewConn(func(cc *client.Conn) { s.peers.add(cc, time.Now()) }),
 		options.WithErrors(opts.Errors),
+		options.WithPeriodicRunner(s.periodic),
 	}
 	var serve func() error
 	if opts.PSK == nil {
@@ -215,18 +216,6 @@ func Serve(ctx context.Context, addr string, dev mgmt.Device, opts ServerOptions
 		serve = func() error { return srv.Serve(l) }
 	}
 	go func() {
-		t := time.NewTicker(recycleIdle)
-		defer t.Stop()
-		for {
-			select {
-			case <-sctx.Done():
-				return
-			case now := <-t.C:
-				s.peers.sweep(now)
-			}
-		}
-	}()
-	go func() {
 		defer close(s.done)
 		if err := serve(); err != nil {
 			opts.Errors(fmt.Errorf("coap server stopped: %w", err))
@@ -234,6 +223,35 @@ func Serve(ctx context.Context, addr string, dev mgmt.Device, opts ServerOptions
 	}()
 	context.AfterFunc(sctx, func() { _ = s.Close() })
 	return s, nil
+}
+
+// sweepEvery is how often the server sweeps its clients' connections:
+// go-coap's own sweep (inactivity, expired cached responses, and the state
+// of connections closed since: evicted and recycled ones) and ours (the
+// recycling of clients that used up their exchanges). go-coap's default
+// is every 4 s; evicted connections' state would pile up that long under
+// a flood of new addresses.
+const sweepEvery = 100 * time.Millisecond
+
+// periodic is the server's periodic runner (options.WithPeriodicRunner):
+// go-coap hands it its sweep once per Serve, and it runs ours after it,
+// on one goroutine, until the server stops or go-coap's sweep says done.
+func (s *Server) periodic(goCoapSweep func(now time.Time) bool) {
+	go func() {
+		t := time.NewTicker(sweepEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.ctx.Done():
+				return
+			case now := <-t.C:
+				if !goCoapSweep(now) {
+					return
+				}
+				s.peers.sweep(now)
+			}
+		}
+	}()
 }
 
 // socketBuffer is the receive buffer asked for the server's socket (the
