@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/tinycontainer/tinycontainer/cli"
+	"github.com/tinycontainer/tinycontainer/internal/testwait"
 	"github.com/tinycontainer/tinycontainer/meta"
 	"github.com/tinycontainer/tinycontainer/mgmt"
 	"github.com/tinycontainer/tinycontainer/trust"
@@ -329,8 +330,8 @@ func startDevice(t *testing.T, args ...string) *deviceProc {
 	})
 	select {
 	case d.addr = <-ready:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("the device did not become ready:\n%s", d.logText())
+	case <-time.After(testwait.Guard()):
+		t.Fatalf("the device did not become ready (a hang guard):\n%s", d.logText())
 	case <-d.done:
 		_ = d.cmd.Wait()
 		t.Fatalf("the device exited (%v):\n%s", d.cmd.ProcessState, d.logText())
@@ -516,7 +517,7 @@ func libcoap(t *testing.T, addr string) {
 	}
 	get := func(path string) string {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), testwait.Guard())
 		defer cancel()
 		out, err := exec.CommandContext(ctx, bin, "-m", "get", "-B", "10", "coap://"+addr+path).Output()
 		if err != nil {
@@ -537,16 +538,8 @@ func libcoap(t *testing.T, addr string) {
 	}
 }
 
-// waitFor polls cond until it holds, failing the test after 15 s.
+// waitFor polls cond until it holds (testwait.For).
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
+	testwait.For(t, what, cond)
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/tinycontainer/tinycontainer/container"
 	"github.com/tinycontainer/tinycontainer/device"
+	"github.com/tinycontainer/tinycontainer/internal/testwait"
 	"github.com/tinycontainer/tinycontainer/meta"
 	"github.com/tinycontainer/tinycontainer/mgmt"
 	"github.com/tinycontainer/tinycontainer/runtime"
@@ -161,7 +162,7 @@ func (r *rig) run(p prog, n int) []result {
 		r.t.Fatal(err)
 	}
 	var out []result
-	timeout := time.After(10 * time.Second)
+	timeout := time.After(testwait.Guard())
 	for len(out) < n {
 		select {
 		case l := <-r.lines:
@@ -197,7 +198,7 @@ func (r *rig) status() mgmt.ContainerStatus {
 // waitStatus polls until cond holds for the probe's status.
 func (r *rig) waitStatus(what string, cond func(mgmt.ContainerStatus) bool) mgmt.ContainerStatus {
 	r.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(testwait.Guard())
 	for {
 		st := r.status()
 		if cond(st) {

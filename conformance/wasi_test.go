@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tinycontainer/tinycontainer/internal/testwait"
 	"github.com/tinycontainer/tinycontainer/mgmt"
 )
 
@@ -34,11 +35,11 @@ func TestWASISubset(t *testing.T) {
 					if l.Text != want || l.Container != "wasi" {
 						t.Fatalf("log line %+v, want %q", l, want)
 					}
-				case <-time.After(10 * time.Second):
-					t.Fatalf("no log line %q", want)
+				case <-time.After(testwait.Guard()):
+					t.Fatalf("no log line %q (a hang guard)", want)
 				}
 			}
-			deadline := time.Now().Add(10 * time.Second)
+			deadline := time.Now().Add(testwait.Guard())
 			for {
 				st, _ := d.Status("wasi")
 				if st.State == mgmt.StateStopped && st.Activations == 1 {

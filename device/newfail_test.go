@@ -10,12 +10,13 @@ import (
 
 	"github.com/tinycontainer/tinycontainer/device"
 	"github.com/tinycontainer/tinycontainer/internal/testbroker"
+	"github.com/tinycontainer/tinycontainer/internal/testwait"
 )
 
 // settledGoroutines polls until the goroutine count is at most want (the
 // ones a failed call may leave take a moment to exit), and returns it.
 func settledGoroutines(want int) int {
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(testwait.Guard())
 	for {
 		n := goruntime.NumGoroutine()
 		if n <= want || time.Now().After(deadline) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tinycontainer/tinycontainer/device"
 	"github.com/tinycontainer/tinycontainer/examples"
+	"github.com/tinycontainer/tinycontainer/internal/testwait"
 	"github.com/tinycontainer/tinycontainer/meta"
 	"github.com/tinycontainer/tinycontainer/mgmt"
 )
@@ -63,7 +64,7 @@ func start(t testing.TB, ms ...*meta.Manifest) (*device.Device, <-chan mgmt.LogL
 
 func waitLine(t testing.TB, lines <-chan mgmt.LogLine, container string) string {
 	t.Helper()
-	timeout := time.After(10 * time.Second)
+	timeout := time.After(testwait.Guard())
 	for {
 		select {
 		case l := <-lines:

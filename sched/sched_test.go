@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tinycontainer/tinycontainer/internal/testwait"
 	"github.com/tinycontainer/tinycontainer/meta"
 	"github.com/tinycontainer/tinycontainer/runtime"
 )
@@ -67,13 +68,7 @@ func periodic(p time.Duration) meta.Schedule {
 
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testwait.For(t, what, cond)
 }
 
 func start(t *testing.T, opts Options) *Scheduler {

@@ -83,6 +83,16 @@ func cloneWorkTree(t *testing.T, root, dir string) {
 	}
 }
 
+// readmeEnv is the environment of the README's commands: this one, with
+// -trimpath added to GOFLAGS. The walkthrough's `go build` runs in a new
+// copy of the tree each time; without -trimpath the compiled packages record
+// that directory, so nothing came from the build cache and every run (of
+// both tests) compiled the whole command again, minutes on a busy machine.
+// With it, the build is the same in any directory and is cached.
+func readmeEnv() []string {
+	return append(os.Environ(), "GOFLAGS="+strings.TrimSpace(os.Getenv("GOFLAGS")+" -trimpath"))
+}
+
 // TestREADMEWalkthrough runs the README's managed-device walkthrough as
 // written, with bash, in a copy of the work tree, against a real device
 // process (on a free port given by TINYCONTAINER_DEVICE), and checks that
@@ -113,7 +123,7 @@ func TestREADMEWalkthrough(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "-e", "-o", "pipefail", "-c", script)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "TINYCONTAINER_DEVICE="+freeUDP(t))
+	cmd.Env = append(readmeEnv(), "TINYCONTAINER_DEVICE="+freeUDP(t))
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err = cmd.Run()
@@ -204,7 +214,7 @@ func TestREADMEFleet(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "-e", "-o", "pipefail", "-c", script)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "TINYCONTAINER_DEVICE="+freeUDP(t), "TINYCONTAINER_BROKER="+br.URL())
+	cmd.Env = append(readmeEnv(), "TINYCONTAINER_DEVICE="+freeUDP(t), "TINYCONTAINER_BROKER="+br.URL())
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

@@ -13,13 +13,10 @@ import (
 	"time"
 
 	"github.com/tinycontainer/tinycontainer/device"
+	"github.com/tinycontainer/tinycontainer/internal/testwait"
 	"github.com/tinycontainer/tinycontainer/meta"
 	"github.com/tinycontainer/tinycontainer/mgmt"
 )
-
-// Timeout bounds every wait of a Rig: a wait that reaches it fails the
-// test (the verdict never rests on how fast the machine is).
-const Timeout = 30 * time.Second
 
 // Rig is a running device. Its methods fail the test on error.
 type Rig struct {
@@ -125,7 +122,7 @@ func (r *Rig) Logged() []string {
 // lines of other containers before it.
 func (r *Rig) NextLine(name string) string {
 	r.T.Helper()
-	timeout := time.NewTimer(Timeout)
+	timeout := time.NewTimer(testwait.Guard())
 	defer timeout.Stop()
 	for {
 		r.mu.Lock()
@@ -141,23 +138,15 @@ func (r *Rig) NextLine(name string) string {
 		select {
 		case <-r.more:
 		case <-timeout.C:
-			r.T.Fatalf("no line from %s in %v", name, Timeout)
+			r.T.Fatalf("no line from %s in %v (a hang guard)", name, testwait.Guard())
 		}
 	}
 }
 
-// WaitFor polls cond until it holds, failing the test after Timeout.
+// WaitFor polls cond until it holds (testwait.For).
 func WaitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(Timeout)
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
+	testwait.For(t, what, cond)
 }
 
 // EventManifest is the manifest of an event container of tenant, activated

@@ -15,6 +15,7 @@ import (
 	"github.com/tinycontainer/tinycontainer/fleet/sim"
 	"github.com/tinycontainer/tinycontainer/internal/mqttc"
 	"github.com/tinycontainer/tinycontainer/internal/testbroker"
+	"github.com/tinycontainer/tinycontainer/internal/testwait"
 	"github.com/tinycontainer/tinycontainer/meta"
 	"github.com/tinycontainer/tinycontainer/trust"
 )
@@ -31,7 +32,7 @@ func TestSimulatedFleet(t *testing.T) {
 	const n = 20
 	br := testbroker.Start(t)
 	owner, acme := key("owner"), key("acme")
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Guard())
 	defer cancel()
 
 	var mu sync.Mutex

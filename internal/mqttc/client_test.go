@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tinycontainer/tinycontainer/internal/testbroker"
+	"github.com/tinycontainer/tinycontainer/internal/testwait"
 )
 
 // inbox collects messages a connection received.
@@ -37,7 +38,7 @@ func (in *inbox) find(topic, payload string) bool {
 }
 
 func ctx(t *testing.T) context.Context {
-	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	c, cancel := context.WithTimeout(context.Background(), testwait.Guard())
 	t.Cleanup(cancel)
 	return c
 }

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tinycontainer/tinycontainer/internal/testwait"
 )
 
 const mosquittoPath = "/usr/sbin/mosquitto"
@@ -182,15 +184,7 @@ func (br *Broker) Stop() {
 // WaitFor polls cond until it holds, failing the test after 15 s.
 func WaitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
+	testwait.For(t, what, cond)
 }
 
 // Sub is a mosquitto_sub process, ready once the broker acknowledged
@@ -234,8 +228,8 @@ func (br *Broker) Sub(t testing.TB, topic string, extra ...string) *Sub {
 	}()
 	select {
 	case <-ready:
-	case <-time.After(15 * time.Second):
-		t.Fatal("mosquitto_sub did not subscribe")
+	case <-time.After(testwait.Guard()):
+		t.Fatal("mosquitto_sub did not subscribe (a hang guard)")
 	}
 	return s
 }
@@ -249,8 +243,8 @@ func (s *Sub) Next(t testing.TB) string {
 			t.Fatal("mosquitto_sub exited")
 		}
 		return l
-	case <-time.After(15 * time.Second):
-		t.Fatal("mosquitto_sub received nothing")
+	case <-time.After(testwait.Guard()):
+		t.Fatal("mosquitto_sub received nothing (a hang guard)")
 	}
 	return ""
 }
@@ -267,7 +261,7 @@ func (br *Broker) Pub(t testing.TB, stdin string, args ...string) {
 // it printed: a publish the broker refused (MQTT v5 reason code) shows as a
 // warning there, with exit status 0.
 func (br *Broker) PubOutput(stdin string, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Guard())
 	defer cancel()
 	all := append([]string{"-V", "5", "-h", "127.0.0.1", "-p", fmt.Sprint(br.port)}, args...)
 	cmd := exec.CommandContext(ctx, "mosquitto_pub", all...)

@@ -9,11 +9,11 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 
+	"github.com/tinycontainer/tinycontainer/internal/testwait"
 	"github.com/tinycontainer/tinycontainer/mgmt"
 )
 
@@ -21,7 +21,7 @@ import (
 func getAccept(t *testing.T, s *Server, path string, mt int) (codes.Code, message.MediaType, []byte) {
 	t.Helper()
 	c := dialServer(t, s)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Guard())
 	defer cancel()
 	var opts message.Options
 	if mt >= 0 {

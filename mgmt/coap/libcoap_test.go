@@ -10,8 +10,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/tinycontainer/tinycontainer/internal/testwait"
 	"github.com/tinycontainer/tinycontainer/mgmt"
 )
 
@@ -21,7 +21,7 @@ const coapClientBin = "/usr/bin/coap-client-notls"
 // what it printed.
 func libcoapGet(t *testing.T, uri string, args ...string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Guard())
 	defer cancel()
 	cmd := exec.CommandContext(ctx, coapClientBin, append(append([]string{"-m", "get", "-B", "10"}, args...), uri)...)
 	out, err := cmd.CombinedOutput()
@@ -109,7 +109,7 @@ func TestLibcoapUploadCap(t *testing.T) {
 	if err := os.WriteFile(img, append([]byte("huge\n"), make([]byte, 64<<10)...), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Guard())
 	defer cancel()
 	out, _ := exec.CommandContext(ctx, coapClientBin, "-m", "post", "-B", "10", "-b", "1024", "-f", img, "coap://"+s.Addr().String()+"/deploy").CombinedOutput()
 	if !strings.Contains(string(out), "4.13") {

@@ -22,6 +22,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/udp"
 	"github.com/plgd-dev/go-coap/v3/udp/client"
 
+	"github.com/tinycontainer/tinycontainer/internal/testwait"
 	"github.com/tinycontainer/tinycontainer/mgmt"
 )
 
@@ -62,21 +63,15 @@ func rawConn(t testing.TB, s *Server) *client.Conn {
 }
 
 func ctxT(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Guard())
 	t.Cleanup(cancel)
 	return ctx
 }
 
-// poll waits for cond, failing after a deadline.
+// poll waits for cond (testwait.For).
 func poll(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testwait.For(t, what, cond)
 }
 
 func TestResources(t *testing.T) {
@@ -347,8 +342,8 @@ func TestObserveLogs(t *testing.T) {
 				t.Fatal("channel closed early")
 			}
 			return l
-		case <-time.After(10 * time.Second):
-			t.Fatal("no log line")
+		case <-time.After(testwait.Guard()):
+			t.Fatal("no log line (a hang guard)")
 		}
 		return mgmt.LogLine{}
 	}
@@ -538,8 +533,8 @@ func TestListenAddress(t *testing.T) {
 	cancel()
 	select {
 	case <-s.done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("server survives its context")
+	case <-time.After(testwait.Guard()):
+		t.Fatal("server survives its context (a hang guard)")
 	}
 }
 
@@ -600,8 +595,8 @@ func TestObserveLarge(t *testing.T) {
 			if l != w {
 				t.Fatalf("line %d = %+v, want %+v", i, l, w)
 			}
-		case <-time.After(10 * time.Second):
-			t.Fatalf("line %d never came", i)
+		case <-time.After(testwait.Guard()):
+			t.Fatalf("line %d never came (a hang guard)", i)
 		}
 	}
 }
@@ -623,8 +618,8 @@ func TestObserveLongLine(t *testing.T) {
 		if l.Seq != long.Seq || !strings.HasSuffix(l.Text, "…") || !strings.HasPrefix(long.Text, strings.TrimSuffix(l.Text, "…")) || len(l.Text) > 1024 {
 			t.Fatalf("notified %d bytes of text, want a shortened prefix", len(l.Text))
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("no notification")
+	case <-time.After(testwait.Guard()):
+		t.Fatal("no notification (a hang guard)")
 	}
 	got, err := c.Logs(ctx, "thermo", 0, 1)
 	if err != nil || len(got) != 1 || got[0] != long {

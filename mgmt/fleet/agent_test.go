@@ -18,6 +18,7 @@ import (
 	"github.com/tinycontainer/tinycontainer/fleet/doc"
 	"github.com/tinycontainer/tinycontainer/internal/mqttc"
 	"github.com/tinycontainer/tinycontainer/internal/testbroker"
+	"github.com/tinycontainer/tinycontainer/internal/testwait"
 	"github.com/tinycontainer/tinycontainer/meta"
 	"github.com/tinycontainer/tinycontainer/mgmt"
 	"github.com/tinycontainer/tinycontainer/mgmt/fleet"
@@ -51,7 +52,7 @@ type world struct {
 
 func newWorld(t *testing.T) *world {
 	w := &world{t: t, br: testbroker.Start(t), reported: map[string]doc.Reported{}, status: map[string]doc.Status{}}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Guard())
 	defer cancel()
 	c, err := mqttc.Dial(ctx, mqttc.Config{URL: w.br.URL(), ClientID: "ctl", OnMessage: w.onMessage})
 	if err != nil {
@@ -86,7 +87,7 @@ func (w *world) onMessage(m mqttc.Message) {
 
 func (w *world) publish(topic string, payload []byte) {
 	w.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Guard())
 	defer cancel()
 	if err := w.ctl.Publish(ctx, mqttc.Message{Topic: topic, Payload: payload, QoS: 1, Retain: true}); err != nil {
 		w.t.Fatal(err)
@@ -433,7 +434,7 @@ func TestFleetOversizedAndDuplicates(t *testing.T) {
 	testbroker.WaitFor(t, "the reconnect", func() bool { return d.agent.Stats().Connects > connects && d.agent.Connected() })
 	// The controller's own connection went too.
 	w2 := &world{t: t, br: w.br, reported: map[string]doc.Reported{}, status: map[string]doc.Status{}}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Guard())
 	defer cancel()
 	c, err := mqttc.Dial(ctx, mqttc.Config{URL: w.br.URL(), ClientID: "ctl2", OnMessage: w2.onMessage})
 	if err != nil {

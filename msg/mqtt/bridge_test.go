@@ -11,12 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tinycontainer/tinycontainer/internal/testwait"
 	"github.com/tinycontainer/tinycontainer/msg"
 )
 
 func dial(t testing.TB, br *testbroker.Broker, bus *msg.Bus, opts Options) *Bridge {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Guard())
 	defer cancel()
 	b, err := Dial(ctx, br.URL(), bus, opts)
 	if err != nil {
@@ -28,7 +29,7 @@ func dial(t testing.TB, br *testbroker.Broker, bus *msg.Bus, opts Options) *Brid
 
 func syncSubs(t testing.TB, b *Bridge) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Guard())
 	defer cancel()
 	if err := b.Sync(ctx); err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tinycontainer/tinycontainer/internal/testwait"
 	"github.com/tinycontainer/tinycontainer/msg"
 )
 
@@ -74,7 +75,7 @@ func TestHostileBrokerHugePacket(t *testing.T) {
 	})
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Guard())
 	defer cancel()
 	bus := msg.NewBus(msg.Options{})
 	b, err := Dial(ctx, url, bus, Options{MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond})
@@ -98,7 +99,7 @@ func TestCloseWithStuckBroker(t *testing.T) {
 	hold := make(chan struct{})
 	t.Cleanup(func() { close(hold) })
 	url := fakeBroker(t, func(net.Conn) { <-hold }) // connected, never reading again
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Guard())
 	defer cancel()
 	bus := msg.NewBus(msg.Options{MaxPayload: 60000})
 	b, err := Dial(ctx, url, bus, Options{QueueLen: 4, CloseTimeout: 50 * time.Millisecond})

@@ -17,6 +17,7 @@ import (
 
 	"github.com/cilium/ebpf/asm"
 
+	"github.com/tinycontainer/tinycontainer/internal/testwait"
 	"github.com/tinycontainer/tinycontainer/runtime"
 )
 
@@ -105,7 +106,7 @@ func TestJITCodeUnmapped(t *testing.T) {
 	goruntime.GC()
 	before := mappings()
 	compile()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(testwait.Guard())
 	for {
 		goruntime.GC()
 		if n := mappings(); n <= before+16<<10 {

@@ -428,10 +428,37 @@ func testAudit(t *testing.T, s store.Store) {
 	}
 }
 
+// testAuditBound appends 25 records more than the bound. The first 9,900
+// come from 8 writers at once (one transaction each, one after the other,
+// was 46 s of the suite under -race; concurrent appends share group
+// commits), so their order is known per writer only; the last 125 come
+// from one writer, in an order known exactly. The newest 10,000 must be
+// kept, oldest first: the last 125 as appended, and of each writer's, its
+// newest, in its order.
 func testAuditBound(t *testing.T, s store.Store) {
-	const extra = 25
+	const extra, writers = 25, 8
 	total := store.MaxAuditRecords + extra
-	for i := range total {
+	concurrent := store.MaxAuditRecords - 100
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < concurrent; i += writers {
+				if err := s.AppendAudit(auditRecord(i)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for i := concurrent; i < total; i++ {
 		must(t, s.AppendAudit(auditRecord(i)))
 	}
 	list, err := s.ListAudit(0)
@@ -439,10 +466,34 @@ func testAuditBound(t *testing.T, s store.Store) {
 	if len(list) != store.MaxAuditRecords {
 		t.Fatalf("kept %d records, want %d", len(list), store.MaxAuditRecords)
 	}
-	for i, a := range list {
-		if want := auditRecord(extra + i); !equalAudit(a, want) {
-			t.Fatalf("record %d = %+v, want %+v", i, a, want)
+	tail := list[len(list)-(total-concurrent):]
+	for i, a := range tail {
+		if want := auditRecord(concurrent + i); !equalAudit(a, want) {
+			t.Fatalf("record %d = %+v, want %+v", len(list)-len(tail)+i, a, want)
 		}
+	}
+	// Per writer: the kept records are its newest, in order.
+	kept := make([][]int, writers)
+	for _, a := range list[:len(list)-len(tail)] {
+		var i int
+		if _, err := fmt.Sscanf(a.Reason, "denied #%d", &i); err != nil || i < 0 || i >= concurrent || !equalAudit(a, auditRecord(i)) {
+			t.Fatalf("unexpected record %+v", a)
+		}
+		kept[i%writers] = append(kept[i%writers], i)
+	}
+	dropped := 0
+	for w, ks := range kept {
+		n := (concurrent - w + writers - 1) / writers // records writer w appended
+		first := w + (n-len(ks))*writers             // its oldest kept one
+		for j, i := range ks {
+			if i != first+j*writers {
+				t.Fatalf("writer %d: kept %v..., want its newest %d from #%d on, in order", w, ks[:min(len(ks), 5)], len(ks), first)
+			}
+		}
+		dropped += n - len(ks)
+	}
+	if dropped != extra {
+		t.Fatalf("dropped %d records, want %d", dropped, extra)
 	}
 	list, err = s.ListAudit(3)
 	must(t, err)
