@@ -484,7 +484,7 @@ func testAuditBound(t *testing.T, s store.Store) {
 	dropped := 0
 	for w, ks := range kept {
 		n := (concurrent - w + writers - 1) / writers // records writer w appended
-		first := w + (n-len(ks))*writers             // its oldest kept one
+		first := w + (n-len(ks))*writers              // its oldest kept one
 		for j, i := range ks {
 			if i != first+j*writers {
 				t.Fatalf("writer %d: kept %v..., want its newest %d from #%d on, in order", w, ks[:min(len(ks), 5)], len(ks), first)
