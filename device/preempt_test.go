@@ -122,9 +122,13 @@ func TestPreemptionByPriority(t *testing.T) {
 						t.Fatalf("%s's line missing: %q", l, lines)
 					}
 				}
-				// With every worker busy with a low one, each high
-				// activation took one's worker.
-				if preempted < highs {
+				// The first high activation finds every worker busy with a
+				// low one and takes one's worker. A later one may be
+				// released after the previous high ended but before the
+				// worker resumed its low one, and then runs without a
+				// preemption (seen under load: 2 for 3): at least one, at
+				// most one per high activation.
+				if preempted < 1 || preempted > highs {
 					t.Errorf("%d preemptions of the low containers for %d high activations", preempted, highs)
 				}
 				first := len(lines)
