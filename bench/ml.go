@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"time"
 
 	"github.com/tinycontainer/tinycontainer/ml/tflite"
+	"github.com/tinycontainer/tinycontainer/runtime"
 	"github.com/tinycontainer/tinycontainer/runtime/wasm"
 )
 
@@ -67,7 +69,52 @@ func MLInference(o Options) []Result {
 		out = append(out, judged(Result{Name: "ml/" + m.name + "_arena", Value: float64(r.arena), Unit: "bytes",
 			Target: fmt.Sprintf("<= %d", m.arena), Note: "scratch memory (arena + kernel scratch) vs TFLM's arena"}, r.arena <= m.arena))
 	}
-	return out
+	return append(out, mlSuspensionGap(o))
+}
+
+// mlSuspensionGap measures the CPU time an inference runs between two
+// suspension points (its Pace calls, where the ml endpoint runs the
+// activation's budget checkpoint; issue 10): on the largest model (VWW),
+// the p99 and the most of the thread's CPU time between two calls.
+func mlSuspensionGap(o Options) Result {
+	const name = "ml/suspension_gap_p99"
+	m := mlModels[2] // vww
+	model, err1 := os.ReadFile(filepath.Join(TinyMLDir(), m.model))
+	input, err2 := os.ReadFile(filepath.Join(TinyMLDir(), m.input))
+	if err1 != nil || err2 != nil {
+		return Result{Name: name, Note: "skipped: model not found under " + TinyMLDir() + " (set TINYML_DIR)"}
+	}
+	md, err := tflite.Parse(model)
+	if err != nil {
+		return Result{Name: name, Note: "failed: " + err.Error()}
+	}
+	it, err := tflite.NewInterpreter(md)
+	if err != nil {
+		return Result{Name: name, Note: "failed: " + err.Error()}
+	}
+	out := make([]byte, md.Output().Bytes)
+	goruntime.LockOSThread()
+	defer goruntime.UnlockOSThread()
+	var gaps []time.Duration
+	var last time.Duration
+	pace := func() bool {
+		now, _ := runtime.ThreadCPU()
+		gaps = append(gaps, now-last)
+		last = now
+		return false
+	}
+	for range o.n(100, 3) {
+		last, _ = runtime.ThreadCPU()
+		if _, err := it.InvokePaced(model, input, out, pace); err != nil {
+			return Result{Name: name, Note: "failed: " + err.Error()}
+		}
+		now, _ := runtime.ThreadCPU()
+		gaps = append(gaps, now-last)
+	}
+	p99 := percentile(gaps, 0.99)
+	return judged(Result{Name: name, Value: float64(p99.Nanoseconds()) / 1000, Unit: "us CPU", Target: "<= 100 us",
+		Note: fmt.Sprintf("vww inference: thread CPU time between two suspension points, %d stretches; p50 %v, max %v",
+			len(gaps), percentile(gaps, 0.5).Round(100*time.Nanosecond), percentile(gaps, 1).Round(100*time.Nanosecond))}, p99 <= 100*time.Microsecond)
 }
 
 type mlResult struct {

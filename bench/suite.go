@@ -68,6 +68,9 @@ func Run(o Options, progress func(Result)) []Result {
 	many("ml/", func() ([]Result, error) { return MLInference(o), nil })
 	for _, kind := range []string{"wasm", "ebpf"} {
 		one(kind+"/preemption_latency_p99", func() (Result, error) { return PreemptionLatency(kind, o) })
+		if kind == "wasm" {
+			one("wasm/preemption_latency_straight_p99", func() (Result, error) { return PreemptionLatencyStraight(o) })
+		}
 		many(kind+"/priority_rhythm", func() ([]Result, error) { return PriorityRhythm(kind, o) })
 	}
 	one("sched/tenant_share_25", func() (Result, error) { return TenantShare(o) })

@@ -66,12 +66,12 @@ func periodic(p time.Duration) meta.Schedule {
 	return meta.Schedule{Trigger: meta.Periodic, Period: p, Budget: time.Millisecond, MaxFaults: 3, OnFault: meta.Restart}
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	testwait.For(t, what, cond)
 }
 
-func start(t *testing.T, opts Options) *Scheduler {
+func start(t testing.TB, opts Options) *Scheduler {
 	s := New(opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
