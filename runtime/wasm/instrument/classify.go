@@ -56,6 +56,14 @@ func classify(m *module, infos []fnInfo, taken []bool, opts Options) []plan {
 		}
 		regs := infos[v].regions
 		p.weights = make([]int32, len(regs))
+		// Regions long enough to be cut are charged at cutUnitsPerTick.
+		var inCut map[int]bool
+		for _, i := range infos[v].splits {
+			if inCut == nil {
+				inCut = map[int]bool{}
+			}
+			inCut[regs[i].head] = true
+		}
 		for i, r := range regs {
 			cost := r.base
 			for _, c := range r.calls {
@@ -66,6 +74,9 @@ func classify(m *module, infos []fnInfo, taken []bool, opts Options) []plan {
 				}
 			}
 			w := 1 + cost/unitsPerTick
+			if inCut[r.head] {
+				w = 1 + cost/cutUnitsPerTick
+			}
 			if w > maxWeight {
 				w = maxWeight
 			}
