@@ -17,6 +17,7 @@ import (
 	"github.com/tinycontainer/tinycontainer/abi"
 	"github.com/tinycontainer/tinycontainer/device"
 	"github.com/tinycontainer/tinycontainer/device/devicetest"
+	"github.com/tinycontainer/tinycontainer/internal/testgrant"
 	"github.com/tinycontainer/tinycontainer/meta"
 	"github.com/tinycontainer/tinycontainer/mgmt"
 	"github.com/tinycontainer/tinycontainer/store"
@@ -210,12 +211,8 @@ func pack(t testing.TB, m *meta.Manifest, code []byte, key ed25519.PrivateKey) [
 	return img
 }
 
-// testCeiling is the ceiling of the tests' grants: small, with the default
-// priority and code size.
-func testCeiling(tenant string) meta.Ceiling {
-	return meta.Ceiling{Tenant: tenant, MaxMemory: 64 * meta.KiB, MaxStorage: 4 * meta.KiB,
-		MaxBudget: 10 * time.Millisecond, MinPeriod: 50 * time.Millisecond, MaxPriority: meta.DefaultMaxPriority, MaxCode: meta.DefaultMaxCode}
-}
+// testCeiling is the ceiling of the tests' grants (testgrant.Ceiling).
+func testCeiling(tenant string) meta.Ceiling { return testgrant.Ceiling(tenant) }
 
 func grant(t testing.TB, tenant string, key ed25519.PrivateKey, allow ...string) []byte {
 	t.Helper()
@@ -223,25 +220,10 @@ func grant(t testing.TB, tenant string, key ed25519.PrivateKey, allow ...string)
 }
 
 // signGrant is the owner's grant of c, with the endpoint rules allow added
-// ("sensor/+:read", ...), to the tenant's key.
+// ("sensor/+:read", ...), to key's tenant.
 func signGrant(t testing.TB, c meta.Ceiling, key ed25519.PrivateKey, allow ...string) []byte {
 	t.Helper()
-	for _, a := range allow {
-		r, err := meta.ParseAllow(a)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.Allow = append(c.Allow, r)
-	}
-	cj, err := json.Marshal(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := trust.SignGrant(cj, pub(key), ownerKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return g
+	return testgrant.Sign(t, c, pub(key), ownerKey, allow...)
 }
 
 func acmeGrant(t testing.TB) []byte {

@@ -15,6 +15,7 @@ import (
 	"github.com/tinycontainer/tinycontainer/fleet/sim"
 	"github.com/tinycontainer/tinycontainer/internal/mqttc"
 	"github.com/tinycontainer/tinycontainer/internal/testbroker"
+	"github.com/tinycontainer/tinycontainer/internal/testgrant"
 	"github.com/tinycontainer/tinycontainer/internal/testwait"
 	"github.com/tinycontainer/tinycontainer/meta"
 	"github.com/tinycontainer/tinycontainer/trust"
@@ -82,17 +83,9 @@ func TestSimulatedFleet(t *testing.T) {
 	}
 
 	// The owner's grant and the tenant's desired state, one signature each.
-	c := meta.Ceiling{Tenant: "acme", MaxMemory: 64 * meta.KiB, MaxStorage: 4 * meta.KiB, MaxBudget: 30 * time.Millisecond,
-		MinPeriod: 50 * time.Millisecond, MaxPriority: meta.DefaultMaxPriority, MaxCode: meta.DefaultMaxCode}
-	for _, a := range []string{"actuator/led0:read,write", "log:write"} {
-		r, _ := meta.ParseAllow(a)
-		c.Allow = append(c.Allow, r)
-	}
-	cj, _ := json.Marshal(c)
-	inner, err := trust.SignGrant(cj, acme.Public().(ed25519.PublicKey), owner)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := testgrant.Ceiling("acme")
+	c.MaxBudget = 30 * time.Millisecond
+	inner := testgrant.Sign(t, c, acme.Public().(ed25519.PublicKey), owner, "actuator/led0:read,write", "log:write")
 	g, err := doc.SignGrant(doc.Grant{Tenant: "acme", Devices: ids, Seq: 1, Grant: inner}, owner)
 	if err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 	"github.com/tinycontainer/tinycontainer/fleet/doc"
 	"github.com/tinycontainer/tinycontainer/internal/mqttc"
 	"github.com/tinycontainer/tinycontainer/internal/testbroker"
+	"github.com/tinycontainer/tinycontainer/internal/testgrant"
 	"github.com/tinycontainer/tinycontainer/internal/testwait"
 	"github.com/tinycontainer/tinycontainer/meta"
 	"github.com/tinycontainer/tinycontainer/mgmt"
@@ -130,21 +131,9 @@ func (w *world) waitRefusal(id, what string) {
 // ceiling grants globex what the blinker and runaway examples need.
 func globexGrant(t *testing.T) []byte {
 	t.Helper()
-	c := meta.Ceiling{Tenant: "globex", MaxMemory: 64 * meta.KiB, MaxStorage: 4 * meta.KiB,
-		MaxBudget: 30 * time.Millisecond, MinPeriod: 50 * time.Millisecond, MaxPriority: meta.DefaultMaxPriority, MaxCode: meta.DefaultMaxCode}
-	for _, a := range []string{"actuator/led0:read,write", "log:write"} {
-		r, err := meta.ParseAllow(a)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.Allow = append(c.Allow, r)
-	}
-	cj, _ := json.Marshal(c)
-	g, err := trust.SignGrant(cj, globexPub, ownerKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return g
+	c := testgrant.Ceiling("globex")
+	c.MaxBudget = 30 * time.Millisecond
+	return testgrant.Sign(t, c, globexPub, ownerKey, "actuator/led0:read,write", "log:write")
 }
 
 func example(t *testing.T, name string) (*meta.Manifest, []byte) {

@@ -17,6 +17,7 @@ import (
 	"github.com/tinycontainer/tinycontainer/fleet/ctl"
 	"github.com/tinycontainer/tinycontainer/fleet/sim"
 	"github.com/tinycontainer/tinycontainer/internal/testbroker"
+	"github.com/tinycontainer/tinycontainer/internal/testgrant"
 	"github.com/tinycontainer/tinycontainer/meta"
 	"github.com/tinycontainer/tinycontainer/trust"
 )
@@ -69,23 +70,9 @@ func Start(t *testing.T, n int) *World {
 		return online == n
 	})
 
-	c := meta.Ceiling{Tenant: "acme", MaxMemory: 64 * meta.KiB, MaxStorage: 4 * meta.KiB, MaxBudget: 30 * time.Millisecond,
-		MinPeriod: 50 * time.Millisecond, MaxPriority: meta.DefaultMaxPriority, MaxCode: meta.DefaultMaxCode}
-	for _, a := range []string{"actuator/led0:read,write", "log:write"} {
-		r, err := meta.ParseAllow(a)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.Allow = append(c.Allow, r)
-	}
-	cj, err := json.Marshal(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	grant, err := trust.SignGrant(cj, w.Acme.Public().(ed25519.PublicKey), w.Owner)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := testgrant.Ceiling("acme")
+	c.MaxBudget = 30 * time.Millisecond
+	grant := testgrant.Sign(t, c, w.Acme.Public().(ed25519.PublicKey), w.Owner, "actuator/led0:read,write", "log:write")
 	res, err := f.Grant(ctx, grant, w.Owner, ctl.All(), time.Minute)
 	if err != nil {
 		t.Fatal(err)
