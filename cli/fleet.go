@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -68,6 +69,19 @@ func (ff *fleetFlags) open(ctx context.Context, filters ...string) (*ctl.Fleet, 
 	}
 	f, err := ctl.Open(ctx, opts, filters...)
 	return f, fleetErr(err)
+}
+
+// with runs do on the fleet, open for the command's run (Ctrl-C cancels
+// ctx), then closes it.
+func (ff *fleetFlags) with(cmd *cobra.Command, do func(ctx context.Context, f *ctl.Fleet) error, filters ...string) error {
+	ctx, stop := interruptible(cmd)
+	defer stop()
+	f, err := ff.open(ctx, filters...)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return do(ctx, f)
 }
 
 // defaultBroker is $TINYCONTAINER_BROKER, or mosquitto's port on loopback.
@@ -189,10 +203,7 @@ when they come back.`,
 			if err != nil {
 				return err
 			}
-			if key == "" {
-				return usagef("--key OWNER_KEY is required: grants are signed by the owner")
-			}
-			priv, err := loadKey(key)
+			priv, err := requireKey(key, "OWNER_KEY is required: grants are signed by the owner")
 			if err != nil {
 				return err
 			}
@@ -200,16 +211,12 @@ when they come back.`,
 			if err != nil {
 				return usageError{err}
 			}
-			ctx, stop := interruptible(cmd)
-			defer stop()
-			f, err := ff.open(ctx)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			res, err := f.Grant(ctx, g, priv, sel, wait)
-			if err != nil {
+			var res []ctl.GrantResult
+			if err := ff.with(cmd, func(ctx context.Context, f *ctl.Fleet) (err error) {
+				res, err = f.Grant(ctx, g, priv, sel, wait)
 				return fleetErr(err)
+			}); err != nil {
+				return err
 			}
 			if ff.asJSON {
 				if err := writeJSON(cmd.OutOrStdout(), res); err != nil {
@@ -294,10 +301,7 @@ the rollout on the broker: fleet resume ID takes it up (after its lease).`,
 			if err != nil {
 				return err
 			}
-			if key == "" {
-				return usagef("--key TENANT_KEY is required: rollouts are signed by the tenant")
-			}
-			priv, err := loadKey(key)
+			priv, err := requireKey(key, "TENANT_KEY is required: rollouts are signed by the tenant")
 			if err != nil {
 				return err
 			}
@@ -305,20 +309,15 @@ the rollout on the broker: fleet resume ID takes it up (after its lease).`,
 			if err != nil {
 				return usageError{err}
 			}
-			ctx, stop := interruptible(cmd)
-			defer stop()
-			f, err := ff.open(ctx)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			run, err := f.StartRollout(ctx, ctl.RolloutRequest{Image: img, Key: priv, Selector: sel, Params: p, ID: rf.id})
-			if err != nil {
-				return fleetErr(err)
-			}
-			pr := newProgress(cmd.OutOrStdout(), ff.asJSON)
-			pr.started(run)
-			return driveOut(ctx, run, pr)
+			return ff.with(cmd, func(ctx context.Context, f *ctl.Fleet) error {
+				run, err := f.StartRollout(ctx, ctl.RolloutRequest{Image: img, Key: priv, Selector: sel, Params: p, ID: rf.id})
+				if err != nil {
+					return fleetErr(err)
+				}
+				pr := newProgress(cmd.OutOrStdout(), ff.asJSON)
+				pr.started(run)
+				return driveOut(ctx, run, pr)
+			})
 		},
 	}
 	ff.add(cmd)
@@ -403,10 +402,7 @@ it.`,
 }
 
 func newFleetAbortCmd() *cobra.Command {
-	var ff fleetFlags
-	var tenant, key string
-	var lease time.Duration
-	cmd := &cobra.Command{
+	return fleetTakeoverCmd(&cobra.Command{
 		Use:   "abort ROLLOUT --key TENANT_KEY",
 		Short: "Abort a rollout and return its devices to the versions they ran before",
 		Long: `Abort takes the rollout over at once (the controller driving it sees the
@@ -414,80 +410,70 @@ higher lease term and stops), cancels the waves not started and returns
 every device the rollout touched to the version it ran before. It runs
 until the devices online are back; exit 0 once the rollout is ABORTED.`,
 		Example: "  tinycontainer fleet abort thermo-v2-3fa9c1 --key acme.key",
-		Args:    usageArgs(cobra.ExactArgs(1)),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			priv, err := requireKey(key)
-			if err != nil {
-				return err
-			}
-			ctx, stop := interruptible(cmd)
-			defer stop()
-			f, err := ff.open(ctx)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			run, err := f.AbortRollout(ctx, args[0], tenant, priv, lease, "aborted by "+f.ClientID())
-			if err != nil {
-				return fleetErr(err)
-			}
-			pr := newProgress(cmd.OutOrStdout(), ff.asJSON)
-			pr.resumed(run)
-			if err := driveOut(ctx, run, pr); err != nil && run.Rollout().State != ctl.RolloutAborted {
-				return err
-			}
-			if st := run.Rollout().State; st != ctl.RolloutAborted {
-				return fmt.Errorf("rollout %s had already ended: %s", run.ID(), st)
-			}
-			return nil
-		},
-	}
-	ff.add(cmd)
-	cmd.Flags().StringVar(&tenant, "tenant", "", "the rollout's tenant (needed only when two tenants use the same id)")
-	cmd.Flags().StringVar(&key, "key", "", "the tenant's private key file")
-	cmd.Flags().DurationVar(&lease, "lease", 0, "this controller's lease (default: the rollout's default, 15s)")
-	return cmd
+	}, func(ctx context.Context, f *ctl.Fleet, t takeover) (*ctl.Run, error) {
+		return f.AbortRollout(ctx, t.id, t.tenant, t.key, t.lease, "aborted by "+f.ClientID())
+	}, func(run *ctl.Run, err error) error {
+		if err != nil && run.Rollout().State != ctl.RolloutAborted {
+			return err
+		}
+		if st := run.Rollout().State; st != ctl.RolloutAborted {
+			return fmt.Errorf("rollout %s had already ended: %s", run.ID(), st)
+		}
+		return nil
+	})
 }
 
 func newFleetResumeCmd() *cobra.Command {
-	var ff fleetFlags
-	var tenant, key string
-	var lease time.Duration
-	cmd := &cobra.Command{
+	return fleetTakeoverCmd(&cobra.Command{
 		Use:   "resume ROLLOUT --key TENANT_KEY",
 		Short: "Take over a rollout whose controller died and drive it to its end",
 		Long: `Resume reads the rollout from the broker. If its lease is still live it waits
-for it to expire, watching for a renewal: a renewal means the controller
-driving it is alive, and resume fails. Then it claims the rollout with the
-next lease term, does again what the previous controller may have decided
-without publishing it, and drives the rollout like fleet rollout does
-(exit 0 complete, 1 aborted).`,
+until it has seen no renewal for the lease's duration (counted on this
+machine's clock): a renewal means the controller driving it is alive, and
+resume fails. Then it claims the rollout with the next lease term, does
+again what the previous controller may have decided without publishing it,
+and drives the rollout like fleet rollout does (exit 0 complete, 1 aborted).`,
 		Example: "  tinycontainer fleet resume thermo-v2-3fa9c1 --key acme.key",
-		Args:    usageArgs(cobra.ExactArgs(1)),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			priv, err := requireKey(key)
-			if err != nil {
-				return err
-			}
-			ctx, stop := interruptible(cmd)
-			defer stop()
-			f, err := ff.open(ctx)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			run, err := f.ResumeRollout(ctx, args[0], tenant, priv, lease)
+	}, func(ctx context.Context, f *ctl.Fleet, t takeover) (*ctl.Run, error) {
+		return f.ResumeRollout(ctx, t.id, t.tenant, t.key, t.lease)
+	}, func(_ *ctl.Run, err error) error { return err })
+}
+
+// takeover is what abort and resume are asked: the rollout, its tenant,
+// the tenant's key and this controller's lease.
+type takeover struct {
+	id, tenant string
+	key        ed25519.PrivateKey
+	lease      time.Duration
+}
+
+// fleetTakeoverCmd completes cmd as a verb that takes a rollout over
+// (take), drives it to its end with progress, and judges the end (done).
+func fleetTakeoverCmd(cmd *cobra.Command, take func(context.Context, *ctl.Fleet, takeover) (*ctl.Run, error),
+	done func(*ctl.Run, error) error) *cobra.Command {
+	var ff fleetFlags
+	var t takeover
+	var keyFile string
+	cmd.Args = usageArgs(cobra.ExactArgs(1))
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		key, err := requireKey(keyFile, "TENANT_KEY is required: the rollout is re-signed by its tenant")
+		if err != nil {
+			return err
+		}
+		t.id, t.key = args[0], key
+		return ff.with(cmd, func(ctx context.Context, f *ctl.Fleet) error {
+			run, err := take(ctx, f, t)
 			if err != nil {
 				return fleetErr(err)
 			}
 			pr := newProgress(cmd.OutOrStdout(), ff.asJSON)
 			pr.resumed(run)
-			return driveOut(ctx, run, pr)
-		},
+			return done(run, driveOut(ctx, run, pr))
+		})
 	}
 	ff.add(cmd)
-	cmd.Flags().StringVar(&tenant, "tenant", "", "the rollout's tenant (needed only when two tenants use the same id)")
-	cmd.Flags().StringVar(&key, "key", "", "the tenant's private key file")
-	cmd.Flags().DurationVar(&lease, "lease", 0, "this controller's lease (default: the rollout's default, 15s)")
+	cmd.Flags().StringVar(&t.tenant, "tenant", "", "the rollout's tenant (needed only when two tenants use the same id)")
+	cmd.Flags().StringVar(&keyFile, "key", "", "the tenant's private key file")
+	cmd.Flags().DurationVar(&t.lease, "lease", 0, "this controller's lease (default: the rollout's default, 15s)")
 	return cmd
 }

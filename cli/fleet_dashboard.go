@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -37,27 +38,22 @@ fleet status --json). Loopback only unless --allow-remote.`,
 			if err := web.CheckAddr(httpAddr, allowRemote); err != nil {
 				return usageError{err}
 			}
-			ctx, stop := interruptible(cmd)
-			defer stop()
-			f, err := ff.open(ctx, ctl.RolloutFilter(""))
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			if err := f.Settle(ctx); err != nil && ctx.Err() == nil {
-				return err
-			}
-			s, err := web.ServeFleet(ctx, httpAddr, dashboard.Reader(f), web.Options{AllowRemote: allowRemote})
-			if errors.Is(err, mgmt.ErrInvalid) || errors.Is(err, mgmt.ErrDenied) {
-				return usageError{err}
-			}
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			fmt.Fprintf(cmd.OutOrStdout(), "Fleet dashboard: %s (serving until interrupted)\n", s.URL())
-			<-ctx.Done()
-			return nil
+			return ff.with(cmd, func(ctx context.Context, f *ctl.Fleet) error {
+				if err := f.Settle(ctx); err != nil && ctx.Err() == nil {
+					return err
+				}
+				s, err := web.ServeFleet(ctx, httpAddr, dashboard.Reader(f), web.Options{AllowRemote: allowRemote})
+				if errors.Is(err, mgmt.ErrInvalid) || errors.Is(err, mgmt.ErrDenied) {
+					return usageError{err}
+				}
+				if err != nil {
+					return err
+				}
+				defer s.Close()
+				fmt.Fprintf(cmd.OutOrStdout(), "Fleet dashboard: %s (serving until interrupted)\n", s.URL())
+				<-ctx.Done()
+				return nil
+			}, ctl.RolloutFilter(""))
 		},
 	}
 	ff.add(cmd)

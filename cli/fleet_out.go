@@ -22,9 +22,11 @@ func loadKey(file string) (ed25519.PrivateKey, error) {
 	return k, nil
 }
 
-func requireKey(file string) (ed25519.PrivateKey, error) {
+// requireKey loads the private key of --key; without one the usage error
+// says "--key " + need.
+func requireKey(file, need string) (ed25519.PrivateKey, error) {
 	if file == "" {
-		return nil, usagef("--key TENANT_KEY is required: the rollout is re-signed by its tenant")
+		return nil, usagef("--key %s", need)
 	}
 	return loadKey(file)
 }

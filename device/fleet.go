@@ -177,7 +177,9 @@ func (mg *Manager) FleetDeploy(ctx context.Context, image []byte, want FleetWant
 	case err != nil:
 		err = mg.install(ctx, rec, m, img.Code)
 	case want.Revert && m.Version < cur.Manifest().Version:
-		err = mg.revert(ctx, rec, m, img.Code)
+		// The version floor is left where it is: only a fleet revert
+		// goes below it.
+		err = mg.replace(ctx, rec, m, img.Code)
 	case m.Version == cur.Manifest().Version:
 		// Already in force (a restart, or a state that caught up): start it.
 	default:
@@ -191,25 +193,6 @@ func (mg *Manager) FleetDeploy(ctx context.Context, image []byte, want FleetWant
 	}
 	mg.persistState(m.Name, container.Running)
 	return mg.dev.Status(m.Name)
-}
-
-// revert replaces the installed container by an older version. The
-// version floor is left where it is: only a fleet revert goes below it.
-func (mg *Manager) revert(ctx context.Context, rec store.Container, m *meta.Manifest, code []byte) error {
-	old, err := mg.st.GetContainer(m.Name)
-	if err != nil {
-		return fmt.Errorf("%w: store: %w", mgmt.ErrUnavailable, err)
-	}
-	if err := mg.dev.Replace(ctx, m, code); err != nil {
-		return err
-	}
-	if err := mg.putRecord(rec); err != nil {
-		if rerr := mg.reinstate(ctx, old); rerr != nil {
-			mg.dev.log.Error("version not reinstated", "container", m.Name, "err", rerr)
-		}
-		return err
-	}
-	return nil
 }
 
 // FleetRemove removes a container of tenant that its desired state no

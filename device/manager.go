@@ -325,12 +325,18 @@ func (mg *Manager) install(ctx context.Context, rec store.Container, m *meta.Man
 }
 
 // upgrade replaces the installed container (version in force: cur) by a
-// newer one, keeping its kv data. When the new record cannot be stored the
-// stored version is put back, so the device runs what it would restart.
+// newer one (replace).
 func (mg *Manager) upgrade(ctx context.Context, cur uint64, rec store.Container, m *meta.Manifest, code []byte) error {
 	if m.Version <= cur {
 		return fmt.Errorf("%w: %s: version %d is not newer than the installed %d", ErrConflict, m.Name, m.Version, cur)
 	}
+	return mg.replace(ctx, rec, m, code)
+}
+
+// replace puts m (stored as rec) in place of the installed container,
+// keeping its kv data. When the new record cannot be stored the stored
+// version is put back, so the device runs what it would restart.
+func (mg *Manager) replace(ctx context.Context, rec store.Container, m *meta.Manifest, code []byte) error {
 	old, err := mg.st.GetContainer(m.Name)
 	if err != nil {
 		return fmt.Errorf("%w: store: %w", mgmt.ErrUnavailable, err)
@@ -340,7 +346,7 @@ func (mg *Manager) upgrade(ctx context.Context, cur uint64, rec store.Container,
 	}
 	if err := mg.putRecord(rec); err != nil {
 		if rerr := mg.reinstate(ctx, old); rerr != nil {
-			mg.dev.log.Error("previous version not reinstated", "container", m.Name, "err", rerr)
+			mg.dev.log.Error("stored version not reinstated", "container", m.Name, "err", rerr)
 		}
 		return err
 	}
