@@ -12,6 +12,7 @@ import (
 	"github.com/tinycontainer/tinycontainer/fleet/ctl/ctltest"
 	"github.com/tinycontainer/tinycontainer/fleet/doc"
 	"github.com/tinycontainer/tinycontainer/internal/testbroker"
+	"github.com/tinycontainer/tinycontainer/internal/testwait"
 	"github.com/tinycontainer/tinycontainer/trust"
 )
 
@@ -292,7 +293,7 @@ func testLeaseTakeover(t *testing.T, skew time.Duration) {
 	<-aDone
 	a.Close()
 	// Believing A's clock an hour ahead, B would wait an hour.
-	rctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	rctx, cancel := context.WithTimeout(ctx, testwait.Guard())
 	defer cancel()
 	rb, err := b.ResumeRollout(rctx, run.ID(), "", tf.key, p.Lease)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/tinycontainer/tinycontainer/fleet/sim"
 	"github.com/tinycontainer/tinycontainer/internal/testbroker"
 	"github.com/tinycontainer/tinycontainer/internal/testgrant"
+	"github.com/tinycontainer/tinycontainer/internal/testwait"
 	"github.com/tinycontainer/tinycontainer/meta"
 	"github.com/tinycontainer/tinycontainer/trust"
 )
@@ -45,7 +46,7 @@ func Key(name string) ed25519.PrivateKey {
 func Start(t *testing.T, n int) *World {
 	t.Helper()
 	w := &World{Broker: testbroker.Start(t), Owner: Key("owner"), Acme: Key("acme")}
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), testwait.Guard())
 	defer cancel()
 	devs, err := sim.Start(ctx, sim.Options{Devices: n, Broker: w.Broker.URL(), Owner: w.Owner.Public().(ed25519.PublicKey),
 		Tick: 10 * time.Millisecond, MinBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
