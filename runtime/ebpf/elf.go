@@ -103,12 +103,14 @@ func loadELF(obj []byte, maxData uint64) (*image, error) {
 	for i, s := range f.Sections {
 		switch s.Type {
 		case elf.SHT_REL:
-			if int(s.Info) >= len(f.Sections) {
+			// Compared in 64 bits here and below: on 32-bit platforms an
+			// index of 2^31 or more was a negative int, past the check.
+			if uint64(s.Info) >= uint64(len(f.Sections)) {
 				return nil, invalidELF("relocation section %q applies to missing section %d", s.Name, s.Info)
 			}
 			l.rels[int(s.Info)] = append(l.rels[int(s.Info)], i)
 		case elf.SHT_RELA:
-			if t := int(s.Info); t < len(f.Sections) && f.Sections[t].Flags&elf.SHF_ALLOC != 0 {
+			if t := uint64(s.Info); t < uint64(len(f.Sections)) && f.Sections[t].Flags&elf.SHF_ALLOC != 0 {
 				return nil, invalidELF("RELA relocations (section %q) are not used by the BPF target", s.Name)
 			}
 		}
@@ -272,7 +274,7 @@ func (l *loader) relocs(sec int) ([]rel, error) {
 
 // symbol resolves relocation symbol k to its section and value.
 func (l *loader) symbol(k uint32) (elf.Symbol, int, error) {
-	if k == 0 || int(k) > len(l.syms) {
+	if k == 0 || uint64(k) > uint64(len(l.syms)) {
 		return elf.Symbol{}, 0, invalidELF("relocation against missing symbol %d", k)
 	}
 	s := l.syms[k-1]

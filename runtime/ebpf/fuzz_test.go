@@ -349,6 +349,9 @@ func FuzzELF(f *testing.F) {
 	for _, obj := range seedObjects(f) {
 		f.Add(obj)
 	}
+	for _, obj := range hugeIndexObjects(f) {
+		f.Add(obj)
+	}
 	f.Fuzz(func(t *testing.T, obj []byte) {
 		var outcomes []string
 		for _, rt := range []*Runtime{NewInterpreter(), New()} {
