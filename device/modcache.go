@@ -73,7 +73,9 @@ func (c *modCache) compile(ctx context.Context, rt runtime.Runtime, code []byte,
 	if h := c.hook.Load(); h != nil {
 		(*h)(rt.Kind(), code)
 	}
-	mod, err := rt.Compile(ctx, code, cfg)
+	var mod runtime.Module
+	var err error
+	withSpareProc(func() { mod, err = rt.Compile(ctx, code, cfg) })
 	c.mu.Lock()
 	m.Module, m.err = mod, err
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	goruntime "runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -149,4 +150,26 @@ func devicetestWaitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 	t.Fatalf("timed out waiting for %s", what)
+}
+
+// TestSpareProcDuringCompile: the process has one more P per compile in
+// flight, and GOMAXPROCS is back where it was after the last one.
+func TestSpareProcDuringCompile(t *testing.T) {
+	base := goruntime.GOMAXPROCS(0)
+	withSpareProc(func() {
+		if n := goruntime.GOMAXPROCS(0); n != base+1 {
+			t.Errorf("during a compile: GOMAXPROCS %d, want %d", n, base+1)
+		}
+		withSpareProc(func() {
+			if n := goruntime.GOMAXPROCS(0); n != base+2 {
+				t.Errorf("during two compiles: GOMAXPROCS %d, want %d", n, base+2)
+			}
+		})
+		if n := goruntime.GOMAXPROCS(0); n != base+1 {
+			t.Errorf("after one of two compiles: GOMAXPROCS %d, want %d", n, base+1)
+		}
+	})
+	if n := goruntime.GOMAXPROCS(0); n != base {
+		t.Errorf("after the compiles: GOMAXPROCS %d, want %d", n, base)
+	}
 }
