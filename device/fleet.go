@@ -153,8 +153,9 @@ func (mg *Manager) FleetDeploy(ctx context.Context, image []byte, want FleetWant
 		return st, fmt.Errorf("%w: the image is %s/%s version %d, the desired state names %s/%s version %d",
 			ErrInvalid, m.Tenant, m.Name, m.Version, want.Tenant, want.Name, want.Version)
 	}
+	verify := verifyOnce(img.Verify)
 	allowed := func() error {
-		s, err := mg.identify(img.KeyID, img.Verify)
+		s, err := mg.identify(img.KeyID, verify)
 		if err != nil {
 			return err
 		}

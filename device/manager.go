@@ -254,8 +254,9 @@ func (mg *Manager) Deploy(ctx context.Context, image []byte) (st mgmt.ContainerS
 		return mgmt.ContainerStatus{}, fmt.Errorf("%w: image metadata: %w", ErrInvalid, err)
 	}
 	name, tenantName = m.Name, m.Tenant
+	verify := verifyOnce(img.Verify)
 	allowed := func() error {
-		s, err := mg.identify(img.KeyID, img.Verify)
+		s, err := mg.identify(img.KeyID, verify)
 		if err != nil {
 			return err
 		}
@@ -287,6 +288,20 @@ func (mg *Manager) Deploy(ctx context.Context, image []byte) (st mgmt.ContainerS
 		return mgmt.ContainerStatus{}, err
 	}
 	return mg.dev.Status(m.Name)
+}
+
+// verifyOnce is verify, remembering its answer for the last key: a
+// request checked before and after its compile verifies its signature
+// once (unless the signer's key changed meanwhile).
+func verifyOnce(verify func(ed25519.PublicKey) error) func(ed25519.PublicKey) error {
+	var last ed25519.PublicKey
+	var lastErr error
+	return func(key ed25519.PublicKey) error {
+		if last == nil || !last.Equal(key) {
+			last, lastErr = key, verify(key)
+		}
+		return lastErr
+	}
 }
 
 // precompile compiles code for m, outside mg.mu, once allowed (called

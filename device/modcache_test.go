@@ -152,18 +152,22 @@ func devicetestWaitFor(t *testing.T, what string, cond func() bool) {
 	t.Fatalf("timed out waiting for %s", what)
 }
 
-// TestSpareProcDuringCompile: the process has one more P per compile in
-// flight, and GOMAXPROCS is back where it was after the last one.
+// TestSpareProcDuringCompile: a compile that runs past spareAfter gives
+// the process one more P (one per such compile in flight), and GOMAXPROCS
+// is back where it was after the last one; a short one changes nothing.
 func TestSpareProcDuringCompile(t *testing.T) {
 	base := goruntime.GOMAXPROCS(0)
+	procs := func(want int) func() bool {
+		return func() bool { return goruntime.GOMAXPROCS(0) == want }
+	}
+	withSpareProc(func() {})
+	if n := goruntime.GOMAXPROCS(0); n != base {
+		t.Fatalf("after a short compile: GOMAXPROCS %d, want %d", n, base)
+	}
 	withSpareProc(func() {
-		if n := goruntime.GOMAXPROCS(0); n != base+1 {
-			t.Errorf("during a compile: GOMAXPROCS %d, want %d", n, base+1)
-		}
+		devicetestWaitFor(t, "a P for a long compile", procs(base+1))
 		withSpareProc(func() {
-			if n := goruntime.GOMAXPROCS(0); n != base+2 {
-				t.Errorf("during two compiles: GOMAXPROCS %d, want %d", n, base+2)
-			}
+			devicetestWaitFor(t, "a P for each of two long compiles", procs(base+2))
 		})
 		if n := goruntime.GOMAXPROCS(0); n != base+1 {
 			t.Errorf("after one of two compiles: GOMAXPROCS %d, want %d", n, base+1)

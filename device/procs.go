@@ -3,6 +3,7 @@ package device
 import (
 	goruntime "runtime"
 	"sync"
+	"time"
 )
 
 // A compile is one long computation on one goroutine (wazero's compiler,
@@ -14,7 +15,7 @@ import (
 // containers with a 10 ms period missed releases. So while code compiles
 // the process has one more P per compile in flight (at most
 // maxSpareProcs more), and the operating system shares the cores among
-// the threads at its finer grain. Measured on 2 shared cores (`tinycontainer
+// the threads at its finer grain (once a compile has run for 10 ms). Measured on 2 shared cores (`tinycontainer
 // bench --only sched/adversarial_installs`, 6 runs each, load 9-17): the
 // share of releases kept while installs ran was 6-15 points below the
 // share kept without them (10 on average); with the spare P, 2 on average
@@ -23,36 +24,68 @@ import (
 // maxSpareProcs bounds the Ps added for compiles in flight.
 const maxSpareProcs = 4
 
-// spareProcs counts the compiles in flight and the GOMAXPROCS they
-// started from (GOMAXPROCS is the process's, so this is too).
+// spareAfter is how long a compile runs before it gets its P: Go's
+// preemption slice, below which it cannot keep others from a P any longer
+// than any goroutine does. Short compiles (a typical module: ~1-2 ms) do
+// not pay for the change of GOMAXPROCS, which stops the world twice.
+const spareAfter = 10 * time.Millisecond
+
+// spareProcs counts the Ps added for compiles in flight and the
+// GOMAXPROCS they started from (GOMAXPROCS is the process's, so this is
+// too).
 var spareProcs struct {
-	mu       sync.Mutex
-	compiles int
-	base     int
+	mu    sync.Mutex
+	added int
+	base  int
 }
 
-// withSpareProc runs f (a compile) with one more P for the process. When
-// the last compile in flight ends, GOMAXPROCS is set back to the value it
-// had (it is then fixed at that value: the runtime no longer follows
-// changes of the CPU quota by itself).
+// withSpareProc runs f (a compile); if it is still running after
+// spareAfter, the process gets one more P until it ends. When the last
+// added P goes, GOMAXPROCS is set back to the value it had (it is then
+// fixed at that value: the runtime no longer follows changes of the CPU
+// quota by itself).
 func withSpareProc(f func()) {
-	s := &spareProcs
-	s.mu.Lock()
-	if s.compiles == 0 {
-		s.base = goruntime.GOMAXPROCS(0)
-	}
-	s.compiles++
-	if s.compiles <= maxSpareProcs {
-		goruntime.GOMAXPROCS(s.base + s.compiles)
-	}
-	s.mu.Unlock()
+	var mu sync.Mutex
+	added, over := false, false
+	t := time.AfterFunc(spareAfter, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !over {
+			addProc()
+			added = true
+		}
+	})
 	defer func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		s.compiles--
-		if s.compiles < maxSpareProcs {
-			goruntime.GOMAXPROCS(s.base + s.compiles)
+		t.Stop()
+		mu.Lock()
+		defer mu.Unlock()
+		over = true
+		if added {
+			removeProc()
 		}
 	}()
 	f()
+}
+
+func addProc() {
+	s := &spareProcs
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.added == 0 {
+		s.base = goruntime.GOMAXPROCS(0)
+	}
+	s.added++
+	if s.added <= maxSpareProcs {
+		goruntime.GOMAXPROCS(s.base + s.added)
+	}
+}
+
+func removeProc() {
+	s := &spareProcs
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.added--
+	if s.added < maxSpareProcs {
+		goruntime.GOMAXPROCS(s.base + s.added)
+	}
 }
