@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tinycontainer/tinycontainer/meta"
 	"github.com/tinycontainer/tinycontainer/mgmt"
 	"github.com/tinycontainer/tinycontainer/msg/mqtt"
 )
@@ -94,17 +95,6 @@ func writeJSON(w io.Writer, v any) error {
 	return err
 }
 
-// byteSize renders n bytes in KiB, MiB or GiB.
-func byteSize(n uint64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	}
-	return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-}
-
 // printInfo writes info as a few aligned lines.
 func printInfo(w io.Writer, info mgmt.DeviceInfo) {
 	fmt.Fprintf(w, "uptime      %s\n", time.Duration(info.UptimeS*float64(time.Second)).Round(time.Second))
@@ -127,9 +117,9 @@ func printInfo(w io.Writer, info mgmt.DeviceInfo) {
 		default:
 			low := ""
 			if s.LowSpace {
-				low = fmt.Sprintf(" LOW (below %s): writes will soon fail", byteSize(s.LowSpaceBytes))
+				low = fmt.Sprintf(" LOW (below %s): writes will soon fail", meta.HumanSize(s.LowSpaceBytes))
 			}
-			fmt.Fprintf(w, "storage     %s free of %s%s, %d kv errors\n", byteSize(s.FreeBytes), byteSize(s.TotalBytes), low, s.Errors)
+			fmt.Fprintf(w, "storage     %s free of %s%s, %d kv errors\n", meta.HumanSize(s.FreeBytes), meta.HumanSize(s.TotalBytes), low, s.Errors)
 		}
 	}
 	wd := info.Watchdog

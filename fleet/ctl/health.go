@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/tinycontainer/tinycontainer/fleet/doc"
+	"github.com/tinycontainer/tinycontainer/meta"
 	"github.com/tinycontainer/tinycontainer/mgmt"
 )
 
@@ -40,7 +41,7 @@ func judge(d *Device, r doc.Reported, heartbeat time.Duration, heard, now time.T
 	if s := r.Storage; s != nil {
 		if s.LowSpace {
 			d.Problems = append(d.Problems, fmt.Sprintf("low space: %s free where it keeps its state (below %s)",
-				bytesText(s.FreeBytes), bytesText(s.LowSpaceBytes)))
+				meta.HumanSize(s.FreeBytes), meta.HumanSize(s.LowSpaceBytes)))
 		}
 		if s.Errors > 0 {
 			d.Problems = append(d.Problems, fmt.Sprintf("storage: %d kv calls failed", s.Errors))
@@ -82,16 +83,4 @@ func orNone(s string) string {
 		return "no fault kind"
 	}
 	return s
-}
-
-func bytesText(n uint64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }
