@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"slices"
+	"sort"
 	"sync"
 	"time"
 
@@ -26,7 +27,9 @@ const (
 	MaxLogLines = 10000
 	// DefaultTenantLogBytes is the memory bound of one tenant's lines.
 	DefaultTenantLogBytes = 4 << 20
-	// lineOverhead is what a retained line costs besides its text.
+	// lineOverhead is what a retained line is counted to cost besides its
+	// text: its 32-byte slot, the rounding of its text's allocation and
+	// the ring's free slots (at most as many as it holds).
 	lineOverhead = 64
 )
 
@@ -65,18 +68,29 @@ type logBook struct {
 	gone    []string
 }
 
-// clog is one container's ring: lines[start:] oldest first.
+// clog is one container's ring of lines, oldest first from head. A line
+// costs 32 bytes in the ring plus its text (the container's name and the
+// time's location are not repeated in every line); the ring doubles when
+// full and halves when a quarter full, so it holds at most twice the lines
+// retained.
 type clog struct {
 	name    string
 	tenant  *tenantLog
-	lines   []mgmt.LogLine
-	start   int
+	ring    []logEntry
+	head, n int
 	bytes   int
 	dropped uint64
 	// disk bookkeeping (logdisk.go): the highest Seq written to the file,
 	// the file's size.
 	flushed  uint64
 	fileSize int64
+}
+
+// logEntry is one retained line.
+type logEntry struct {
+	seq  uint64
+	unix int64 // ns
+	text string
 }
 
 type tenantLog struct {
@@ -95,24 +109,54 @@ func newLogBook(lim logLimits) *logBook {
 		watchers: map[*watcher]struct{}{}}
 }
 
-func (c *clog) len() int { return len(c.lines) - c.start }
+func (c *clog) len() int { return c.n }
 
-func lineCost(l *mgmt.LogLine) int { return len(l.Text) + lineOverhead }
+// at is c's i-th oldest line.
+func (c *clog) at(i int) *logEntry { return &c.ring[(c.head+i)%len(c.ring)] }
+
+// newest is the Seq of c's newest line (0: none).
+func (c *clog) newest() uint64 {
+	if c.n == 0 {
+		return 0
+	}
+	return c.at(c.n - 1).seq
+}
+
+func lineCost(text string) int { return len(text) + lineOverhead }
+
+// minRing is the smallest ring a container with lines keeps.
+const minRing = 16
+
+// push appends e, growing the ring when full.
+func (c *clog) push(e logEntry) {
+	if c.n == len(c.ring) {
+		c.resize(max(minRing, 2*len(c.ring)))
+	}
+	c.ring[(c.head+c.n)%len(c.ring)] = e
+	c.n++
+}
+
+// resize moves the lines to a ring of size slots (>= c.n), oldest first.
+func (c *clog) resize(size int) {
+	r := make([]logEntry, size)
+	for i := range c.n {
+		r[i] = *c.at(i)
+	}
+	c.ring, c.head = r, 0
+}
 
 // evictOldest drops c's oldest line; b.mu held.
 func (c *clog) evictOldest() {
-	l := &c.lines[c.start]
-	cost := lineCost(l)
+	e := c.at(0)
+	cost := lineCost(e.text)
 	c.bytes -= cost
 	c.tenant.bytes -= cost
-	*l = mgmt.LogLine{}
-	c.start++
+	*e = logEntry{}
+	c.head = (c.head + 1) % len(c.ring)
+	c.n--
 	c.dropped++
-	if c.start > 64 && c.start*2 > len(c.lines) {
-		n := copy(c.lines, c.lines[c.start:])
-		clear(c.lines[n:])
-		c.lines = c.lines[:n]
-		c.start = 0
+	if len(c.ring) > minRing && c.n < len(c.ring)/4 {
+		c.resize(len(c.ring) / 2)
 	}
 }
 
@@ -204,9 +248,8 @@ func (b *logBook) add(container, text string) mgmt.LogLine {
 
 // appendLocked adds l to c and applies the bounds; b.mu held.
 func (b *logBook) appendLocked(c *clog, l mgmt.LogLine) {
-	l.Container = c.name // one copy of the name for all its lines
-	c.lines = append(c.lines, l)
-	cost := lineCost(&l)
+	c.push(logEntry{seq: l.Seq, unix: l.Time.UnixNano(), text: l.Text})
+	cost := lineCost(l.Text)
 	c.bytes += cost
 	c.tenant.bytes += cost
 	b.trimLocked(c)
@@ -327,25 +370,21 @@ func (b *logBook) linesLocked(container string, after uint64, max int) []mgmt.Lo
 	return out
 }
 
-// after returns a copy of up to max (all when max <= 0) lines with Seq >
-// seq, oldest first.
+// after returns up to max (all when max <= 0) lines with Seq > seq,
+// oldest first.
 func (c *clog) after(seq uint64, max int) []mgmt.LogLine {
 	if seq == math.MaxUint64 {
 		return nil
 	}
-	ls := c.lines[c.start:]
-	i, _ := slices.BinarySearchFunc(ls, seq+1, func(l mgmt.LogLine, s uint64) int {
-		switch {
-		case l.Seq < s:
-			return -1
-		case l.Seq > s:
-			return 1
-		}
-		return 0
-	})
-	ls = ls[i:]
-	if max > 0 && len(ls) > max {
-		ls = ls[:max]
+	i := sort.Search(c.n, func(i int) bool { return c.at(i).seq > seq })
+	n := c.n - i
+	if max > 0 && n > max {
+		n = max
 	}
-	return slices.Clone(ls)
+	out := make([]mgmt.LogLine, n)
+	for j := range out {
+		e := c.at(i + j)
+		out[j] = mgmt.LogLine{Seq: e.seq, Time: time.Unix(0, e.unix), Container: c.name, Text: e.text}
+	}
+	return out
 }

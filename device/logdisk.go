@@ -159,11 +159,7 @@ func (ld *logDisk) flush() {
 	gone := b.gone
 	b.gone = nil
 	for _, c := range b.cs {
-		newest := uint64(0)
-		if n := c.len(); n > 0 {
-			newest = c.lines[len(c.lines)-1].Seq
-		}
-		if newest <= c.flushed || !validContainerName(c.name) {
+		if c.newest() <= c.flushed || !validContainerName(c.name) {
 			continue
 		}
 		w := logWork{c: c, tenant: c.tenant.name}
