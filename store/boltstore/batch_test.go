@@ -51,8 +51,9 @@ func waitQueued(t *testing.T, s *Store, n uint64) {
 }
 
 // TestGroupCommit: writes that arrive while a transaction commits share
-// the next one, a write refused by its quota fails alone, and each
-// returns only once its transaction committed.
+// the next one, a write refused by its quota fails alone (before the
+// batch, or inside it when another write of the batch used the room), and
+// each returns only once its transaction committed.
 func TestGroupCommit(t *testing.T) {
 	s, err := Open(t.TempDir(), Options{})
 	if err != nil {
@@ -75,10 +76,24 @@ func TestGroupCommit(t *testing.T) {
 			errs[i] = s.Put(fmt.Sprintf("c%d", i%10), "k"+strconv.Itoa(i), []byte("value"), quota)
 		}()
 	}
+	// Two puts of one container, each within its quota alone but not
+	// together: both pass the check before the batch, one fails inside.
+	qerrs := make([]error, 2)
+	for i := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			qerrs[i] = s.Put("q", "k"+strconv.Itoa(i), make([]byte, 15), 20)
+		}()
+	}
 	// The committer holds one batch waiting on the lock; the rest queue.
-	waitQueued(t, s, n)
+	// The put past its quota (7) is refused before it.
+	waitQueued(t, s, n-1+2)
 	release()
 	wg.Wait()
+	if (qerrs[0] == nil) == (qerrs[1] == nil) || !errors.Is(errors.Join(qerrs...), store.ErrQuota) {
+		t.Fatalf("two puts past the quota together: %v", qerrs)
+	}
 	for i, err := range errs {
 		if i == 7 {
 			if !errors.Is(err, store.ErrQuota) {
@@ -94,8 +109,8 @@ func TestGroupCommit(t *testing.T) {
 		}
 	}
 	c1, w1 := s.BatchStats()
-	if w1-w0 != n || c1-c0 > 2 {
-		t.Fatalf("%d writes in %d transactions, want %d in at most 2", w1-w0, c1-c0, n)
+	if w1-w0 != n+1 || c1-c0 > 2 {
+		t.Fatalf("%d writes in %d transactions, want %d in at most 2", w1-w0, c1-c0, n+1)
 	}
 	var want uint64
 	for i := 17; i < n; i += 10 {
@@ -165,5 +180,40 @@ func TestGroupCommitClosed(t *testing.T) {
 	s.Close()
 	if err := s.Put("c", "k", nil, 10); !errors.Is(err, store.ErrClosed) {
 		t.Fatalf("put after close: %v", err)
+	}
+}
+
+// TestQuotaRefusedPutSkipsTransaction is issue 12's last storage finding:
+// a put past the quota was refused inside the shared write transaction,
+// so a guest retrying one in a loop made every other writer's commit wait
+// for it. It is refused before: while the writer lock is held, 1,000
+// refused puts all return, and none reaches the committer.
+func TestQuotaRefusedPutSkipsTransaction(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Put("c", "k", make([]byte, 10), 16); err != nil {
+		t.Fatal(err)
+	}
+	commits, writes := s.BatchStats()
+	release := holdWriter(t, s)
+	for i := range 1000 {
+		if err := s.Put("c", "k"+strconv.Itoa(i), make([]byte, 10), 16); !errors.Is(err, store.ErrQuota) {
+			release()
+			t.Fatalf("put %d: %v, want the quota", i, err)
+		}
+	}
+	release()
+	s.batch.mu.Lock()
+	enqueued := s.batch.enqueued
+	s.batch.mu.Unlock()
+	if c, w := s.BatchStats(); c != commits || w != writes || enqueued != writes {
+		t.Fatalf("commits %d -> %d, writes %d -> %d, enqueued %d", commits, c, writes, w, enqueued)
+	}
+	// The write still checks: a put within the quota goes through.
+	if err := s.Put("c", "k", make([]byte, 14), 16); err != nil {
+		t.Fatal(err)
 	}
 }

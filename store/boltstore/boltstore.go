@@ -409,20 +409,24 @@ func (s *Store) Put(container, key string, value []byte, quota uint64) error {
 	if err := rec.CheckKV(container, key, value); err != nil {
 		return err
 	}
+	name, k := []byte(container), []byte(key)
+	// A put past the quota is refused in a read transaction, which
+	// neither waits for nor joins the shared write: a guest retrying
+	// one in a loop costs the other writers nothing. The write checks
+	// again (usage may have changed in between).
+	err := s.view(func(tx *bolt.Tx) error {
+		_, err := checkQuota(tx, name, k, value, quota)
+		return err
+	})
+	if err != nil {
+		return err
+	}
 	return s.batch.do(func(tx *bolt.Tx) error {
-		name, k := []byte(container), []byte(key)
-		usage := tx.Bucket(bUsage)
-		used := getUint(usage, name)
+		used, err := checkQuota(tx, name, k, value, quota)
+		if err != nil {
+			return err
+		}
 		b := tx.Bucket(bKV).Bucket(name)
-		if b != nil {
-			if old := b.Get(k); old != nil {
-				used -= uint64(len(k) + len(old))
-			}
-		}
-		used += uint64(len(k) + len(value))
-		if used > quota {
-			return fmt.Errorf("%w: container %q would use %d of %d bytes", store.ErrQuota, container, used, quota)
-		}
 		if b == nil {
 			var err error
 			if b, err = tx.Bucket(bKV).CreateBucket(name); err != nil {
@@ -432,8 +436,24 @@ func (s *Store) Put(container, key string, value []byte, quota uint64) error {
 		if err := b.Put(k, value); err != nil {
 			return err
 		}
-		return putUint(usage, name, used)
+		return putUint(tx.Bucket(bUsage), name, used)
 	})
+}
+
+// checkQuota returns the container's kv usage once value is under k, or
+// refuses the put when that is past quota.
+func checkQuota(tx *bolt.Tx, name, k, value []byte, quota uint64) (uint64, error) {
+	used := getUint(tx.Bucket(bUsage), name)
+	if b := tx.Bucket(bKV).Bucket(name); b != nil {
+		if old := b.Get(k); old != nil {
+			used -= uint64(len(k) + len(old))
+		}
+	}
+	used += uint64(len(k) + len(value))
+	if used > quota {
+		return 0, fmt.Errorf("%w: container %q would use %d of %d bytes", store.ErrQuota, name, used, quota)
+	}
+	return used, nil
 }
 
 // Delete removes key; the container's kv bucket goes with its last key.
