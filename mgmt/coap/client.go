@@ -396,15 +396,21 @@ func checkName(name string) error {
 	return nil
 }
 
-// List is GET /c, in the compact form (a table, CBOR): about a tenth of
-// the bytes of the JSON objects, so the blocks of a thousand containers
-// take a few dozen round trips rather than hundreds.
+// List is GET /c, in the compact form (a table, CBOR, compressed): a
+// thousand containers take about ten blocks, where the JSON objects took
+// ~700 and the plain table ~95; each block is a round trip.
 func (c *Client) List(ctx context.Context) ([]mgmt.ContainerStatus, error) {
 	return c.listTable(ctx, "/c")
 }
 
 func (c *Client) listTable(ctx context.Context, path string) ([]mgmt.ContainerStatus, error) {
-	b, err := c.getAs(ctx, path, message.AppCBOR, "form=table")
+	b, err := c.getAs(ctx, path, cborDeflate, "form=table")
+	if re := (*RemoteError)(nil); errors.As(err, &re) && re.Code == codes.NotAcceptable {
+		// A device from before the compressed form: plain CBOR.
+		b, err = c.getAs(ctx, path, message.AppCBOR, "form=table")
+	} else if err == nil {
+		b, err = inflate(b, c.opts.MaxResponse)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -2,9 +2,11 @@ package coap
 
 import (
 	"bytes"
+	"compress/flate"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"reflect"
 	"sort"
 	"strconv"
@@ -17,9 +19,17 @@ import (
 )
 
 // Representations of a resource (RFC 7252 section 5.10.4, Accept): JSON
-// (50) unless the request asks for CBOR (60) or plain text (0); a request
-// for anything else gets 4.06 Not Acceptable. /.well-known/core is
-// link-format (40) only.
+// (50) unless the request asks for CBOR (60), CBOR compressed (65060,
+// below) or plain text (0); a request for anything else gets 4.06 Not
+// Acceptable. /.well-known/core is link-format (40) only.
+
+// cborDeflate is content-format 65060, from the range RFC 7252 section
+// 12.3 leaves for experimental use: the CBOR representation compressed
+// with DEFLATE (RFC 1951, raw, no zlib header). A table of containers is
+// rows of the same few names and states and counters of similar widths:
+// 1,000 of them compress from ~96 KB to a few KB, and every block saved
+// is a round trip saved (ps of 1,000 containers: ~95 blocks in CBOR).
+const cborDeflate message.MediaType = 65060
 
 // errNotAcceptable is the class of 4.06.
 var errNotAcceptable = errors.New("not acceptable")
@@ -41,16 +51,20 @@ func negotiate(opts message.Options, res resource) (message.MediaType, error) {
 		return 0, fmt.Errorf("%w: /.well-known/core is link-format (40), not content-format %d", errNotAcceptable, v)
 	}
 	switch mt {
-	case message.AppJSON, message.AppCBOR, message.TextPlain:
+	case message.AppJSON, message.AppCBOR, cborDeflate, message.TextPlain:
 		return mt, nil
 	}
-	return 0, fmt.Errorf("%w: content-format %d; this resource is JSON (50), CBOR (60) or text (0)", errNotAcceptable, v)
+	return 0, fmt.Errorf("%w: content-format %d; this resource is JSON (50), CBOR (60), CBOR compressed (65060) or text (0)", errNotAcceptable, v)
 }
 
 // encode renders v in format mt.
 func encode(v any, mt message.MediaType) ([]byte, error) {
-	if t, ok := v.(table); ok && mt == message.AppCBOR {
-		return t.cbor(), nil
+	if t, ok := v.(table); ok && (mt == message.AppCBOR || mt == cborDeflate) {
+		b := t.cbor()
+		if mt == cborDeflate {
+			return deflate(b), nil
+		}
+		return b, nil
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -64,20 +78,53 @@ func convert(b []byte, v any, mt message.MediaType) ([]byte, error) {
 	switch mt {
 	case message.AppCBOR:
 		return jsonToCBOR(b)
+	case cborDeflate:
+		c, err := jsonToCBOR(b)
+		if err != nil {
+			return nil, err
+		}
+		return deflate(c), nil
 	case message.TextPlain:
 		return textOf(b, v), nil
 	}
 	return b, nil
 }
 
+// deflate compresses b (RFC 1951) at the fastest level: on a device the
+// CPU counts more than the last few percent of bytes.
+func deflate(b []byte) []byte {
+	var out bytes.Buffer
+	w, err := flate.NewWriter(&out, flate.BestSpeed)
+	if err != nil {
+		panic(err) // only for an invalid level
+	}
+	_, _ = w.Write(b) // a bytes.Buffer does not fail
+	_ = w.Close()
+	return out.Bytes()
+}
+
+// inflate decompresses a DEFLATE body of at most max bytes once inflated.
+func inflate(b []byte, max int64) ([]byte, error) {
+	r := flate.NewReader(bytes.NewReader(b))
+	defer r.Close()
+	out, err := io.ReadAll(io.LimitReader(r, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("%w: compressed body: %w", errBadResponse, err)
+	}
+	if int64(len(out)) > max {
+		return nil, fmt.Errorf("%w: compressed body inflates beyond %d bytes", mgmt.ErrTooLarge, max)
+	}
+	return out, nil
+}
+
 // table is the compact form of a container list (`?form=table`): the
 // field names once, then one array of values per container, in the order
 // of the names. It is what `ps` asks for: about a tenth of the bytes of
-// the list of objects, so a thousand containers take a few dozen blocks.
+// the list of objects, so a thousand containers take a few dozen blocks
+// (a few in the compressed form). The rows are made only for JSON; CBOR
+// and text read the containers directly.
 type table struct {
-	Columns []string `json:"columns"`
-	Rows    [][]any  `json:"rows"`
-	cs      []mgmt.ContainerStatus
+	cs []mgmt.ContainerStatus
 }
 
 // statusFields are the JSON names of mgmt.ContainerStatus's fields, by
@@ -92,25 +139,31 @@ var statusFields = func() []string {
 	return out
 }()
 
-func newTable(cs []mgmt.ContainerStatus) table {
-	t := table{Columns: statusFields, Rows: make([][]any, len(cs)), cs: cs}
-	for i := range cs {
-		v := reflect.ValueOf(&cs[i]).Elem()
+func newTable(cs []mgmt.ContainerStatus) table { return table{cs: cs} }
+
+// MarshalJSON is {"columns": [...], "rows": [[...], ...]}.
+func (t table) MarshalJSON() ([]byte, error) {
+	rows := make([][]any, len(t.cs))
+	for i := range t.cs {
+		v := reflect.ValueOf(&t.cs[i]).Elem()
 		row := make([]any, v.NumField())
 		for j := range row {
 			row[j] = v.Field(j).Interface()
 		}
-		t.Rows[i] = row
+		rows[i] = row
 	}
-	return t
+	return json.Marshal(struct {
+		Columns []string `json:"columns"`
+		Rows    [][]any  `json:"rows"`
+	}{statusFields, rows})
 }
 
 // cbor encodes the table directly (no JSON on the way).
 func (t table) cbor() []byte {
 	b := cborHead(make([]byte, 0, 64+len(t.cs)*96), cborMap, 2)
 	b = append(cborHead(b, cborText, 7), "columns"...)
-	b = cborHead(b, cborArray, uint64(len(t.Columns)))
-	for _, c := range t.Columns {
+	b = cborHead(b, cborArray, uint64(len(statusFields)))
+	for _, c := range statusFields {
 		b = append(cborHead(b, cborText, uint64(len(c))), c...)
 	}
 	b = append(cborHead(b, cborText, 4), "rows"...)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"math"
 	"os"
 	"reflect"
@@ -171,4 +172,64 @@ func FuzzDecodeCBOR(f *testing.F) {
 			t.Fatalf("table error without class: %v", err)
 		}
 	})
+}
+
+// FuzzInflateTable is the client's reading of the compressed table
+// (content-format 65060): arbitrary bytes inflate within the cap or fail
+// with a class, never panic, and what inflates is read as a table.
+func FuzzInflateTable(f *testing.F) {
+	d := newFakeDevice()
+	fillContainers(d, 20)
+	cs, _ := d.List(context.Background())
+	f.Add(deflate(newTable(cs).cbor()))
+	f.Add(deflate(make([]byte, 3<<20))) // inflates past the cap
+	f.Add([]byte{0x01, 0x00, 0x00, 0xff, 0xff})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		out, err := inflate(b, 1<<20)
+		if err != nil {
+			if !errors.Is(err, errBadResponse) && !errors.Is(err, mgmt.ErrTooLarge) {
+				t.Fatalf("inflate error without class: %v", err)
+			}
+			return
+		}
+		if len(out) > 1<<20 {
+			t.Fatalf("inflated %d bytes past the cap", len(out))
+		}
+		if doc, err := decodeCBOR(out); err == nil {
+			_, _ = statusesFromTable(doc)
+		}
+	})
+}
+
+// TestCompressedTable: the table in content-format 65060 inflates to the
+// CBOR table, at least 5 times smaller, and a body that inflates past the
+// cap is refused.
+func TestCompressedTable(t *testing.T) {
+	d := newFakeDevice()
+	fillContainers(d, 1000)
+	cs, _ := d.List(context.Background())
+	plain := newTable(cs).cbor()
+	z, err := encode(newTable(cs), cborDeflate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(z)*5 > len(plain) {
+		t.Fatalf("1,000 containers: %d bytes compressed, %d plain", len(z), len(plain))
+	}
+	back, err := inflate(z, int64(len(plain)))
+	if err != nil || !bytes.Equal(back, plain) {
+		t.Fatalf("inflated: %v", err)
+	}
+	if _, err := inflate(z, int64(len(plain)-1)); !errors.Is(err, mgmt.ErrTooLarge) {
+		t.Fatalf("past the cap: %v", err)
+	}
+	// Other resources in 65060: their CBOR, compressed.
+	b, err := encode(map[string]any{"a": 1}, cborDeflate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back, err := inflate(b, 100); err != nil || !bytes.Equal(back, []byte{0xa1, 0x61, 'a', 0x01}) {
+		t.Fatalf("object: % x %v", back, err)
+	}
 }

@@ -37,6 +37,18 @@ type observations struct {
 	m   map[obsKey]*observation
 }
 
+// has reports whether the client address remote has observations.
+func (o *observations) has(remote string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for k := range o.m {
+		if k.remote == remote {
+			return true
+		}
+	}
+	return false
+}
+
 // add registers an observation, replacing one with the same key (a client
 // re-registering, RFC 7641 section 4.1).
 func (t *observations) add(k obsKey, o *observation) error {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/pool"
+	"github.com/plgd-dev/go-coap/v3/net/blockwise"
 	"github.com/plgd-dev/go-coap/v3/udp/client"
 )
 
@@ -13,15 +14,24 @@ import (
 // "Clients"). go-coap keeps per client address a connection with its own
 // goroutine and, for duplicate detection, a copy of every response for
 // EXCHANGE_LIFETIME (247 s), none of it bounded: 20,000 addresses took
-// 307 MB and 14,376 goroutines, and 8 busy clients 249 MB. go-coap lets a
-// server neither cap its connections nor size that cache, so the server
-// does both from outside: at most max clients (a new one evicts the one
-// idle the longest, passers-by with a single request first; a client
-// waiting for an answer never), and a client that has made maxExchanges requests on
-// its connection gets a fresh one (its old state, cached responses
-// included, is dropped; its next request starts the new one). A request
-// retransmitted across that moment is answered anew rather than from the
-// cache: reads are idempotent, and signed commands carry replay counters.
+// 307 MB and 14,376 goroutines, and one client listing 500 containers
+// every 200 ms held ~25 MB. go-coap lets a server neither cap its
+// connections nor size that cache, so the server does both from outside:
+// at most max clients (a new one evicts the one idle the longest,
+// passers-by with a single request first; a client waiting for an answer
+// never), and a client that has made maxExchanges requests on its
+// connection gets a fresh one (its old state, cached responses included,
+// is dropped).
+//
+// The fresh connection begins at a moment where nothing can be lost: on
+// go-coap's reading goroutine, when the client's next datagram arrives
+// and before it is handed to the connection (go-coap asks the
+// connection's inactivity monitor then, and gives the datagram to a new
+// connection when the old one has closed), and only when the old one has
+// answered every request it was given and is in the middle of no
+// block-wise transfer. The client notices nothing; a retransmission of a
+// request answered before that moment is answered anew rather than from
+// the cache (reads are idempotent, signed commands carry replay counters).
 type peers struct {
 	mu           sync.Mutex
 	max          int
@@ -29,26 +39,46 @@ type peers struct {
 	m            map[*client.Conn]*peer
 	evicted      uint64
 	recycled     uint64
+	// observed reports whether a client address has log observations (a
+	// connection with some is not recycled: they would end).
+	observed func(remote string) bool
 }
 
 type peer struct {
 	lastSeen  time.Time
 	exchanges int
-	closing   bool // evicted, or to close once quiet
-	recycle   bool // used up its exchanges: close once quiet (sweep)
+	closing   bool // evicted or recycled
+	recycle   bool // used up its exchanges: a fresh connection at the next safe moment
 	// active counts its requests in the handler: a client waiting for an
 	// answer is not idle, and is never evicted.
 	active int
+	// pending are the message IDs of the requests handed to the
+	// connection and not yet answered.
+	pending map[int32]struct{}
+	// transfers are its block-wise transfers in progress, by token.
+	transfers map[string]*xfer
 }
 
-func newPeers(max, maxExchanges int) *peers {
-	return &peers{max: max, maxExchanges: maxExchanges, m: map[*client.Conn]*peer{}}
+// xfer is a block-wise transfer in progress: a response of size bytes
+// being fetched block by block (Block2), or a request body being sent
+// (Block1, size 0).
+type xfer struct {
+	size int
+	last time.Time
+}
+
+// staleTransfer is how long a transfer may go without a block before it
+// no longer holds its connection back (a client gave up on it).
+const staleTransfer = time.Minute
+
+func newPeers(max, maxExchanges int, observed func(string) bool) *peers {
+	return &peers{max: max, maxExchanges: maxExchanges, m: map[*client.Conn]*peer{}, observed: observed}
 }
 
 // add registers a new connection and evicts the idlest beyond the cap.
 func (p *peers) add(cc *client.Conn, now time.Time) {
 	p.mu.Lock()
-	p.m[cc] = &peer{lastSeen: now}
+	p.m[cc] = &peer{lastSeen: now, pending: map[int32]struct{}{}, transfers: map[string]*xfer{}}
 	var victim *client.Conn
 	if len(p.m) > p.max {
 		var vp *peer
@@ -106,7 +136,9 @@ func (p *peers) remove(cc *client.Conn) {
 	p.mu.Unlock()
 }
 
-// seen notes a message from cc and counts its requests.
+// seen notes a message from cc (the request monitor, on the reading
+// goroutine, as the message is handed to the connection): its requests,
+// and the blocks of its transfers.
 func (p *peers) seen(cc *client.Conn, m *pool.Message, now time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -116,16 +148,88 @@ func (p *peers) seen(cc *client.Conn, m *pool.Message, now time.Time) {
 	}
 	pe.lastSeen = now
 	if m.Code() == 0 || (m.Type() != message.Confirmable && m.Type() != message.NonConfirmable) {
-		return // pings, acknowledgements and resets cost no cached response
+		return // pings, acknowledgements and resets are not requests
 	}
 	pe.exchanges++
+	pe.pending[m.MessageID()] = struct{}{}
 	if pe.exchanges > p.maxExchanges && !pe.closing {
-		pe.closing, pe.recycle = true, true
-		p.recycled++
+		pe.recycle = true
 	}
-	if pe.recycle {
-		pe.lastSeen = now
+	token := string(m.Token())
+	if v, err := m.GetOptionUint32(message.Block1); err == nil {
+		if _, _, more, err := blockwise.DecodeBlockOption(v); err == nil && more {
+			pe.transfers[token] = &xfer{last: now}
+		} else {
+			delete(pe.transfers, token) // the last block: the handler answers
+		}
 	}
+	if v, err := m.GetOptionUint32(message.Block2); err == nil {
+		if t, ok := pe.transfers[token]; ok && t.size > 0 {
+			szx, num, _, err := blockwise.DecodeBlockOption(v)
+			if err == nil && (num+1)*int64(szx.Size()) >= int64(t.size) {
+				delete(pe.transfers, token) // the last block asked for
+			} else {
+				t.last = now
+			}
+		}
+	}
+}
+
+// answered notes that cc's request mid has been answered (the response
+// written): it runs on the connection's goroutine after go-coap's
+// processing of the request.
+func (p *peers) answered(cc *client.Conn, mid int32) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if pe, ok := p.m[cc]; ok {
+		delete(pe.pending, mid)
+	}
+}
+
+// responding notes a response of size bytes to token, before it is sent:
+// beyond one block of the request's size it is a block-wise transfer
+// until its last block is asked for.
+func (p *peers) responding(cc *client.Conn, r *pool.Message, size int, now time.Time) {
+	blockSize := blockSZX.Size()
+	if v, err := r.GetOptionUint32(message.Block2); err == nil {
+		if szx, _, _, err := blockwise.DecodeBlockOption(v); err == nil && szx < blockSZX {
+			blockSize = szx.Size()
+		}
+	}
+	if int64(size) <= blockSize {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if pe, ok := p.m[cc]; ok {
+		pe.transfers[string(r.Token())] = &xfer{size: size, last: now}
+	}
+}
+
+// recycleNow reports whether cc, which has used up its exchanges, is to
+// be closed now, when its client's next datagram is about to be handed to
+// it: only when it has answered everything it was given, has no
+// transfer in progress and no observation. The datagram then goes to a
+// fresh connection.
+func (p *peers) recycleNow(cc *client.Conn, now time.Time) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pe, ok := p.m[cc]
+	if !ok || !pe.recycle || pe.closing || pe.active > 0 || len(pe.pending) > 0 {
+		return false
+	}
+	for token, t := range pe.transfers {
+		if now.Sub(t.last) < staleTransfer {
+			return false
+		}
+		delete(pe.transfers, token)
+	}
+	if p.observed != nil && p.observed(cc.RemoteAddr().String()) {
+		return false
+	}
+	pe.closing, pe.recycle = true, false
+	p.recycled++
+	return true
 }
 
 // begin and end bracket a request in the handler.
@@ -146,37 +250,35 @@ func (p *peers) end(cc *client.Conn) {
 	}
 }
 
-// recycleIdle is how long a client that used up its exchanges must be
-// quiet before its connection goes: never in the middle of an exchange
-// (the blocks of a block-wise response follow each other closely).
-const recycleIdle = 250 * time.Millisecond
-
-// sweep closes the connections that used up their exchanges and have
-// been quiet for recycleIdle.
-func (p *peers) sweep(now time.Time) {
-	var done []*client.Conn
-	p.mu.Lock()
-	for cc, pe := range p.m {
-		if pe.recycle && pe.active == 0 && now.Sub(pe.lastSeen) >= recycleIdle {
-			pe.recycle = false
-			done = append(done, cc)
-		}
-	}
-	p.mu.Unlock()
-	for _, cc := range done {
-		closePeer(cc)
-	}
-}
-
 // count is how many client connections are open and not closing.
 func (p *peers) count() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	n := 0
 	for _, pe := range p.m {
-		if !pe.closing || pe.recycle {
+		if !pe.closing {
 			n++
 		}
 	}
 	return n
+}
+
+// recycleMonitor is a server connection's inactivity monitor: go-coap's
+// own (closing the connection after the idle timeout), and the moment to
+// recycle it. go-coap asks it from its periodic sweep and, with a time
+// 10 ms ahead, from its reading goroutine before it hands a datagram to
+// the connection (v3.8.1, udp/server/server.go getConn); only the latter
+// may recycle, as only there does the datagram go to the fresh
+// connection. With another go-coap that does not ask from there, clients
+// simply keep their connections until they move to a fresh socket.
+type recycleMonitor struct {
+	client.InactivityMonitor
+	p *peers
+}
+
+func (m recycleMonitor) CheckInactivity(now time.Time, cc *client.Conn) {
+	m.InactivityMonitor.CheckInactivity(now, cc)
+	if now.After(time.Now()) && m.p.recycleNow(cc, time.Now()) {
+		_ = cc.Close() // go-coap frees it and makes a fresh one
+	}
 }

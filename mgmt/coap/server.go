@@ -25,8 +25,10 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message/pool"
 	coapNet "github.com/plgd-dev/go-coap/v3/net"
 	"github.com/plgd-dev/go-coap/v3/net/blockwise"
+	"github.com/plgd-dev/go-coap/v3/net/monitor/inactivity"
 	"github.com/plgd-dev/go-coap/v3/net/responsewriter"
 	"github.com/plgd-dev/go-coap/v3/options"
+	"github.com/plgd-dev/go-coap/v3/options/config"
 	"github.com/plgd-dev/go-coap/v3/udp"
 	"github.com/plgd-dev/go-coap/v3/udp/client"
 	udpServer "github.com/plgd-dev/go-coap/v3/udp/server"
@@ -82,7 +84,8 @@ type ServerOptions struct {
 	MaxClients int
 	// MaxClientExchanges is how many requests a client makes on one
 	// connection before its state (responses cached for duplicate
-	// detection among it) is dropped and begun afresh; default 2048.
+	// detection among it) is dropped and begun afresh, at a moment that
+	// loses nothing (see peers.go); default 2048.
 	MaxClientExchanges int
 	// Errors receives transport errors (malformed datagrams, peers gone,
 	// device failures answered with 5.00); nil discards them.
@@ -170,9 +173,9 @@ func Serve(ctx context.Context, addr string, dev mgmt.Device, opts ServerOptions
 		cancel:  cancel,
 		uploads: newUploads(opts.MaxUploads, opts.TransferTimeout),
 		obs:     &observations{max: opts.MaxObservers, m: map[obsKey]*observation{}},
-		peers:   newPeers(opts.MaxClients, opts.MaxClientExchanges),
 		done:    make(chan struct{}),
 	}
+	s.peers = newPeers(opts.MaxClients, opts.MaxClientExchanges, s.obs.has)
 	common := []serverOption{
 		options.WithContext(sctx),
 		options.WithHandlerFunc(s.handle),
@@ -181,7 +184,17 @@ func Serve(ctx context.Context, addr string, dev mgmt.Device, opts ServerOptions
 		// go-coap keeps partial uploads per peer; one table entry per
 		// allowed upload keeps its buffers within our own accounting.
 		options.WithBlockwiseReceivingMessagesCacheMaxEntries(opts.MaxUploads),
-		options.WithInactivityMonitor(opts.IdleTimeout, func(cc *client.Conn) { _ = cc.Close() }),
+		connMonitors(func() client.InactivityMonitor {
+			return client.DeferInactivityWhileConfirmableMessagesPending(recycleMonitor{
+				InactivityMonitor: inactivity.New(opts.IdleTimeout, func(cc *client.Conn) { _ = cc.Close() }),
+				p:                 s.peers,
+			})
+		}),
+		options.WithProcessReceivedMessageFunc(func(req *pool.Message, cc *client.Conn, handler config.HandlerFunc[*client.Conn]) {
+			mid := req.MessageID() // req goes back to its pool once processed
+			cc.ProcessReceivedMessageWithHandler(req, handler)
+			s.peers.answered(cc, mid)
+		}),
 		options.WithOnNewConn(func(cc *client.Conn) { s.peers.add(cc, time.Now()) }),
 		options.WithErrors(opts.Errors),
 		options.WithPeriodicRunner(s.periodic),
@@ -225,17 +238,17 @@ func Serve(ctx context.Context, addr string, dev mgmt.Device, opts ServerOptions
 	return s, nil
 }
 
-// sweepEvery is how often the server sweeps its clients' connections:
-// go-coap's own sweep (inactivity, expired cached responses, and the state
-// of connections closed since: evicted and recycled ones) and ours (the
-// recycling of clients that used up their exchanges). go-coap's default
+// sweepEvery is how often the server runs go-coap's sweep of its clients'
+// connections (inactivity, expired cached responses, and the state of
+// connections closed since: evicted and recycled ones). go-coap's default
 // is every 4 s; evicted connections' state would pile up that long under
-// a flood of new addresses.
+// a flood of new addresses. (It never recycles a connection: see
+// recycleMonitor.)
 const sweepEvery = 100 * time.Millisecond
 
 // periodic is the server's periodic runner (options.WithPeriodicRunner):
-// go-coap hands it its sweep once per Serve, and it runs ours after it,
-// on one goroutine, until the server stops or go-coap's sweep says done.
+// go-coap hands it its sweep once per Serve, and it runs it until the
+// server stops or the sweep says done.
 func (s *Server) periodic(goCoapSweep func(now time.Time) bool) {
 	go func() {
 		t := time.NewTicker(sweepEvery)
@@ -248,7 +261,6 @@ func (s *Server) periodic(goCoapSweep func(now time.Time) bool) {
 				if !goCoapSweep(now) {
 					return
 				}
-				s.peers.sweep(now)
 			}
 		}
 	}()
@@ -275,6 +287,14 @@ func listenUDP(addr string) (*coapNet.UDPConn, error) {
 
 // minPSK is the shortest pre-shared key accepted: 128 bits.
 const minPSK = 16
+
+// connMonitors sets the inactivity monitor of every server connection
+// (go-coap's options.WithInactivityMonitor takes only a timeout and a
+// callback; the servers' configurations take any monitor).
+type connMonitors func() client.InactivityMonitor
+
+func (f connMonitors) UDPServerApply(cfg *udpServer.Config)   { cfg.CreateInactivityMonitor = f }
+func (f connMonitors) DTLSServerApply(cfg *dtlsServer.Config) { cfg.CreateInactivityMonitor = f }
 
 // serverOption is a go-coap option that applies to both the UDP and the
 // DTLS server.
@@ -439,6 +459,13 @@ func (s *Server) reject(cc *client.Conn, r *pool.Message, v verdict, limit int64
 func (s *Server) handle(w *responsewriter.ResponseWriter[*client.Conn], r *pool.Message) {
 	s.peers.begin(w.Conn())
 	defer s.peers.end(w.Conn())
+	defer func() { // a response beyond one block is a transfer: see peers.go
+		if w.Message().Body() != nil {
+			if n, err := w.Message().BodySize(); err == nil {
+				s.peers.responding(w.Conn(), r, int(n), time.Now())
+			}
+		}
+	}()
 	segments, queries := uriOf(r.Options())
 	req, err := parseRequest(r.Code(), segments, queries)
 	if err != nil {
