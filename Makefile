@@ -57,8 +57,8 @@ spectest:
 # across the engines (the fuzzing engine cannot run under qemu-user).
 test-arm64:
 	GOARCH=arm64 go test -c -o /tmp/tc-ebpf-arm64.test ./runtime/ebpf
-	cd runtime/ebpf && TC_EBPF_SINGLE_PASS=1 qemu-aarch64 /tmp/tc-ebpf-arm64.test -test.count 1 -test.skip TestAdversaryInstall
-	cd runtime/ebpf && TC_EBPF_INTERPRET=1 qemu-aarch64 /tmp/tc-ebpf-arm64.test -test.count 1 -test.skip TestAdversaryInstall
+	cd runtime/ebpf && TC_TEST_EMULATOR=qemu-aarch64 TC_EBPF_SINGLE_PASS=1 qemu-aarch64 /tmp/tc-ebpf-arm64.test -test.count 1 -test.skip TestAdversaryInstall
+	cd runtime/ebpf && TC_TEST_EMULATOR=qemu-aarch64 TC_EBPF_INTERPRET=1 qemu-aarch64 /tmp/tc-ebpf-arm64.test -test.count 1 -test.skip TestAdversaryInstall
 	cd runtime/ebpf && TC_EBPF_SINGLE_PASS=1 qemu-aarch64 /tmp/tc-ebpf-arm64.test -test.count 1 -test.run TestRandomPrograms -ebpf.random 20000
 	GOARCH=arm64 go test -c -o /tmp/tc-conformance-arm64.test ./conformance
 	cd conformance && qemu-aarch64 /tmp/tc-conformance-arm64.test -test.count 1
