@@ -66,6 +66,10 @@ func TestSilentDeviceByTheControllersClock(t *testing.T) {
 	if d := deviceOf(t, f, "dev-1"); d.Health != DeviceOK || d.Problems != nil || d.Heartbeat != "10s" {
 		t.Fatalf("just heard from: %s %q (heartbeat %s)", d.Health, d.Problems, d.Heartbeat)
 	}
+	// Last seen by the controller's clock, not the device's hour-off one.
+	if d := deviceOf(t, f, "dev-1"); !d.LastSeen.Equal(clock.now()) {
+		t.Fatalf("last seen %v, heard at %v (the device's clock says %v)", d.LastSeen, clock.now(), deviceTime)
+	}
 	clock.add(20 * time.Second) // two heartbeats: one may be late or lost
 	if d := deviceOf(t, f, "dev-1"); d.Health != DeviceOK {
 		t.Fatalf("after two heartbeats: %s %q", d.Health, d.Problems)

@@ -17,13 +17,16 @@ import (
 
 // Device is one device as the fleet sees it (`fleet devices --json`).
 type Device struct {
-	ID         string            `json:"id"`
-	Labels     map[string]string `json:"labels"`
-	Online     bool              `json:"online"`
-	LastSeen   time.Time         `json:"last_seen"` // the latest of the device's own clock in its status and reported state, and when this controller last heard from it
-	Containers int               `json:"containers"`
-	Version    string            `json:"version"` // the device's software version
-	Session    uint64            `json:"session"`
+	ID     string            `json:"id"`
+	Labels map[string]string `json:"labels"`
+	Online bool              `json:"online"`
+	// LastSeen: for a device online, when this controller last heard from
+	// it (its own clock); for one offline, the latest time the device
+	// wrote in its status or reported state (its clock: all there is).
+	LastSeen   time.Time `json:"last_seen"`
+	Containers int       `json:"containers"`
+	Version    string    `json:"version"` // the device's software version
+	Session    uint64    `json:"session"`
 	// Health: ok, warning (see Problems), silent (online by its status but
 	// not heard from for more than two of its heartbeats, by this
 	// controller's clock) or offline.
@@ -89,9 +92,6 @@ func (f *Fleet) deviceLocked(id string, now time.Time) Device {
 			d.Labels[k] = v
 		}
 		d.LastSeen = s.Time
-		if s.Online && s.seen.After(d.LastSeen) {
-			d.LastSeen = s.seen
-		}
 		if s.Heartbeat > 0 {
 			heartbeat = time.Duration(s.Heartbeat)
 		}
@@ -105,6 +105,11 @@ func (f *Fleet) deviceLocked(id string, now time.Time) Device {
 		if r.Time.After(d.LastSeen) {
 			d.LastSeen = r.Time
 		}
+	}
+	if d.Online && !s.seen.IsZero() {
+		// Heard from by this controller: its own clock, never the
+		// device's (which may be off by any amount).
+		d.LastSeen = s.seen
 	}
 	d.LastSeen = d.LastSeen.UTC()
 	d.Heartbeat = heartbeat.String()
