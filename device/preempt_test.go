@@ -127,8 +127,13 @@ func TestPreemptionByPriority(t *testing.T) {
 				// released after the previous high ended but before the
 				// worker resumed its low one, and then runs without a
 				// preemption (seen under load: 2 for 3): at least one, at
-				// most one per high activation.
-				if preempted < 1 || preempted > highs {
+				// most one per high activation. With two workers there is a
+				// second low container of the same priority: while a high
+				// activation holds a worker, the suspended low one waits for
+				// the running one's round-robin quantum to end, and that
+				// rotation is a preemption too (seen under load: 4 for 3),
+				// so there only the lower bound holds.
+				if preempted < 1 || (workers == 1 && preempted > highs) {
 					t.Errorf("%d preemptions of the low containers for %d high activations", preempted, highs)
 				}
 				first := len(lines)
