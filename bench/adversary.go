@@ -86,6 +86,12 @@ func AdversarialInstalls(o Options) ([]Result, error) {
 	}
 	var shapes []shape
 	for _, s := range adversary.WasmShapes {
+		if s.Heavy && adversary.Race {
+			// Seconds of compiling without the race detector, minutes
+			// with it: the suite's TestRunQuick (under -race) waited
+			// for one to end after the phase (141 s).
+			continue
+		}
 		shapes = append(shapes, shape{"wasm", s.Make()})
 	}
 	for _, s := range adversary.BPFShapes {

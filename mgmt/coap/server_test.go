@@ -42,7 +42,7 @@ func startServer(t testing.TB, opts ServerOptions) (*Server, *fakeDevice) {
 
 func dialServer(t testing.TB, s *Server) *Client {
 	t.Helper()
-	c, err := Dial(context.Background(), s.Addr().String(), ClientOptions{Timeout: 5 * time.Second})
+	c, err := Dial(context.Background(), s.Addr().String(), ClientOptions{Timeout: testwait.Guard()})
 	if err != nil {
 		t.Fatalf("Dial: %v", err)
 	}
@@ -630,7 +630,7 @@ func TestObserveLongLine(t *testing.T) {
 func TestDTLSPSK(t *testing.T) {
 	key := []byte("0123456789abcdef0123")
 	s, dev := startServer(t, ServerOptions{PSK: key, PSKIdentity: "owner"})
-	c, err := Dial(ctxT(t), s.Addr().String(), ClientOptions{PSK: key, PSKIdentity: "owner", Timeout: 5 * time.Second})
+	c, err := Dial(ctxT(t), s.Addr().String(), ClientOptions{PSK: key, PSKIdentity: "owner", Timeout: testwait.Guard()})
 	if err != nil {
 		t.Fatalf("Dial over DTLS: %v", err)
 	}

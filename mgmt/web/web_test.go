@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/tinycontainer/tinycontainer/internal/testwait"
 	"github.com/tinycontainer/tinycontainer/mgmt"
 )
 
@@ -450,7 +451,7 @@ func TestGatheredFamiliesAreConsistent(t *testing.T) {
 	f.info.Storage = &mgmt.StorageInfo{TotalBytes: 1}
 	f.info.Runtimes = append(f.info.Runtimes, f.info.Runtimes[0]) // a duplicate must not make two series
 	slices.Reverse(f.cs)                                          // whatever order the device lists in
-	g := &gatherer{src: f, timeout: time.Second}
+	g := &gatherer{src: f, timeout: testwait.Guard()}
 	checked, err := prometheus.Gatherers{g}.Gather()
 	if err != nil {
 		t.Fatal(err)
