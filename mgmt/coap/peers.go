@@ -42,6 +42,10 @@ type peers struct {
 	// observed reports whether a client address has log observations (a
 	// connection with some is not recycled: they would end).
 	observed func(remote string) bool
+	// renewed are the addresses whose connection was just recycled: their
+	// fresh one starts established, not as a passer-by that a flood of
+	// new addresses would evict first.
+	renewed map[string]struct{}
 }
 
 type peer struct {
@@ -72,13 +76,21 @@ type xfer struct {
 const staleTransfer = time.Minute
 
 func newPeers(max, maxExchanges int, observed func(string) bool) *peers {
-	return &peers{max: max, maxExchanges: maxExchanges, m: map[*client.Conn]*peer{}, observed: observed}
+	return &peers{max: max, maxExchanges: maxExchanges, m: map[*client.Conn]*peer{}, observed: observed,
+		renewed: map[string]struct{}{}}
 }
 
 // add registers a new connection and evicts the idlest beyond the cap.
 func (p *peers) add(cc *client.Conn, now time.Time) {
 	p.mu.Lock()
-	p.m[cc] = &peer{lastSeen: now, pending: map[int32]struct{}{}, transfers: map[string]*xfer{}}
+	pe := &peer{lastSeen: now, pending: map[int32]struct{}{}, transfers: map[string]*xfer{}}
+	if addr := cc.RemoteAddr().String(); len(p.renewed) > 0 {
+		if _, ok := p.renewed[addr]; ok {
+			delete(p.renewed, addr)
+			pe.exchanges = established
+		}
+	}
+	p.m[cc] = pe
 	var victim *client.Conn
 	if len(p.m) > p.max {
 		var vp *peer
@@ -229,6 +241,9 @@ func (p *peers) recycleNow(cc *client.Conn, now time.Time) bool {
 	}
 	pe.closing, pe.recycle = true, false
 	p.recycled++
+	if len(p.renewed) < 4*p.max { // bounded: an entry goes with its fresh connection
+		p.renewed[cc.RemoteAddr().String()] = struct{}{}
+	}
 	return true
 }
 

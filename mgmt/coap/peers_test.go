@@ -259,5 +259,14 @@ func TestClientStateRecycled(t *testing.T) {
 	if n := s.peers.count(); n != 1 {
 		t.Fatalf("%d connections", n)
 	}
+	// Its fresh connection is not a passer-by that new addresses evict
+	// first.
+	s.peers.mu.Lock()
+	for _, pe := range s.peers.m {
+		if !pe.closing && pe.exchanges < established {
+			t.Errorf("the recycled client's connection counts %d requests", pe.exchanges)
+		}
+	}
+	s.peers.mu.Unlock()
 	_ = message.Confirmable
 }
