@@ -375,6 +375,11 @@ func (s *Scheduler) Run(ctx context.Context) {
 	s.wg.Wait()
 }
 
+// fineWindow is how long before a release or window the timer loop
+// stops waiting on Go's timer (millisecond resolution) and sleeps the rest
+// in fineSleep: Go's timer's error and some slack for a loaded machine.
+const fineWindow = 2 * time.Millisecond
+
 // timerLoop releases periodic tasks when they are due and starts every
 // scheduling window while a tenant has a CPU share.
 func (s *Scheduler) timerLoop(ctx context.Context) {
@@ -423,7 +428,19 @@ func (s *Scheduler) timerLoop(ctx context.Context) {
 			nextWindow = 0
 		}
 		s.mu.Unlock()
-		timer.Reset(wait)
+		if wait <= fineWindow {
+			if ctx.Err() != nil {
+				return
+			}
+			// The last stretch before a release, at the kernel's
+			// resolution (finesleep_linux.go); a poke meanwhile waits
+			// in s.wake for the next round.
+			fineSleep(wait)
+			continue
+		}
+		// Go's timer is late by up to a millisecond: it wakes fineWindow
+		// early, and the rest is slept finely.
+		timer.Reset(wait - fineWindow)
 		select {
 		case <-ctx.Done():
 			return
