@@ -279,28 +279,30 @@ func (d *Device) Install(ctx context.Context, m *meta.Manifest, code []byte) err
 }
 
 func (d *Device) build(ctx context.Context, m *meta.Manifest, code []byte) (*container.Container, error) {
-	rt, ok := d.runtimes[runtime.Kind(m.Runtime)]
-	if !ok {
-		return nil, fmt.Errorf("%w: runtime %q is not available on this device", ErrInvalid, m.Runtime)
-	}
-	mod, err := d.compile(ctx, rt, m, code)
+	rt, mod, err := d.compile(ctx, m, code)
 	if err != nil {
 		return nil, err
 	}
 	return container.New(m, rt.Kind(), mod, d.reg, d.audit, d.RateCeilings(m.Tenant)...), nil
 }
 
-func (d *Device) compile(ctx context.Context, rt runtime.Runtime, m *meta.Manifest, code []byte) (runtime.Module, error) {
+// compile compiles code for m with the runtime m names; every install
+// path (build, Precompile) compiles through it.
+func (d *Device) compile(ctx context.Context, m *meta.Manifest, code []byte) (runtime.Runtime, runtime.Module, error) {
+	rt, ok := d.runtimes[runtime.Kind(m.Runtime)]
+	if !ok {
+		return nil, nil, fmt.Errorf("%w: runtime %q is not available on this device", ErrInvalid, m.Runtime)
+	}
 	mod, err := d.mods.compile(ctx, rt, code, runtime.Config{MemoryLimit: m.Limits.Memory, CodeLimit: d.codeLimit(m)})
 	if err != nil {
 		if hostFailure(err) {
 			// Not the code's fault (a full disk under the compilation
 			// cache, say): the same image may succeed later.
-			return nil, fmt.Errorf("%w: %s: the device could not compile the code: %w", mgmt.ErrUnavailable, m.Name, err)
+			return nil, nil, fmt.Errorf("%w: %s: the device could not compile the code: %w", mgmt.ErrUnavailable, m.Name, err)
 		}
-		return nil, fmt.Errorf("%w: %s: %w", ErrInvalid, m.Name, err)
+		return nil, nil, fmt.Errorf("%w: %s: %w", ErrInvalid, m.Name, err)
 	}
-	return mod, nil
+	return rt, mod, nil
 }
 
 // Precompile compiles code for m as Install and Replace would, and keeps
@@ -309,11 +311,7 @@ func (d *Device) compile(ctx context.Context, rt runtime.Runtime, m *meta.Manife
 // serialize installs under a lock of their own compile first, outside
 // it; a compile that fails fails here, with Install's error.
 func (d *Device) Precompile(ctx context.Context, m *meta.Manifest, code []byte) (io.Closer, error) {
-	rt, ok := d.runtimes[runtime.Kind(m.Runtime)]
-	if !ok {
-		return nil, fmt.Errorf("%w: runtime %q is not available on this device", ErrInvalid, m.Runtime)
-	}
-	mod, err := d.compile(ctx, rt, m, code)
+	_, mod, err := d.compile(ctx, m, code)
 	if err != nil {
 		return nil, err
 	}

@@ -141,59 +141,32 @@ type FleetWant struct {
 // The code compiles outside the manager's lock, as in Deploy.
 func (mg *Manager) FleetDeploy(ctx context.Context, image []byte, want FleetWant) (st mgmt.ContainerStatus, err error) {
 	defer func() { mg.auditRefusal(err, "fleet-deploy", want.Name, want.Tenant) }()
-	img, err := trust.OpenImage(image)
+	img, m, err := openDeploy(image)
 	if err != nil {
-		return st, fmt.Errorf("%w: image: %w", ErrInvalid, err)
-	}
-	m, err := meta.Parse(img.Manifest)
-	if err != nil {
-		return st, fmt.Errorf("%w: image metadata: %w", ErrInvalid, err)
+		return st, err
 	}
 	if m.Tenant != want.Tenant || m.Name != want.Name || m.Version != want.Version {
 		return st, fmt.Errorf("%w: the image is %s/%s version %d, the desired state names %s/%s version %d",
 			ErrInvalid, m.Tenant, m.Name, m.Version, want.Tenant, want.Name, want.Version)
 	}
-	verify := verifyOnce(img.Verify)
-	allowed := func() error {
-		s, err := mg.identify(img.KeyID, verify)
-		if err != nil {
-			return err
-		}
-		return mg.authorize(s, Request{Verb: VerbDeploy, Tenant: m.Tenant, Manifest: m, CodeSize: len(img.Code)})
-	}
-	compiled, err := mg.precompile(ctx, m, img.Code, allowed)
-	if err != nil {
-		return st, err
-	}
-	defer compiled.Close()
-	mg.mu.Lock()
-	defer mg.mu.Unlock()
-	if err := allowed(); err != nil {
-		return st, err
-	}
-	rec := store.Container{Name: m.Name, Tenant: m.Tenant, Version: m.Version, Image: image,
-		Manifest: mustJSON(m), State: container.Running.String()}
-	cur, err := mg.dev.Container(m.Name)
-	switch {
-	case err != nil:
-		err = mg.install(ctx, rec, m, img.Code)
-	case want.Revert && m.Version < cur.Manifest().Version:
-		// The version floor is left where it is: only a fleet revert
-		// goes below it.
-		err = mg.replace(ctx, rec, m, img.Code)
-	case m.Version == cur.Manifest().Version:
-		// Already in force (a restart, or a state that caught up): start it.
-	default:
-		err = mg.upgrade(ctx, cur.Manifest().Version, rec, m, img.Code)
-	}
-	if err != nil {
-		return st, err
-	}
-	if err := mg.dev.Start(m.Name); err != nil {
-		return st, err
-	}
-	mg.persistState(m.Name, container.Running)
-	return mg.dev.Status(m.Name)
+	return mg.deploy(ctx, image, img, m, deployRoute{
+		place: func(ctx context.Context, cur *container.Container, rec store.Container) (bool, error) {
+			switch {
+			case cur == nil:
+				return true, mg.install(ctx, rec, m, img.Code)
+			case want.Revert && m.Version < cur.Manifest().Version:
+				// The version floor is left where it is: only a fleet
+				// revert goes below it.
+				return true, mg.replace(ctx, rec, m, img.Code)
+			case m.Version == cur.Manifest().Version:
+				// Already in force (a restart, or a state that caught
+				// up): start it.
+				return false, nil
+			default:
+				return true, mg.upgrade(ctx, cur.Manifest().Version, rec, m, img.Code)
+			}
+		},
+	})
 }
 
 // FleetRemove removes a container of tenant that its desired state no

@@ -245,23 +245,63 @@ func (mg *Manager) authorize(s Signer, r Request) error {
 func (mg *Manager) Deploy(ctx context.Context, image []byte) (st mgmt.ContainerStatus, err error) {
 	var name, tenantName string
 	defer func() { mg.auditRefusal(err, "deploy", name, tenantName) }()
+	img, m, err := openDeploy(image)
+	if err != nil {
+		return st, err
+	}
+	name, tenantName = m.Name, m.Tenant
+	return mg.deploy(ctx, image, img, m, deployRoute{
+		gate: func(s Signer) error { return mg.fleetLocked(s, m.Tenant) },
+		place: func(ctx context.Context, cur *container.Container, rec store.Container) (bool, error) {
+			if cur == nil {
+				return true, mg.install(ctx, rec, m, img.Code)
+			}
+			return true, mg.upgrade(ctx, cur.Manifest().Version, rec, m, img.Code)
+		},
+	})
+}
+
+// openDeploy opens a signed image and parses its manifest, once: the rest
+// of a deploy works from these.
+func openDeploy(image []byte) (*trust.Image, *meta.Manifest, error) {
 	img, err := trust.OpenImage(image)
 	if err != nil {
-		return mgmt.ContainerStatus{}, fmt.Errorf("%w: image: %w", ErrInvalid, err)
+		return nil, nil, fmt.Errorf("%w: image: %w", ErrInvalid, err)
 	}
 	m, err := meta.Parse(img.Manifest)
 	if err != nil {
-		return mgmt.ContainerStatus{}, fmt.Errorf("%w: image metadata: %w", ErrInvalid, err)
+		return nil, nil, fmt.Errorf("%w: image metadata: %w", ErrInvalid, err)
 	}
-	name, tenantName = m.Name, m.Tenant
+	return img, m, nil
+}
+
+// deployRoute is what sets one way in of a deploy (CoAP, fleet) apart
+// from another; the rest of the path is deploy's.
+type deployRoute struct {
+	// gate refuses a signer this way in does not take (nil: none); mg.mu
+	// held.
+	gate func(s Signer) error
+	// place puts the compiled container in force, stored as rec, given
+	// the one installed under its name (nil: none); mg.mu held. stored
+	// says rec was stored (otherwise deploy records the container's new
+	// running state once started).
+	place func(ctx context.Context, cur *container.Container, rec store.Container) (stored bool, err error)
+}
+
+// deploy is the path every deploy takes from an opened image (img, its
+// manifest m) to a started container: authorize, compile outside mg.mu,
+// authorize again under it, place (by route), start.
+func (mg *Manager) deploy(ctx context.Context, image []byte, img *trust.Image, m *meta.Manifest, route deployRoute) (mgmt.ContainerStatus, error) {
 	verify := verifyOnce(img.Verify)
 	allowed := func() error {
 		s, err := mg.identify(img.KeyID, verify)
 		if err != nil {
 			return err
 		}
-		if err := mg.fleetLocked(s, m.Tenant); err != nil {
-			return err
+		if route.gate != nil {
+			if err := route.gate(s); err != nil {
+				return err
+			}
 		}
 		return mg.authorize(s, Request{Verb: VerbDeploy, Tenant: m.Tenant, Manifest: m, CodeSize: len(img.Code)})
 	}
@@ -277,15 +317,16 @@ func (mg *Manager) Deploy(ctx context.Context, image []byte) (st mgmt.ContainerS
 	}
 	rec := store.Container{Name: m.Name, Tenant: m.Tenant, Version: m.Version, Image: image,
 		Manifest: mustJSON(m), State: container.Running.String()}
-	if cur, err := mg.dev.Container(m.Name); err == nil {
-		if err := mg.upgrade(ctx, cur.Manifest().Version, rec, m, img.Code); err != nil {
-			return mgmt.ContainerStatus{}, err
-		}
-	} else if err := mg.install(ctx, rec, m, img.Code); err != nil {
+	cur, _ := mg.dev.Container(m.Name) // nil: none installed
+	stored, err := route.place(ctx, cur, rec)
+	if err != nil {
 		return mgmt.ContainerStatus{}, err
 	}
 	if err := mg.dev.Start(m.Name); err != nil {
 		return mgmt.ContainerStatus{}, err
+	}
+	if !stored {
+		mg.persistState(m.Name, container.Running)
 	}
 	return mg.dev.Status(m.Name)
 }
