@@ -88,6 +88,15 @@ bench-fleet:
 soak:
 	go test -tags soak -run 'TestSoak$$' -count 1 -timeout 60m -v ./internal/soak
 
+# `tinycontainer ps --json` of 1,000 containers from the command line (not
+# in CI): builds the binary, starts it as a device on loopback, installs
+# TC_PS_CONTAINERS (1000) containers, then times TC_PS_RUNS (30) ps
+# processes alternating with `tinycontainer --version` (process start).
+# Figures in BENCHMARKS.md.
+.PHONY: ps1000
+ps1000:
+	go test -tags ps1000 -run 'TestPs1000$$' -count 1 -timeout 20m -v ./internal/psbench
+
 # The README's test command while two busy loops keep both cores busy (the
 # newcomer issue's bar: it must pass, each run within 15 minutes). Not in CI.
 # The test cache is cleared first, so every run runs every test (a run

@@ -14,6 +14,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tinycontainer/tinycontainer/device"
+	"github.com/tinycontainer/tinycontainer/internal/memlimit"
+	"github.com/tinycontainer/tinycontainer/meta"
 	"github.com/tinycontainer/tinycontainer/mgmt/coap"
 	"github.com/tinycontainer/tinycontainer/store"
 	"github.com/tinycontainer/tinycontainer/store/boltstore"
@@ -32,6 +34,7 @@ func newDeviceCmd() *cobra.Command {
 		psk         pskFlags
 		verbose     bool
 		httpAddr    string
+		memLimit    string
 	)
 	cmd := &cobra.Command{
 		Use:   "device [flags]",
@@ -49,11 +52,18 @@ Management is CoAP on --listen, loopback only unless --allow-remote.
 
 With --http ADDR it also serves, read-only, a dashboard page at /, the JSON
 behind it under /api/ and Prometheus metrics at /metrics (loopback only
-unless --allow-remote).`,
+unless --allow-remote).
+
+--memory-limit sets the soft memory limit the Go runtime collects garbage
+to stay under, so the device's memory stays flat instead of following the
+collector's sawtooth (docs/device.md). The default, auto,
+takes GOMEMLIMIT when set, else 80 % of the process's cgroup memory limit,
+else none; off means none.`,
 		Example: `  tinycontainer keygen --out owner
   tinycontainer device --data ./state --owner owner.pub
   tinycontainer device --data ./state --owner owner.pub --http 127.0.0.1:8080
   tinycontainer device --data /tmp/dev --insecure --listen 127.0.0.1:5699
+  tinycontainer device --data ./state --owner owner.pub --memory-limit 192MiB
   tinycontainer device --data ./state --owner owner.pub --fleet mqtt://127.0.0.1:1883 --id dev-0042 --label site=lab`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -65,6 +75,10 @@ unless --allow-remote).`,
 			opts, err := df.options()
 			if err != nil {
 				return err
+			}
+			mem, err := memlimit.Resolve(memLimit, os.Getenv, os.DirFS("/"))
+			if err != nil {
+				return usageError{fmt.Errorf("--memory-limit: %w", err)}
 			}
 			opts.Logger = log
 			if err := ff.check(); err != nil {
@@ -100,6 +114,7 @@ unless --allow-remote).`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			go exitIfStuck(ctx, stopped, log)
+			memlimit.Apply(mem)
 			mg, err := device.Open(ctx, cfg)
 			if err != nil {
 				return err
@@ -127,7 +142,8 @@ unless --allow-remote).`,
 			if err != nil {
 				return err
 			}
-			log.Info("device ready", "coap", srv.Addr().String(), "data", data, "containers", len(mg.Device().List()), "insecure", insecure)
+			log.Info("device ready", "coap", srv.Addr().String(), "data", data, "containers", len(mg.Device().List()), "insecure", insecure,
+				"memory_limit", memLimitText(mem))
 			mg.Device().Run(ctx)
 			log.Info("device stopping")
 			stopFleet()
@@ -142,9 +158,18 @@ unless --allow-remote).`,
 	cmd.Flags().BoolVar(&insecure, "insecure", false, "accept images and commands without checking their signer (development only)")
 	cmd.Flags().BoolVar(&allowRemote, "allow-remote", false, "allow --listen and --http on an address other than loopback")
 	cmd.Flags().StringVar(&httpAddr, "http", "", "serve the read-only dashboard and /metrics on this TCP address, e.g. 127.0.0.1:8080")
+	cmd.Flags().StringVar(&memLimit, "memory-limit", "auto", "soft memory limit of the device process, e.g. 192MiB; auto: GOMEMLIMIT, else 80 % of the cgroup's limit, else none; off: none")
 	psk.add(cmd)
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log protocol errors too")
 	return cmd
+}
+
+// memLimitText is the policy for the device's ready line.
+func memLimitText(p memlimit.Policy) string {
+	if p.Bytes == 0 {
+		return "none"
+	}
+	return meta.HumanSize(uint64(p.Bytes)) + " (" + p.Source + ")"
 }
 
 // stopGrace bounds a device's stop after SIGTERM or Ctrl-C: far more than

@@ -88,7 +88,8 @@ func newInfoCmd() *cobra.Command {
 		Short: "Show the device as a whole: uptime, engines, containers by state, messaging",
 		Long: `Info shows what no single container does: how long the device has run, how
 each runtime executes guests, how many containers are in each state, the
-message bus's counters and, when the device has --mqtt, the bridge's
+message bus's counters, the device process's memory and its memory limit
+(docs/device.md) and, when the device has --mqtt, the bridge's
 (connected, sent, received, dropped, the broker's last error).`,
 		Example: "  tinycontainer info\n  tinycontainer info --json --device 10.0.0.7:5683",
 		Args:    usageArgs(cobra.NoArgs),

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -126,6 +127,18 @@ func printInfo(w io.Writer, info mgmt.DeviceInfo) {
 	fmt.Fprintf(w, "watchdog    %d runaway activations stopped; past their budget by p50 %v, p99 %v, worst %v\n", wd.Stopped,
 		time.Duration(wd.OvershootP50US)*time.Microsecond, time.Duration(wd.OvershootP99US)*time.Microsecond,
 		time.Duration(wd.OvershootMaxUS)*time.Microsecond)
+	if mem := info.Memory; mem != nil {
+		limit := "no soft limit"
+		if mem.LimitBytes > 0 {
+			limit = "soft limit " + meta.HumanSize(mem.LimitBytes)
+		}
+		gogc := "GOGC " + strconv.Itoa(mem.GOGC)
+		if mem.GOGC < 0 {
+			gogc = "GOGC off"
+		}
+		fmt.Fprintf(w, "memory      %s held by Go (live heap %s), %s, %s, %d collections\n",
+			meta.HumanSize(mem.GoBytes), meta.HumanSize(mem.HeapLiveBytes), limit, gogc, mem.GCCycles)
+	}
 	m := info.MQTT
 	if m == nil {
 		fmt.Fprintln(w, "mqtt        none (messages stay on the device)")

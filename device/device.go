@@ -561,6 +561,7 @@ func (d *Device) Info() mgmt.DeviceInfo {
 	}
 	info.Storage = d.storageInfo()
 	info.LogSeq = d.logs.lastSeq()
+	info.Memory = memoryInfo()
 	n, p50, p99, worst := d.sched.Watchdog().Overshoot()
 	info.Watchdog = mgmt.WatchdogStats{Stopped: n, OvershootP50US: uint64(p50.Microseconds()),
 		OvershootP99US: uint64(p99.Microseconds()), OvershootMaxUS: uint64(worst.Microseconds())}

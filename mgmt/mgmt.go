@@ -71,6 +71,7 @@ type DeviceInfo struct {
 	MQTT       *BridgeStats   `json:"mqtt,omitempty"` // absent when the device has no broker
 	Storage    *StorageInfo   `json:"storage,omitempty"`
 	Watchdog   WatchdogStats  `json:"watchdog"`
+	Memory     *MemoryInfo    `json:"memory,omitempty"` // absent from devices before it was reported
 	// LogSeq is the sequence number of the newest log line (0: none yet),
 	// so a reader can ask for only the newest lines.
 	LogSeq uint64 `json:"log_seq"`
@@ -87,6 +88,18 @@ type StorageInfo struct {
 	LowSpaceBytes uint64 `json:"low_space_bytes,omitempty"`
 	Errors        uint64 `json:"errors"`          // kv calls the store could not do, since start
 	Error         string `json:"error,omitempty"` // why the free space is unknown
+}
+
+// MemoryInfo is the device process's memory as its Go runtime sees it,
+// and the policy it works to: the soft memory limit (0: none) and GOGC
+// (-1: off). Memory the runtime does not count (compiled guest code, the
+// binary's own pages) is not in GoBytes.
+type MemoryInfo struct {
+	GoBytes       uint64 `json:"go_bytes"`        // mapped by the Go runtime and not returned to the OS
+	HeapLiveBytes uint64 `json:"heap_live_bytes"` // heap marked live by the last collection
+	LimitBytes    uint64 `json:"limit_bytes"`     // the soft memory limit, 0 when none
+	GOGC          int    `json:"gogc"`            // heap growth between collections, percent; -1 off
+	GCCycles      uint64 `json:"gc_cycles"`       // collections since the process started
 }
 
 // WatchdogStats tells how runaway activations were stopped: how many the
