@@ -17,9 +17,16 @@ const (
 	bulkChunkTicks = bulkChunk / 16 / unitsPerTick
 )
 
+// Opcodes (after 0xFC) of the bulk memory instructions a helper replaces.
+const (
+	opInit = 0x08 // memory.init
+	opCopy = 0x0A // memory.copy
+	opFill = 0x0B // memory.fill
+)
+
 // bulkHelper is an added function: which instruction it replaces.
 type bulkHelper struct {
-	op  byte   // 0x0B memory.fill, 0x0A memory.copy, 0x08 memory.init
+	op  byte   // opFill, opCopy or opInit
 	seg uint32 // memory.init: the data segment
 	idx uint32 // its function index in the output
 }
@@ -45,156 +52,119 @@ func appendCharge(b []byte, fuel, checkpoint uint32, interval int32) []byte {
 	return append(b, 0x0B)
 }
 
-// appendInitHelper appends the body of the helper for memory.init of data
-// segment seg, of type (i32, i32, i32) -> (): (d, s, n). Only segments
-// longer than bulkChunk get one (a shorter one cannot copy more). Up to
-// bulkChunk bytes it runs the instruction at once. Longer, it keeps the
-// instruction's semantics (a bounds check of both whole ranges before
-// anything is written): a range whose end overflows 32 bits makes the
-// original instruction run (and trap); otherwise a zero-length
-// memory.init at the two ends, which traps exactly when either range is
-// out of bounds (the segment's length, 0 once dropped, included) and
-// writes nothing; then pieces of bulkChunk bytes, each charged.
-func appendInitHelper(b []byte, seg, fuel, checkpoint uint32, interval int32) []byte {
-	inst := appendU32([]byte{0xFC, 0x08}, seg)
-	inst = append(inst, 0x00) // memory 0
-	get := func(x byte) { b = append(b, 0x20, x) }
-	i32 := func(v int32) { b = append(b, 0x41); b = appendS32(b, v) }
-	orig := func() { get(0); get(1); get(2); b = append(b, inst...) }
-	// Whether x + n overflows 32 bits, as an i32 on the stack.
-	overflows := func(x byte) {
-		get(x)
-		b = append(b, 0xAD) // i64.extend_i32_u
-		get(2)
-		b = append(b, 0xAD, 0x7C) // i64.extend_i32_u; i64.add
-		b = append(b, 0x42)
-		b = appendS64(b, 0xFFFFFFFF)
-		b = append(b, 0x56) // i64.gt_u
+// inst is the instruction h replaces, on memory 0.
+func (h bulkHelper) inst() []byte {
+	switch h.op {
+	case opInit:
+		return append(appendU32([]byte{0xFC, opInit}, h.seg), 0x00)
+	case opCopy:
+		return []byte{0xFC, opCopy, 0x00, 0x00}
 	}
-	b = append(b, 0) // no locals
-	get(2)
-	i32(bulkChunk)
-	b = append(b, 0x4D, 0x04, 0x40) // i32.le_u; if
-	orig()
-	b = append(b, 0x0F, 0x0B) // return; end
-	overflows(0)
-	overflows(1)
-	b = append(b, 0x72, 0x04, 0x40) // i32.or; if
-	orig()
-	b = append(b, 0x0F, 0x0B) // return; end
-	// The bounds check: memory.init (d+n, s+n, 0).
-	get(0)
-	get(2)
-	b = append(b, 0x6A) // i32.add
-	get(1)
-	get(2)
-	b = append(b, 0x6A) // i32.add
-	i32(0)
-	b = append(b, inst...)
-	b = append(b, 0x03, 0x40) // loop
-	b = appendCharge(b, fuel, checkpoint, interval)
-	get(0)
-	get(1)
-	i32(bulkChunk)
-	b = append(b, inst...)
-	for _, x := range []byte{0, 1} { // d, s += chunk
-		get(x)
-		i32(bulkChunk)
-		b = append(b, 0x6A, 0x21, x)
-	}
-	get(2)
-	i32(bulkChunk)
-	b = append(b, 0x6B, 0x22, 2) // n -= chunk (tee)
-	i32(bulkChunk)
-	b = append(b, 0x4B, 0x0D, 0x00, 0x0B) // i32.gt_u; br_if loop; end
-	orig()
-	return append(b, 0x0B)
+	return []byte{0xFC, opFill, 0x00}
 }
 
-// appendBulkHelper appends the body (locals and code) of the helper for
-// op, of type (i32, i32, i32) -> (): fill (d, v, n) or copy (d, s, n).
-func appendBulkHelper(b []byte, op byte, fuel, checkpoint uint32, interval int32) []byte {
-	inst := []byte{0xFC, 0x0B, 0x00} // memory.fill
-	if op == 0x0A {
-		inst = []byte{0xFC, 0x0A, 0x00, 0x00} // memory.copy
-	}
+// appendHelper appends the body (locals and code) of the helper for h, of
+// type (i32, i32, i32) -> (): fill (d, v, n), copy (d, s, n) or init of
+// h.seg (d, s, n). Only segments longer than bulkChunk get an init helper
+// (a shorter one cannot copy more).
+//
+// Up to bulkChunk bytes it runs the instruction at once. Longer, it keeps
+// the instruction's semantics, a bounds check of the whole ranges before
+// anything is written: out of range, the original instruction runs (and
+// traps). Fill and copy compare the ranges' ends with the memory's size.
+// A segment's length cannot be read, so init runs the original when a
+// range's end overflows 32 bits, and otherwise a zero-length memory.init
+// at the two ends, which traps exactly when either range is out of bounds
+// (the segment's length, 0 once dropped, included) and writes nothing.
+// Then pieces of bulkChunk bytes, each charged: forward, or (a copy whose
+// destination is above its source) backward.
+func appendHelper(b []byte, h bulkHelper, fuel, checkpoint uint32, interval int32) []byte {
+	inst := h.inst()
 	get := func(x byte) { b = append(b, 0x20, x) }
 	i32 := func(v int32) { b = append(b, 0x41); b = appendS32(b, v) }
 	orig := func() { get(0); get(1); get(2); b = append(b, inst...) }
-	// Whether [x, x+n) is outside the memory, as an i32 on the stack.
-	outside := func(x byte) {
-		get(x)
-		b = append(b, 0xAD) // i64.extend_i32_u
-		get(2)
-		b = append(b, 0xAD, 0x7C)                 // i64.extend_i32_u; i64.add
-		b = append(b, 0x3F, 0x00, 0xAD, 0x42, 16) // memory.size; i64.extend_i32_u; i64.const 16
-		b = append(b, 0x86, 0x56)                 // i64.shl; i64.gt_u
+	origIf := func() { b = append(b, 0x04, 0x40); orig(); b = append(b, 0x0F, 0x0B) } // if; orig; return; end
+	// The operands that are addresses: d, and s but for fill's value.
+	addrs := []byte{0, 1}
+	if h.op == opFill {
+		addrs = addrs[:1]
 	}
-	charge := func() { b = appendCharge(b, fuel, checkpoint, interval) }
+	// Whether an address's end x + n is above limit (pushed by limit), as
+	// an i32 on the stack; or'ed over addrs.
+	beyond := func(limit func()) {
+		for i, x := range addrs {
+			get(x)
+			b = append(b, 0xAD) // i64.extend_i32_u
+			get(2)
+			b = append(b, 0xAD, 0x7C) // i64.extend_i32_u; i64.add
+			limit()
+			b = append(b, 0x56) // i64.gt_u
+			if i > 0 {
+				b = append(b, 0x72) // i32.or
+			}
+		}
+	}
+	// The addresses' ends, x + n.
+	ends := func() {
+		for _, x := range addrs {
+			get(x)
+			get(2)
+			b = append(b, 0x6A) // i32.add
+		}
+	}
 	b = append(b, 0) // no locals
 	// Short: at once.
 	get(2)
 	i32(bulkChunk)
-	b = append(b, 0x4D, 0x04, 0x40) // i32.le_u; if
-	orig()
-	b = append(b, 0x0F, 0x0B) // return; end
-	// Out of range: the instruction traps.
-	outside(0)
-	if op == 0x0A {
-		outside(1)
-		b = append(b, 0x72) // i32.or
-	}
-	b = append(b, 0x04, 0x40) // if
-	orig()
-	b = append(b, 0x0F, 0x0B) // return; end
-	piece := func(offset bool) {
-		// d(+n), v or s(+n), bulkChunk; the instruction
-		get(0)
-		if offset {
-			get(2)
-			b = append(b, 0x6A)
-		}
-		get(1)
-		if offset {
-			get(2)
-			b = append(b, 0x6A)
-		}
-		i32(bulkChunk)
+	b = append(b, 0x4D) // i32.le_u
+	origIf()
+	if h.op == opInit {
+		beyond(func() { b = append(b, 0x42); b = appendS64(b, 0xFFFFFFFF) }) // i64.const 2^32-1
+		origIf()
+		// The bounds check: memory.init (d+n, s+n, 0).
+		ends()
+		i32(0)
 		b = append(b, inst...)
+	} else {
+		// memory.size; i64.extend_i32_u; i64.const 16; i64.shl
+		beyond(func() { b = append(b, 0x3F, 0x00, 0xAD, 0x42, 16, 0x86) })
+		origIf()
 	}
-	advance := func(x byte) { get(x); i32(bulkChunk); b = append(b, 0x6A, 0x21, x) } // x += chunk
-	if op == 0x0A {
-		// Backward when the destination is above the source.
+	charge := func() { b = appendCharge(b, fuel, checkpoint, interval) }
+	// n -= chunk, as local.set (0x21) or local.tee (0x22) of n.
+	less := func(set byte) { get(2); i32(bulkChunk); b = append(b, 0x6B, set, 2) }
+	// Loop again while the i32 on the stack (n) is above a piece.
+	again := func() { i32(bulkChunk); b = append(b, 0x4B, 0x0D, 0x00, 0x0B) } // i32.gt_u; br_if loop; end
+	if h.op == opCopy {
+		// Backward when the destination is above the source: pieces at
+		// d+n and s+n, from the end.
 		get(0)
 		get(1)
 		b = append(b, 0x4B, 0x04, 0x40) // i32.gt_u; if
 		b = append(b, 0x03, 0x40)       // loop
 		charge()
-		get(2)
+		less(0x21)
+		ends()
 		i32(bulkChunk)
-		b = append(b, 0x6B, 0x21, 2) // n -= chunk
-		piece(true)
-		get(2)
-		i32(bulkChunk)
-		b = append(b, 0x4B, 0x0D, 0x00, 0x0B) // i32.gt_u; br_if loop; end
-		get(0)
-		get(1)
-		get(2)
 		b = append(b, inst...)
+		get(2)
+		again()
+		orig()
 		b = append(b, 0x0F, 0x0B) // return; end
 	}
 	b = append(b, 0x03, 0x40) // loop
 	charge()
-	piece(false)
-	advance(0)
-	if op == 0x0A {
-		advance(1)
+	get(0)
+	get(1)
+	i32(bulkChunk)
+	b = append(b, inst...)
+	for _, x := range addrs { // x += chunk
+		get(x)
+		i32(bulkChunk)
+		b = append(b, 0x6A, 0x21, x)
 	}
-	get(2)
-	i32(bulkChunk)
-	b = append(b, 0x6B, 0x22, 2) // n -= chunk (tee)
-	i32(bulkChunk)
-	b = append(b, 0x4B, 0x0D, 0x00, 0x0B) // i32.gt_u; br_if loop; end
+	less(0x22)
+	again()
 	orig()
 	return append(b, 0x0B)
 }

@@ -318,7 +318,7 @@ func Instrument(wasm []byte, opts Options) (*Result, error) {
 			used[0] = used[0] || infos[i].bulk[0]
 			used[1] = used[1] || infos[i].bulk[1]
 		}
-		for k, op := range []byte{0x0A, 0x0B} {
+		for k, op := range []byte{opCopy, opFill} {
 			if used[k] {
 				h := bulkHelper{op: op, idx: nImports + 1 + nDef + uint32(len(helpers))}
 				e.bulkFn[k] = h.idx
@@ -335,7 +335,7 @@ func Instrument(wasm []byte, opts Options) (*Result, error) {
 				if e.initFn == nil {
 					e.initFn = map[uint32]uint32{}
 				}
-				h := bulkHelper{op: 0x08, seg: seg, idx: nImports + 1 + nDef + uint32(len(helpers))}
+				h := bulkHelper{op: opInit, seg: seg, idx: nImports + 1 + nDef + uint32(len(helpers))}
 				e.initFn[seg] = h.idx
 				helpers = append(helpers, h)
 			}
@@ -373,11 +373,7 @@ func Instrument(wasm []byte, opts Options) (*Result, error) {
 		code = append(code, fnBuf...)
 	}
 	for _, h := range helpers {
-		if h.op == 0x08 {
-			fnBuf = appendInitHelper(fnBuf[:0], h.seg, fuelGlobal, nImports, int32(opts.Interval))
-		} else {
-			fnBuf = appendBulkHelper(fnBuf[:0], h.op, fuelGlobal, nImports, int32(opts.Interval))
-		}
+		fnBuf = appendHelper(fnBuf[:0], h, fuelGlobal, nImports, int32(opts.Interval))
 		code = appendU32(code, uint32(len(fnBuf)))
 		code = append(code, fnBuf...)
 	}
