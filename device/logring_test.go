@@ -2,17 +2,10 @@ package device
 
 import (
 	"fmt"
-	"runtime"
 	"testing"
-)
 
-func heapInUse() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapInuse
-}
+	"github.com/tinycontainer/tinycontainer/internal/testheap"
+)
 
 // TestLogRingsCostPerLine is part of issue 12's soak memory growth: a
 // retained line cost a 64-byte mgmt.LogLine (the container's name and a
@@ -37,11 +30,11 @@ func TestLogRingsCostPerLine(t *testing.T) {
 			}
 		}
 	}
-	base := heapInUse()
+	base := testheap.InUse()
 	write(floor)
-	full := heapInUse()
+	full := testheap.InUse()
 	write(3 * floor)
-	after := heapInUse()
+	after := testheap.InUse()
 	lines := uint64(containers * floor)
 	for name, c := range b.cs {
 		if c.len() != floor || len(c.ring) > 2*floor {

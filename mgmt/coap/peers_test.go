@@ -11,6 +11,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/udp/client"
 
+	"github.com/tinycontainer/tinycontainer/internal/testheap"
 	"github.com/tinycontainer/tinycontainer/internal/testwait"
 	"github.com/tinycontainer/tinycontainer/mgmt"
 )
@@ -35,14 +36,6 @@ func getFrom(t *testing.T, addr string) {
 	}
 }
 
-func heapInUse() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapInuse
-}
-
 // TestClientBurstStaysBounded is issue 12's finding: every new client
 // address held ~15 KB and a goroutine for 5 minutes, without a cap
 // (20,000 addresses: 307 MB, 14,376 goroutines). After a burst of 2,000
@@ -52,7 +45,7 @@ func TestClientBurstStaysBounded(t *testing.T) {
 	s, _ := startServer(t, ServerOptions{MaxClients: 8})
 	addr := s.Addr().String()
 	getFrom(t, addr) // warm up pools and caches
-	base, baseHeap := runtime.NumGoroutine(), heapInUse()
+	base, baseHeap := runtime.NumGoroutine(), testheap.InUse()
 	for range 2000 {
 		getFrom(t, addr)
 	}
@@ -67,7 +60,7 @@ func TestClientBurstStaysBounded(t *testing.T) {
 	if g := runtime.NumGoroutine(); g > base+3*8 {
 		t.Fatalf("%d goroutines after the burst, %d before", g, base)
 	}
-	if h := heapInUse(); h > baseHeap+8<<20 {
+	if h := testheap.InUse(); h > baseHeap+8<<20 {
 		t.Fatalf("heap %d MiB after the burst, %d MiB before", h>>20, baseHeap>>20)
 	}
 	s.peers.mu.Lock()
@@ -169,14 +162,14 @@ func TestBusyClientStateRecycled(t *testing.T) {
 		}
 	}
 	check(0) // warm up pools
-	base := heapInUse()
+	base := testheap.InUse()
 	for i := range 200 {
 		check(i + 1)
 	}
 	s.peers.mu.Lock()
 	recycled := s.peers.recycled
 	s.peers.mu.Unlock()
-	if h := heapInUse(); h > base+4<<20 {
+	if h := testheap.InUse(); h > base+4<<20 {
 		t.Fatalf("heap %d KiB after 200 lists, %d KiB before (%d recycled)", h>>10, base>>10, recycled)
 	}
 	if recycled < 9600/(128+48) { // ~48 exchanges a list; at most one list's past the bound
