@@ -14,19 +14,18 @@ import (
 // copy(d, s, n) that are single memory.fill / memory.copy instructions,
 // and the memory exported as "mem".
 func bulkModule() []byte {
-	sec := func(id byte, payload ...byte) []byte { return appendSection(nil, id, payload) }
-	b := []byte{0, 'a', 's', 'm', 1, 0, 0, 0}
-	b = append(b, sec(secType, 1, 0x60, 3, 0x7F, 0x7F, 0x7F, 0)...)
-	b = append(b, sec(secFunction, 2, 0, 0)...)
-	b = append(b, sec(secMemory, 1, 0, 0xC0, 0x02)...) // 320 pages
-	b = append(b, sec(secExport, 3, 4, 'f', 'i', 'l', 'l', 0, 0, 4, 'c', 'o', 'p', 'y', 0, 1, 3, 'm', 'e', 'm', 2, 0)...)
+	b := testModule()
+	b = append(b, testSection(secType, 1, 0x60, 3, 0x7F, 0x7F, 0x7F, 0)...)
+	b = append(b, testSection(secFunction, 2, 0, 0)...)
+	b = append(b, testSection(secMemory, 1, 0, 0xC0, 0x02)...) // 320 pages
+	b = append(b, testSection(secExport, 3, 4, 'f', 'i', 'l', 'l', 0, 0, 4, 'c', 'o', 'p', 'y', 0, 1, 3, 'm', 'e', 'm', 2, 0)...)
 	fill := []byte{0, 0x20, 0, 0x20, 1, 0x20, 2, 0xFC, 0x0B, 0x00, 0x0B}
 	cp := []byte{0, 0x20, 0, 0x20, 1, 0x20, 2, 0xFC, 0x0A, 0x00, 0x00, 0x0B}
 	code := []byte{2, byte(len(fill))}
 	code = append(code, fill...)
 	code = append(code, byte(len(cp)))
 	code = append(code, cp...)
-	return append(b, sec(secCode, code...)...)
+	return append(b, testSection(secCode, code...)...)
 }
 
 // TestBulkMemorySplit: long memory.fill and memory.copy give the same
@@ -106,26 +105,25 @@ func TestBulkMemorySplit(t *testing.T) {
 const segLen = 1<<20 + 5
 
 func initModule() []byte {
-	sec := func(id byte, payload ...byte) []byte { return appendSection(nil, id, payload) }
-	b := []byte{0, 'a', 's', 'm', 1, 0, 0, 0}
-	b = append(b, sec(secType, 2, 0x60, 3, 0x7F, 0x7F, 0x7F, 0, 0x60, 0, 0)...)
-	b = append(b, sec(secFunction, 2, 0, 1)...)
-	b = append(b, sec(secMemory, 1, 0, 0xC0, 0x02)...) // 320 pages
-	b = append(b, sec(secExport, 3, 4, 'i', 'n', 'i', 't', 0, 0, 4, 'd', 'r', 'o', 'p', 0, 1, 3, 'm', 'e', 'm', 2, 0)...)
-	b = append(b, sec(secDataCount, 1)...)
+	b := testModule()
+	b = append(b, testSection(secType, 2, 0x60, 3, 0x7F, 0x7F, 0x7F, 0, 0x60, 0, 0)...)
+	b = append(b, testSection(secFunction, 2, 0, 1)...)
+	b = append(b, testSection(secMemory, 1, 0, 0xC0, 0x02)...) // 320 pages
+	b = append(b, testSection(secExport, 3, 4, 'i', 'n', 'i', 't', 0, 0, 4, 'd', 'r', 'o', 'p', 0, 1, 3, 'm', 'e', 'm', 2, 0)...)
+	b = append(b, testSection(secDataCount, 1)...)
 	initF := []byte{0, 0x20, 0, 0x20, 1, 0x20, 2, 0xFC, 0x08, 0x00, 0x00, 0x0B}
 	drop := []byte{0, 0xFC, 0x09, 0x00, 0x0B}
 	code := []byte{2, byte(len(initF))}
 	code = append(code, initF...)
 	code = append(code, byte(len(drop)))
 	code = append(code, drop...)
-	b = append(b, sec(secCode, code...)...)
+	b = append(b, testSection(secCode, code...)...)
 	data := appendU32([]byte{1, 1}, segLen) // one passive segment
 	rng := rand.New(rand.NewPCG(3, 4))
 	for range segLen {
 		data = append(data, byte(rng.Uint32()))
 	}
-	return append(b, sec(secData, data...)...)
+	return append(b, testSection(secData, data...)...)
 }
 
 // TestMemoryInitSplit is issue 10's gap "memory.init is charged up front,

@@ -196,19 +196,11 @@ func TestCheckpointAlwaysReached(t *testing.T) {
 }
 
 func TestRefusals(t *testing.T) {
-	wasm := func(sections ...[]byte) []byte {
-		b := []byte{0, 'a', 's', 'm', 1, 0, 0, 0}
-		for _, s := range sections {
-			b = append(b, s...)
-		}
-		return b
-	}
-	sec := func(id byte, payload ...byte) []byte { return appendSection(nil, id, payload) }
-	typeV := sec(secType, 1, 0x60, 0, 0)
-	funcs := sec(secFunction, 1, 0)
+	typeV := testSection(secType, 1, 0x60, 0, 0)
+	funcs := testSection(secFunction, 1, 0)
 	body := func(code ...byte) []byte {
 		b := append([]byte{0}, code...)
-		return sec(secCode, append([]byte{1, byte(len(b))}, b...)...)
+		return testSection(secCode, append([]byte{1, byte(len(b))}, b...)...)
 	}
 	cases := []struct {
 		name  string
@@ -218,35 +210,35 @@ func TestRefusals(t *testing.T) {
 		msg   string
 	}{
 		{"garbage", []byte("hello"), Options{}, runtime.ErrInvalidCode, "magic"},
-		{"atomics", wasm(typeV, funcs, body(0xFE, 0x03, 0x00, 0x0B)), Options{}, runtime.ErrInvalidCode, "threads"},
-		{"exceptions", wasm(typeV, funcs, body(0x06, 0x40, 0x0B, 0x0B)), Options{}, runtime.ErrInvalidCode, "exception"},
-		{"unknown opcode", wasm(typeV, funcs, body(0xC5, 0x0B)), Options{}, runtime.ErrInvalidCode, "function 0"},
-		{"relaxed simd", wasm(typeV, funcs, body(0xFD, 0x80, 0x02, 0x0B)), Options{}, runtime.ErrInvalidCode, "relaxed"},
-		{"truncated", wasm(typeV, funcs, body(0x41)), Options{}, runtime.ErrInvalidCode, "offset"},
-		{"trailing", wasm(typeV, funcs, body(0x0B, 0x01)), Options{}, runtime.ErrInvalidCode, "after the final end"},
-		{"two memories", wasm(sec(secMemory, 2, 0, 1, 0, 1)), Options{MemoryLimit: 1 << 20}, runtime.ErrInvalidCode, "multiple memories"},
-		{"shared memory", wasm(sec(secMemory, 1, 3, 1, 1)), Options{MemoryLimit: 1 << 20}, runtime.ErrInvalidCode, "shared"},
-		{"imported memory", wasm(sec(secImport, 1, 1, 'a', 1, 'b', 2, 0, 1)), Options{}, runtime.ErrInvalidCode, "imported memories"},
-		{"memory over limit", wasm(sec(secMemory, 1, 0, 5)), Options{MemoryLimit: 4 << 16}, runtime.ErrLimit, "320 KiB"},
-		{"limit below a page", wasm(sec(secMemory, 1, 0, 0)), Options{MemoryLimit: 1000}, runtime.ErrLimit, "below one 64 KiB page"},
-		{"table over limit", wasm(sec(secTable, 1, 0x70, 0, 0x81, 0x80, 0x04)), Options{}, runtime.ErrLimit, "tables"},
-		{"tag section", wasm(sec(secTag, 0)), Options{}, runtime.ErrInvalidCode, "exception"},
-		{"reserved export", wasm(typeV, funcs, sec(secExport, 1, 4, 't', 'c', '_', 'i', 0, 0), body(0x0B)), Options{}, nil, ""},
-		{"body count", wasm(typeV, funcs), Options{}, runtime.ErrInvalidCode, "bodies"},
+		{"atomics", testModule(typeV, funcs, body(0xFE, 0x03, 0x00, 0x0B)), Options{}, runtime.ErrInvalidCode, "threads"},
+		{"exceptions", testModule(typeV, funcs, body(0x06, 0x40, 0x0B, 0x0B)), Options{}, runtime.ErrInvalidCode, "exception"},
+		{"unknown opcode", testModule(typeV, funcs, body(0xC5, 0x0B)), Options{}, runtime.ErrInvalidCode, "function 0"},
+		{"relaxed simd", testModule(typeV, funcs, body(0xFD, 0x80, 0x02, 0x0B)), Options{}, runtime.ErrInvalidCode, "relaxed"},
+		{"truncated", testModule(typeV, funcs, body(0x41)), Options{}, runtime.ErrInvalidCode, "offset"},
+		{"trailing", testModule(typeV, funcs, body(0x0B, 0x01)), Options{}, runtime.ErrInvalidCode, "after the final end"},
+		{"two memories", testModule(testSection(secMemory, 2, 0, 1, 0, 1)), Options{MemoryLimit: 1 << 20}, runtime.ErrInvalidCode, "multiple memories"},
+		{"shared memory", testModule(testSection(secMemory, 1, 3, 1, 1)), Options{MemoryLimit: 1 << 20}, runtime.ErrInvalidCode, "shared"},
+		{"imported memory", testModule(testSection(secImport, 1, 1, 'a', 1, 'b', 2, 0, 1)), Options{}, runtime.ErrInvalidCode, "imported memories"},
+		{"memory over limit", testModule(testSection(secMemory, 1, 0, 5)), Options{MemoryLimit: 4 << 16}, runtime.ErrLimit, "320 KiB"},
+		{"limit below a page", testModule(testSection(secMemory, 1, 0, 0)), Options{MemoryLimit: 1000}, runtime.ErrLimit, "below one 64 KiB page"},
+		{"table over limit", testModule(testSection(secTable, 1, 0x70, 0, 0x81, 0x80, 0x04)), Options{}, runtime.ErrLimit, "tables"},
+		{"tag section", testModule(testSection(secTag, 0)), Options{}, runtime.ErrInvalidCode, "exception"},
+		{"reserved export", testModule(typeV, funcs, testSection(secExport, 1, 4, 't', 'c', '_', 'i', 0, 0), body(0x0B)), Options{}, nil, ""},
+		{"body count", testModule(typeV, funcs), Options{}, runtime.ErrInvalidCode, "bodies"},
 		// Invalid modules that rewriting would make valid: refused first.
-		{"export of a missing global", wasm(sec(secExport, 1, 1, 'g', ExternGlobal, 0)), Options{}, runtime.ErrInvalidCode, "names global 0, the module has 0"},
-		{"export of a missing function", wasm(typeV, funcs, sec(secExport, 1, 1, 'f', ExternFunc, 1), body(0x0B)), Options{}, runtime.ErrInvalidCode, "names function 1"},
-		{"export of a missing table", wasm(sec(secExport, 1, 1, 't', ExternTable, 0)), Options{}, runtime.ErrInvalidCode, "names table 0"},
-		{"export of a missing memory", wasm(sec(secExport, 1, 1, 'm', ExternMemory, 0)), Options{}, runtime.ErrInvalidCode, "names memory 0"},
-		{"memory maximum above 65536 pages", wasm(sec(secMemory, 1, 1, 0, 0x81, 0x80, 0x04)), Options{MemoryLimit: 1 << 20}, runtime.ErrInvalidCode, "maximum of 65537 pages"},
-		{"memory minimum above 65536 pages", wasm(sec(secMemory, 1, 0, 0x81, 0x80, 0x04)), Options{MemoryLimit: 1 << 20}, runtime.ErrInvalidCode, "minimum of 65537 pages"},
-		{"memory minimum above maximum", wasm(sec(secMemory, 1, 1, 2, 1)), Options{MemoryLimit: 1 << 20}, runtime.ErrInvalidCode, "above its maximum"},
-		{"table minimum above maximum", wasm(sec(secTable, 1, 0x70, 1, 2, 1)), Options{}, runtime.ErrInvalidCode, "above its maximum"},
-		{"start of the wrong type", wasm(sec(secType, 1, 0x60, 1, 0x7F, 0), funcs, sec(secStart, 0), body(0x0B)), Options{}, runtime.ErrInvalidCode, "not () -> ()"},
-		{"block type past the types", wasm(typeV, funcs, body(0x02, 0x01, 0x0B, 0x0B)), Options{}, runtime.ErrInvalidCode, "type 1 out of range"},
-		{"call_indirect type past the types", wasm(typeV, funcs, sec(secTable, 1, 0x70, 0, 1), body(0x41, 0, 0x11, 0x01, 0x00, 0x0B)), Options{}, runtime.ErrInvalidCode, "type 1 out of range"},
-		{"global.get of a defined global in a constant", wasm(sec(secGlobal, 2, 0x7F, 0, 0x41, 0, 0x0B, 0x7F, 0, 0x23, 0, 0x0B)), Options{}, runtime.ErrInvalidCode, "not an immutable imported global"},
-		{"two instructions in a constant", wasm(sec(secGlobal, 1, 0x7F, 0, 0x41, 0, 0x41, 0, 0x0B)), Options{}, runtime.ErrInvalidCode, "more than one instruction"},
+		{"export of a missing global", testModule(testSection(secExport, 1, 1, 'g', ExternGlobal, 0)), Options{}, runtime.ErrInvalidCode, "names global 0, the module has 0"},
+		{"export of a missing function", testModule(typeV, funcs, testSection(secExport, 1, 1, 'f', ExternFunc, 1), body(0x0B)), Options{}, runtime.ErrInvalidCode, "names function 1"},
+		{"export of a missing table", testModule(testSection(secExport, 1, 1, 't', ExternTable, 0)), Options{}, runtime.ErrInvalidCode, "names table 0"},
+		{"export of a missing memory", testModule(testSection(secExport, 1, 1, 'm', ExternMemory, 0)), Options{}, runtime.ErrInvalidCode, "names memory 0"},
+		{"memory maximum above 65536 pages", testModule(testSection(secMemory, 1, 1, 0, 0x81, 0x80, 0x04)), Options{MemoryLimit: 1 << 20}, runtime.ErrInvalidCode, "maximum of 65537 pages"},
+		{"memory minimum above 65536 pages", testModule(testSection(secMemory, 1, 0, 0x81, 0x80, 0x04)), Options{MemoryLimit: 1 << 20}, runtime.ErrInvalidCode, "minimum of 65537 pages"},
+		{"memory minimum above maximum", testModule(testSection(secMemory, 1, 1, 2, 1)), Options{MemoryLimit: 1 << 20}, runtime.ErrInvalidCode, "above its maximum"},
+		{"table minimum above maximum", testModule(testSection(secTable, 1, 0x70, 1, 2, 1)), Options{}, runtime.ErrInvalidCode, "above its maximum"},
+		{"start of the wrong type", testModule(testSection(secType, 1, 0x60, 1, 0x7F, 0), funcs, testSection(secStart, 0), body(0x0B)), Options{}, runtime.ErrInvalidCode, "not () -> ()"},
+		{"block type past the types", testModule(typeV, funcs, body(0x02, 0x01, 0x0B, 0x0B)), Options{}, runtime.ErrInvalidCode, "type 1 out of range"},
+		{"call_indirect type past the types", testModule(typeV, funcs, testSection(secTable, 1, 0x70, 0, 1), body(0x41, 0, 0x11, 0x01, 0x00, 0x0B)), Options{}, runtime.ErrInvalidCode, "type 1 out of range"},
+		{"global.get of a defined global in a constant", testModule(testSection(secGlobal, 2, 0x7F, 0, 0x41, 0, 0x0B, 0x7F, 0, 0x23, 0, 0x0B)), Options{}, runtime.ErrInvalidCode, "not an immutable imported global"},
+		{"two instructions in a constant", testModule(testSection(secGlobal, 1, 0x7F, 0, 0x41, 0, 0x41, 0, 0x0B)), Options{}, runtime.ErrInvalidCode, "more than one instruction"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -263,7 +255,7 @@ func TestRefusals(t *testing.T) {
 		})
 	}
 	// A guest export with the reserved prefix is refused.
-	code := wasm(typeV, funcs, sec(secExport, append(append([]byte{1, byte(len(FuelExport))}, FuelExport...), 0, 0)...), body(0x0B))
+	code := testModule(typeV, funcs, testSection(secExport, append(append([]byte{1, byte(len(FuelExport))}, FuelExport...), 0, 0)...), body(0x0B))
 	if _, err := Instrument(code, Options{}); !errors.Is(err, runtime.ErrInvalidCode) {
 		t.Fatalf("reserved export name: got %v", err)
 	}
@@ -279,50 +271,42 @@ func segmentModules() []struct {
 	code []byte
 	msg  string // "" when accepted
 } {
-	wasm := func(sections ...[]byte) []byte {
-		b := []byte{0, 'a', 's', 'm', 1, 0, 0, 0}
-		for _, s := range sections {
-			b = append(b, s...)
-		}
-		return b
-	}
-	sec := func(id byte, payload ...byte) []byte { return appendSection(nil, id, payload) }
-	typeV := sec(secType, 1, 0x60, 0, 0)
-	funcs := sec(secFunction, 1, 0)
-	body := sec(secCode, 1, 2, 0, 0x0B)
-	table10 := sec(secTable, 1, 0x70, 0, 10)
-	importTable10 := sec(secImport, 1, 8, 's', 'p', 'e', 'c', 't', 'e', 's', 't', 5, 't', 'a', 'b', 'l', 'e', ExternTable, 0x70, 0, 10)
-	mem1 := sec(secMemory, 1, 0, 1)
+	typeV := testSection(secType, 1, 0x60, 0, 0)
+	funcs := testSection(secFunction, 1, 0)
+	body := testSection(secCode, 1, 2, 0, 0x0B)
+	table10 := testSection(secTable, 1, 0x70, 0, 10)
+	importTable10 := testSection(secImport, 1, 8, 's', 'p', 'e', 'c', 't', 'e', 's', 't', 5, 't', 'a', 'b', 'l', 'e', ExternTable, 0x70, 0, 10)
+	mem1 := testSection(secMemory, 1, 0, 1)
 	// elem (i32.const off) followed by n references to function 0.
 	elem := func(off []byte, n byte) []byte {
 		p := append(append([]byte{1, 0, 0x41}, off...), 0x0B, n)
 		for range n {
 			p = append(p, 0)
 		}
-		return sec(secElement, p...)
+		return testSection(secElement, p...)
 	}
 	data := func(off []byte, n byte) []byte {
 		p := append(append([]byte{1, 0, 0x41}, off...), 0x0B, n)
 		for range n {
 			p = append(p, 0xAA)
 		}
-		return sec(secData, p...)
+		return testSection(secData, p...)
 	}
 	return []struct {
 		name string
 		code []byte
 		msg  string
 	}{
-		{"element at 2^32-1", wasm(typeV, funcs, table10, elem([]byte{0x7F}, 1), body), "elements 4294967295 to 4294967296 are past the end of table 0 (10 elements)"},
-		{"element at 2^32-10 of an imported table", wasm(typeV, importTable10, funcs, elem([]byte{0x76}, 1), body), "past the end of table 0"},
-		{"data ending past 2^31", wasm(mem1, data([]byte{0xFF, 0xFF, 0xFF, 0xFF, 0x07}, 1)), "bytes 2147483647 to 2147483648 are past the end of the memory (65536 bytes)"},
-		{"element one past the end", wasm(typeV, funcs, table10, elem([]byte{10}, 1), body), "elements 10 to 11"},
-		{"empty element segment past the end", wasm(typeV, funcs, table10, elem([]byte{11}, 0), body), "elements 11 to 11"},
-		{"data one past the end", wasm(mem1, data([]byte{0xFF, 0xFF, 0x03}, 2)), "bytes 65535 to 65537"},
-		{"element ending at the end", wasm(typeV, funcs, table10, elem([]byte{9}, 1), body), ""},
-		{"empty element segment at the end", wasm(typeV, funcs, table10, elem([]byte{10}, 0), body), ""},
-		{"data ending at the end", wasm(mem1, data([]byte{0xFF, 0xFF, 0x03}, 1)), ""},
-		{"element in an imported table, past its minimum", wasm(typeV, importTable10, funcs, elem([]byte{10}, 1), body), ""},
+		{"element at 2^32-1", testModule(typeV, funcs, table10, elem([]byte{0x7F}, 1), body), "elements 4294967295 to 4294967296 are past the end of table 0 (10 elements)"},
+		{"element at 2^32-10 of an imported table", testModule(typeV, importTable10, funcs, elem([]byte{0x76}, 1), body), "past the end of table 0"},
+		{"data ending past 2^31", testModule(mem1, data([]byte{0xFF, 0xFF, 0xFF, 0xFF, 0x07}, 1)), "bytes 2147483647 to 2147483648 are past the end of the memory (65536 bytes)"},
+		{"element one past the end", testModule(typeV, funcs, table10, elem([]byte{10}, 1), body), "elements 10 to 11"},
+		{"empty element segment past the end", testModule(typeV, funcs, table10, elem([]byte{11}, 0), body), "elements 11 to 11"},
+		{"data one past the end", testModule(mem1, data([]byte{0xFF, 0xFF, 0x03}, 2)), "bytes 65535 to 65537"},
+		{"element ending at the end", testModule(typeV, funcs, table10, elem([]byte{9}, 1), body), ""},
+		{"empty element segment at the end", testModule(typeV, funcs, table10, elem([]byte{10}, 0), body), ""},
+		{"data ending at the end", testModule(mem1, data([]byte{0xFF, 0xFF, 0x03}, 1)), ""},
+		{"element in an imported table, past its minimum", testModule(typeV, importTable10, funcs, elem([]byte{10}, 1), body), ""},
 	}
 }
 
@@ -359,7 +343,7 @@ func TestMemoryClamp(t *testing.T) {
 		{[]byte{0, 0}, 1 << 40, 0, maxPages}, // at most 4 GiB
 		{[]byte{1, 2, 0x80, 0x02}, 2 << 16, 2, 2},
 	} {
-		code := append([]byte{0, 'a', 's', 'm', 1, 0, 0, 0}, appendSection(nil, secMemory, append([]byte{1}, c.mem...))...)
+		code := testModule(testSection(secMemory, append([]byte{1}, c.mem...)...))
 		res, err := Instrument(code, Options{MemoryLimit: c.limit})
 		if err != nil {
 			t.Fatal(err)

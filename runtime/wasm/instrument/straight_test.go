@@ -17,12 +17,11 @@ import (
 // instructions adding to a global), called by the "call" shape; global 0
 // is an i32, global 1 an i64.
 func straightModule(unit []byte) (code []byte, units int) {
-	sec := func(id byte, payload ...byte) []byte { return appendSection(nil, id, payload) }
-	b := []byte{0, 'a', 's', 'm', 1, 0, 0, 0}
-	b = append(b, sec(secType, 1, 0x60, 0, 0)...)
-	b = append(b, sec(secFunction, 2, 0, 0)...)
-	b = append(b, sec(secGlobal, 2, 0x7F, 1, 0x41, 0, 0x0B, 0x7E, 1, 0x42, 0, 0x0B)...)
-	b = append(b, sec(secExport, 1, 3, 'r', 'u', 'n', 0, 1)...)
+	b := testModule()
+	b = append(b, testSection(secType, 1, 0x60, 0, 0)...)
+	b = append(b, testSection(secFunction, 2, 0, 0)...)
+	b = append(b, testSection(secGlobal, 2, 0x7F, 1, 0x41, 0, 0x0B, 0x7E, 1, 0x42, 0, 0x0B)...)
+	b = append(b, testSection(secExport, 1, 3, 'r', 'u', 'n', 0, 1)...)
 	var f []byte
 	f = append(f, 0)
 	for range 15 {
@@ -40,7 +39,7 @@ func straightModule(unit []byte) (code []byte, units int) {
 	body = append(body, f...)
 	body = appendU32(body, uint32(len(run)))
 	body = append(body, run...)
-	return append(b, sec(secCode, body...)...), units
+	return append(b, testSection(secCode, body...)...), units
 }
 
 // TestStraightLineCheckpoints: a straight-line function of the largest

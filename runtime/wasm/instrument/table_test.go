@@ -13,18 +13,17 @@ import (
 // of n table.fill of 65,536 elements reaches the checkpoint at least n/4
 // times.
 func TestTableOpsCharged(t *testing.T) {
-	sec := func(id byte, payload ...byte) []byte { return appendSection(nil, id, payload) }
-	b := []byte{0, 'a', 's', 'm', 1, 0, 0, 0}
-	b = append(b, sec(secType, 1, 0x60, 1, 0x7F, 0)...)
-	b = append(b, sec(secFunction, 1, 0)...)
-	b = append(b, sec(secTable, 1, 0x70, 0x01, 0x80, 0x80, 0x04, 0x80, 0x80, 0x04)...) // funcref 65536 65536
-	b = append(b, sec(secMemory, 1, 0, 1)...)                                          // 64 KiB
-	b = append(b, sec(secExport, 1, 4, 'f', 'i', 'l', 'l', 0, 0)...)
+	b := testModule()
+	b = append(b, testSection(secType, 1, 0x60, 1, 0x7F, 0)...)
+	b = append(b, testSection(secFunction, 1, 0)...)
+	b = append(b, testSection(secTable, 1, 0x70, 0x01, 0x80, 0x80, 0x04, 0x80, 0x80, 0x04)...) // funcref 65536 65536
+	b = append(b, testSection(secMemory, 1, 0, 1)...)                                          // 64 KiB
+	b = append(b, testSection(secExport, 1, 4, 'f', 'i', 'l', 'l', 0, 0)...)
 	// (loop: table.fill 0 (0, ref.null func, 65536); n -= 1; br_if n)
 	body := []byte{0, 0x03, 0x40,
 		0x41, 0, 0xD0, 0x70, 0x41, 0x80, 0x80, 0x04, 0xFC, 0x11, 0,
 		0x20, 0, 0x41, 1, 0x6B, 0x22, 0, 0x0D, 0, 0x0B, 0x0B}
-	b = append(b, sec(secCode, append([]byte{1, byte(len(body))}, body...)...)...)
+	b = append(b, testSection(secCode, append([]byte{1, byte(len(body))}, body...)...)...)
 	res, err := Instrument(b, Options{MemoryLimit: PageSize})
 	if err != nil {
 		t.Fatal(err)
