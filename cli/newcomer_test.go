@@ -14,9 +14,9 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/tinycontainer/tinycontainer/cli"
+	"github.com/tinycontainer/tinycontainer/internal/testwait"
 	"github.com/tinycontainer/tinycontainer/meta"
 )
 
@@ -279,17 +279,12 @@ func TestLogsTailSinceFollow(t *testing.T) {
 	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	var code int
-	select {
-	case code = <-done:
-	case <-time.After(2 * time.Minute): // a hang guard, not a verdict
-		t.Fatal("logs -f did not end after the device was stopped")
-	}
-	// The device's notice that it is shutting down is a last notification
-	// over UDP: when it does not arrive before the socket closes (seen
-	// under two busy loops), the follower says the stream was lost. Either
-	// way: exit 1 and a reason on stderr.
-	if e := errb.String(); code != 1 || !(strings.Contains(e, "the device is shutting down") || strings.Contains(e, "log stream ended")) {
+	code := testwait.Recv(t, "logs -f to end after the device was stopped", done)
+	// The device's last notification says it is shutting down, whatever
+	// the observation was doing at that moment (a notification still
+	// unacknowledged under load ended it silently: run 4 of make
+	// test-busy; see mgmt/coap TestShutdownNoticeWhileNotificationUnacknowledged).
+	if code != 1 || !strings.Contains(errb.String(), "the device is shutting down") {
 		t.Errorf("logs -f when the device stops: exit %d, stderr %s", code, errb.String())
 	}
 	if got := strings.Split(out.String(), "\n"); strings.Join(got[:10], "\n") != strings.Join(all[len(all)-10:], "\n") {

@@ -180,8 +180,16 @@ func encodeUint(v uint32) []byte {
 // ctx cancelled (deregistration, reset, server closing), the peer's
 // connection gone, a notification not acknowledged, or the log stream
 // closed by the device, which ends the observation with a final 4.04.
-// pending holds backlog lines that did not fit the registration response.
+// However it ends while the server is closing, the observer is told so
+// (goodbye). pending holds backlog lines that did not fit the registration
+// response.
 func (s *Server) notify(ctx context.Context, cc *client.Conn, o *observation, token message.Token, name string, mt message.MediaType, ch <-chan mgmt.LogLine, pending []mgmt.LogLine, last uint64, seq uint32) {
+	final := false // a final response (4.04) went out
+	defer func() {
+		if !final {
+			s.goodbye(cc, o, token)
+		}
+	}()
 	closed := false
 	take := func(l mgmt.LogLine) {
 		if l.Seq > last { // the device may repeat lines the backlog had
@@ -193,7 +201,6 @@ func (s *Server) notify(ctx context.Context, cc *client.Conn, o *observation, to
 		if len(pending) == 0 && !closed {
 			select {
 			case <-ctx.Done():
-				s.goodbye(cc, o, token)
 				return
 			case <-cc.Done():
 				return
@@ -223,12 +230,20 @@ func (s *Server) notify(ctx context.Context, cc *client.Conn, o *observation, to
 			body, pending = packLines(pending, notifyBudget)
 			seq = (seq + 1) & 0xffffff // Observe values are 24 bits
 			if err := s.sendNotification(ctx, cc, o, token, codes.Content, mt, convertLines(body, mt), &seq); err != nil {
-				s.opts.Errors(fmt.Errorf("coap: notify %v: %w", cc.RemoteAddr(), err))
+				if ctx.Err() == nil {
+					s.opts.Errors(fmt.Errorf("coap: notify %v: %w", cc.RemoteAddr(), err))
+				}
 				return
 			}
 			continue
 		}
 		if closed {
+			if ctx.Err() != nil {
+				// The device's stream ended with the observation
+				// (its watch shares ctx): not the device's doing.
+				return
+			}
+			final = true
 			msg := fmt.Sprintf("%v: log stream of %s ended", mgmt.ErrNotFound, name)
 			if err := s.sendNotification(ctx, cc, o, token, codes.NotFound, message.TextPlain, []byte(msg), nil); err != nil {
 				s.opts.Errors(fmt.Errorf("coap: notify %v: %w", cc.RemoteAddr(), err))
@@ -298,21 +313,32 @@ func shortened(l mgmt.LogLine, budget int) []byte {
 }
 
 // goodbyeTimeout bounds the wait for an observer's acknowledgement of the
-// last notification of a device shutting down.
+// last notification of a device shutting down. The observers are told at
+// once, each by its own notification loop, so a device stops within it
+// however many there are. The notice has left when the wait starts: an
+// observer that acknowledges late still reads it (the wait only gives
+// go-coap no chance to send it again).
 const goodbyeTimeout = 2 * time.Second
 
+// errShuttingDown is what observers and late requests hear from a closing
+// server.
+var errShuttingDown = fmt.Errorf("%w: the device is shutting down", mgmt.ErrUnavailable)
+
 // goodbye ends an observation of a server that is closing with a final
-// 5.03 response, so that the observer (`logs -f`) learns at once that the
-// device is going away instead of waiting for its keep-alive to fail.
-// Observations ended for other reasons (deregistration, reset) end
-// silently.
+// 5.03 response (RFC 7641 section 3.2: a response without Observe ends it),
+// so that the observer (`logs -f`) learns at once that the device is going
+// away instead of waiting for its keep-alive to fail. It runs whatever the
+// observation was doing when the server began closing (waiting for lines,
+// for the acknowledgement of a notification, or watching the device's
+// stream end with it). Observations ended for other reasons
+// (deregistration, reset, a peer gone) end silently.
 func (s *Server) goodbye(cc *client.Conn, o *observation, token message.Token) {
-	if s.ctx.Err() == nil {
+	if s.ctx.Err() == nil || cc.Context().Err() != nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), goodbyeTimeout)
 	defer cancel()
-	msg := fmt.Sprintf("%v: the device is shutting down", mgmt.ErrUnavailable)
+	msg := errShuttingDown.Error()
 	if err := s.sendNotification(ctx, cc, o, token, codes.ServiceUnavailable, message.TextPlain, []byte(msg), nil); err != nil {
 		s.opts.Errors(fmt.Errorf("coap: goodbye %v: %w", cc.RemoteAddr(), err))
 	}

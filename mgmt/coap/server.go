@@ -136,17 +136,22 @@ func (o ServerOptions) withDefaults() ServerOptions {
 
 // Server serves one mgmt.Device over CoAP on UDP.
 type Server struct {
-	dev     mgmt.Device
-	opts    ServerOptions
-	l       io.Closer // the socket: *coapNet.UDPConn or *coapNet.DTLSListener
-	addr    net.Addr
-	srv     interface{ Stop() }
-	ctx     context.Context
-	cancel  context.CancelFunc
-	uploads *uploads
-	obs     *observations
-	peers   *peers
-	done    chan struct{} // closed when the serve loop has returned
+	dev    mgmt.Device
+	opts   ServerOptions
+	l      io.Closer // the socket: *coapNet.UDPConn or *coapNet.DTLSListener
+	addr   net.Addr
+	srv    interface{ Stop() }
+	ctx    context.Context // ends when the server starts closing
+	cancel context.CancelFunc
+	// serving is go-coap's context: it outlives ctx until the observers
+	// have been told the device is going (their acknowledgements still
+	// come in, notifications are still retransmitted).
+	serving     context.Context
+	stopServing context.CancelFunc
+	uploads     *uploads
+	obs         *observations
+	peers       *peers
+	done        chan struct{} // closed when the serve loop has returned
 
 	mu     sync.Mutex
 	closed bool
@@ -168,18 +173,21 @@ func Serve(ctx context.Context, addr string, dev mgmt.Device, opts ServerOptions
 		return nil, fmt.Errorf("%w: a PSK needs at least %d bytes", mgmt.ErrInvalid, minPSK)
 	}
 	sctx, cancel := context.WithCancel(ctx)
+	serving, stopServing := context.WithCancel(context.WithoutCancel(ctx))
 	s := &Server{
-		dev:     dev,
-		opts:    opts,
-		ctx:     sctx,
-		cancel:  cancel,
-		uploads: newUploads(opts.MaxUploads, opts.TransferTimeout),
-		obs:     &observations{max: opts.MaxObservers, m: map[obsKey]*observation{}},
-		done:    make(chan struct{}),
+		dev:         dev,
+		opts:        opts,
+		ctx:         sctx,
+		cancel:      cancel,
+		serving:     serving,
+		stopServing: stopServing,
+		uploads:     newUploads(opts.MaxUploads, opts.TransferTimeout),
+		obs:         &observations{max: opts.MaxObservers, m: map[obsKey]*observation{}},
+		done:        make(chan struct{}),
 	}
 	s.peers = newPeers(opts.MaxClients, opts.MaxClientExchanges, s.obs.has)
 	common := []serverOption{
-		options.WithContext(sctx),
+		options.WithContext(serving),
 		options.WithHandlerFunc(s.handle),
 		options.WithRequestMonitor(s.monitor),
 		options.WithBlockwise(true, blockSZX, opts.TransferTimeout),
@@ -206,6 +214,7 @@ func Serve(ctx context.Context, addr string, dev mgmt.Device, opts ServerOptions
 		l, err := listenUDP(addr)
 		if err != nil {
 			cancel()
+			stopServing()
 			return nil, fmt.Errorf("%w: listen on %s: %w", mgmt.ErrUnavailable, addr, err)
 		}
 		srv := udp.NewServer(asOptions[udpServer.Option](common)...)
@@ -224,6 +233,7 @@ func Serve(ctx context.Context, addr string, dev mgmt.Device, opts ServerOptions
 		))
 		if err != nil {
 			cancel()
+			stopServing()
 			return nil, fmt.Errorf("%w: listen on %s: %w", mgmt.ErrUnavailable, addr, err)
 		}
 		srv := dtls.NewServer(asOptions[dtlsServer.Option](common)...)
@@ -257,7 +267,7 @@ func (s *Server) periodic(goCoapSweep func(now time.Time) bool) {
 		defer t.Stop()
 		for {
 			select {
-			case <-s.ctx.Done():
+			case <-s.serving.Done():
 				return
 			case now := <-t.C:
 				if !goCoapSweep(now) {
@@ -342,8 +352,11 @@ func (s *Server) Close() error {
 	s.mu.Unlock()
 	s.cancel()
 	// The notification loops say goodbye to their observers (bounded by
-	// goodbyeTimeout) while the socket still serves.
+	// goodbyeTimeout) while the socket still serves: go-coap's context
+	// (serving) ends only after, or its connections would be closed
+	// under them.
 	s.wg.Wait()
+	s.stopServing()
 	s.srv.Stop()
 	// Stop closes the socket only once Serve has registered it.
 	_ = s.l.Close()
@@ -468,6 +481,10 @@ func (s *Server) handle(w *responsewriter.ResponseWriter[*client.Conn], r *pool.
 			}
 		}
 	}()
+	if s.ctx.Err() != nil { // closing: only the goodbyes still go out
+		s.fail(w, errShuttingDown)
+		return
+	}
 	segments, queries := uriOf(r.Options())
 	req, err := parseRequest(r.Code(), segments, queries)
 	if err != nil {
