@@ -73,6 +73,20 @@ func keys(t *testing.T, dir string) {
 	}
 }
 
+// deviceTest begins a test that drives a device child process (skipped
+// inside the child): a fresh directory holding the keys (keys) and the
+// tenants' grants (grants), and p, which names a file in it.
+func deviceTest(t *testing.T) (dir string, p func(string) string) {
+	t.Helper()
+	if os.Getenv(deviceArgsEnv) != "" {
+		t.Skip("inside the device child")
+	}
+	dir = t.TempDir()
+	keys(t, dir)
+	grants(t, dir)
+	return dir, func(n string) string { return filepath.Join(dir, n) }
+}
+
 // grants writes acme.grant and globex.grant with tenant grant.
 func grants(t *testing.T, dir string) {
 	t.Helper()
@@ -360,13 +374,7 @@ func (d *deviceProc) stop(t *testing.T) {
 // TestDeviceEndToEnd drives a `tinycontainer device` process with the
 // management verbs, as a user would.
 func TestDeviceEndToEnd(t *testing.T) {
-	if os.Getenv(deviceArgsEnv) != "" {
-		t.Skip("inside the device child")
-	}
-	dir := t.TempDir()
-	p := func(n string) string { return filepath.Join(dir, n) }
-	keys(t, dir)
-	grants(t, dir)
+	dir, p := deviceTest(t)
 	must(t, 0, "pack", "--manifest", example("thermo"), "--key", p("acme.key"), "-o", p("thermo.img"))
 	must(t, 0, "pack", "--manifest", example("blinker"), "--key", p("globex.key"), "-o", p("blinker.img"))
 	must(t, 0, "pack", "--manifest", example("thermo"), "--key", p("globex.key"), "-o", p("thermo-globex.img"))

@@ -69,14 +69,8 @@ func TestDeviceFleetBadFlags(t *testing.T) {
 // comes back on one of the two versions, never neither, and then
 // converges to the desired one.
 func TestDeviceFleetKilledMidUpdate(t *testing.T) {
-	if os.Getenv(deviceArgsEnv) != "" {
-		t.Skip("inside the device child")
-	}
+	dir, p := deviceTest(t)
 	br := testbroker.Start(t)
-	dir := t.TempDir()
-	keys(t, dir)
-	grants(t, dir)
-	p := func(n string) string { return filepath.Join(dir, n) }
 	wasm, err := os.ReadFile(filepath.Join("..", "examples", "blinker", "blinker.wasm"))
 	if err != nil {
 		t.Fatal(err)

@@ -93,13 +93,7 @@ func TestMisleadingMessages(t *testing.T) {
 // TestBadInputExits2WhereverDetected: the same bad input gave 2 when
 // checked here and 1 when the device refused it.
 func TestBadInputExits2WhereverDetected(t *testing.T) {
-	if os.Getenv(deviceArgsEnv) != "" {
-		t.Skip("inside the device child")
-	}
-	dir := t.TempDir()
-	p := func(n string) string { return filepath.Join(dir, n) }
-	keys(t, dir)
-	grants(t, dir)
+	dir, p := deviceTest(t)
 	// Code over the default 1 MiB: pack refuses it as deploy would; packed
 	// anyway (a grant may allow more), the device refuses it.
 	big := make([]byte, 1<<20+1000)

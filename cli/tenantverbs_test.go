@@ -2,8 +2,6 @@ package cli_test
 
 import (
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -13,13 +11,7 @@ import (
 // TestTenantLsAndRevoke drives tenant ls and tenant revoke against a device
 // process (SPEC section 6).
 func TestTenantLsAndRevoke(t *testing.T) {
-	if os.Getenv(deviceArgsEnv) != "" {
-		t.Skip("inside the device child")
-	}
-	dir := t.TempDir()
-	p := func(n string) string { return filepath.Join(dir, n) }
-	keys(t, dir)
-	grants(t, dir)
+	_, p := deviceTest(t)
 	must(t, 0, "pack", "--manifest", example("thermo"), "--key", p("acme.key"), "-o", p("thermo.img"))
 	d := startDevice(t, "--data", p("state"), "--owner", p("owner.pub"))
 	defer d.stop(t)
