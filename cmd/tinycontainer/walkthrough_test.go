@@ -99,14 +99,34 @@ func readmeEnv() []string {
 // every step worked and that it leaves nothing for git to commit. Issue 13:
 // it used a manifest it never created, and left keys and state unignored.
 func TestREADMEWalkthrough(t *testing.T) {
+	readmeTest(t, "builds the command and runs a device")
+	runREADME(t, "the walkthrough", []string{"A managed device with signed images"},
+		[]string{"TINYCONTAINER_DEVICE=" + freeUDP(t)},
+		"wrote owner.key", "wrote acme.key", "wrote acme.grant: tenant acme",
+		"added tenant acme", "packed thermo v1 (tenant acme", "deployed thermo v1 (tenant acme): running",
+		"thermo: temperature", `"name": "thermo"`, "applied metadata v2 to thermo", "thermo  acme")
+}
+
+// readmeTest begins a test that runs README sections: skipped (why) in
+// -short, and without bash, git or go.
+func readmeTest(t *testing.T, why string) {
+	t.Helper()
 	if testing.Short() {
-		t.Skip("builds the command and runs a device: not in -short")
+		t.Skip(why + ": not in -short")
 	}
 	for _, tool := range []string{"bash", "git", "go"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("%s not found: %v", tool, err)
 		}
 	}
+}
+
+// runREADME runs the README's sh blocks after headings, in order, as
+// written, with bash -e, in a copy of the work tree, with env added to
+// readmeEnv; what names them in failures. They must succeed, print each of
+// want, and leave nothing for git to commit.
+func runREADME(t *testing.T, what string, headings, env []string, want ...string) {
+	t.Helper()
 	root, err := filepath.Abs(filepath.Join("..", ".."))
 	if err != nil {
 		t.Fatal(err)
@@ -115,28 +135,25 @@ func TestREADMEWalkthrough(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	script := readmeBlock(t, readme, "A managed device with signed images")
+	var script string
+	for _, h := range headings {
+		script += readmeBlock(t, readme, h)
+	}
 	dir := t.TempDir()
 	cloneWorkTree(t, root, dir)
-
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute) // a hang guard, not a verdict
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "-e", "-o", "pipefail", "-c", script)
 	cmd.Dir = dir
-	cmd.Env = append(readmeEnv(), "TINYCONTAINER_DEVICE="+freeUDP(t))
+	cmd.Env = append(readmeEnv(), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err = cmd.Run()
-	if err != nil {
-		t.Fatalf("the walkthrough failed: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s failed: %v\nstdout:\n%s\nstderr:\n%s", what, err, stdout.String(), stderr.String())
 	}
-	for _, want := range []string{
-		"wrote owner.key", "wrote acme.key", "wrote acme.grant: tenant acme",
-		"added tenant acme", "packed thermo v1 (tenant acme", "deployed thermo v1 (tenant acme): running",
-		"thermo: temperature", `"name": "thermo"`, "applied metadata v2 to thermo", "thermo  acme",
-	} {
-		if !strings.Contains(stdout.String(), want) {
-			t.Errorf("the walkthrough's output lacks %q:\n%s\nstderr:\n%s", want, stdout.String(), stderr.String())
+	for _, w := range want {
+		if !strings.Contains(stdout.String(), w) {
+			t.Errorf("%s's output lacks %q:\n%s\nstderr:\n%s", what, w, stdout.String(), stderr.String())
 		}
 	}
 	out, err := exec.Command("git", "-C", dir, "status", "--porcelain").Output()
@@ -144,7 +161,7 @@ func TestREADMEWalkthrough(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(out) != 0 {
-		t.Errorf("the walkthrough leaves files git would commit (.gitignore misses them):\n%s", out)
+		t.Errorf("%s leaves files git would commit (.gitignore misses them):\n%s", what, out)
 	}
 }
 
@@ -190,47 +207,10 @@ func TestUserDocsStayInTheRepository(t *testing.T) {
 // managed-device walkthrough that makes its keys, grant and image, against
 // a real mosquitto (on a free port given by TINYCONTAINER_BROKER).
 func TestREADMEFleet(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the command and runs a simulated fleet: not in -short")
-	}
-	for _, tool := range []string{"bash", "git", "go"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not found: %v", tool, err)
-		}
-	}
+	readmeTest(t, "builds the command and runs a simulated fleet")
 	br := testbroker.Start(t)
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	script := readmeBlock(t, readme, "A managed device with signed images") + readmeBlock(t, readme, "Many devices through an MQTT broker")
-	dir := t.TempDir()
-	cloneWorkTree(t, root, dir)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute) // a hang guard, not a verdict
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", "-e", "-o", "pipefail", "-c", script)
-	cmd.Dir = dir
-	cmd.Env = append(readmeEnv(), "TINYCONTAINER_DEVICE="+freeUDP(t), "TINYCONTAINER_BROKER="+br.URL())
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("the fleet section failed: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
-	}
-	for _, want := range []string{"20 simulated devices", "accepted", "thermo-1\n", "completed: 20 SUCCEEDED",
-		"sim-0019             thermo", "state:   COMPLETED", "20 simulated devices stopped"} {
-		if !strings.Contains(stdout.String(), want) {
-			t.Errorf("the fleet section's output lacks %q:\n%s\nstderr:\n%s", want, stdout.String(), stderr.String())
-		}
-	}
-	out, err := exec.Command("git", "-C", dir, "status", "--porcelain").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(out) != 0 {
-		t.Errorf("the fleet section leaves files git would commit:\n%s", out)
-	}
+	runREADME(t, "the fleet section", []string{"A managed device with signed images", "Many devices through an MQTT broker"},
+		[]string{"TINYCONTAINER_DEVICE=" + freeUDP(t), "TINYCONTAINER_BROKER=" + br.URL()},
+		"20 simulated devices", "accepted", "thermo-1\n", "completed: 20 SUCCEEDED",
+		"sim-0019             thermo", "state:   COMPLETED", "20 simulated devices stopped")
 }
