@@ -459,6 +459,12 @@ func (e *emitter) refuel() {
 
 // fuelCheck charges w and calls the checkpoint when the fuel runs out.
 func (e *emitter) fuelCheck(w int32) {
+	e.getFuel()
+	e.chargeCheck(w)
+}
+
+// getFuel pushes the fuel: L in a function with loops, F otherwise.
+func (e *emitter) getFuel() {
 	if e.p.class == classLocal {
 		e.op(0x20)
 		e.u32(e.local) // local.get L
@@ -466,6 +472,11 @@ func (e *emitter) fuelCheck(w int32) {
 		e.op(0x23)
 		e.u32(e.fuel) // global.get F
 	}
+}
+
+// chargeCheck charges w to the fuel value on the stack (charge) and calls
+// the checkpoint, then refuels, when the fuel runs out.
+func (e *emitter) chargeCheck(w int32) {
 	e.charge(w)
 	e.op(0x48, 0x04, 0x40, 0x10) // i32.lt_s; if; call checkpoint
 	e.u32(e.checkpoint)
@@ -487,13 +498,7 @@ func (e *emitter) setPos(depth int, c int32) {
 // pos local of its depth): a branch that skipped earlier checks of the
 // region does not leave the code after them uncharged.
 func (e *emitter) splitCheck(depth int, cum int32) {
-	if e.p.class == classLocal {
-		e.op(0x20)
-		e.u32(e.local) // local.get L
-	} else {
-		e.op(0x23)
-		e.u32(e.fuel) // global.get F
-	}
+	e.getFuel()
 	pos := e.local + 1 + uint32(depth)
 	if cum >= 0 {
 		e.op(0x20)
@@ -505,11 +510,7 @@ func (e *emitter) splitCheck(depth int, cum int32) {
 	e.i32(cum)
 	e.op(0x21)
 	e.u32(pos) // pos = cum
-	e.charge(cum)
-	e.op(0x48, 0x04, 0x40, 0x10) // i32.lt_s; if; call checkpoint
-	e.u32(e.checkpoint)
-	e.refuel()
-	e.op(0x0B)
+	e.chargeCheck(cum)
 }
 
 func (e *emitter) prologue() {
@@ -529,10 +530,7 @@ func (e *emitter) prologue() {
 	w := e.p.weights[0]
 	if len(e.params) > maxSaved {
 		if e.p.class == classLocal {
-			e.op(0x23)
-			e.u32(e.fuel)
-			e.op(0x21)
-			e.u32(e.local) // L = F
+			e.syncIn() // L = F
 		}
 		e.fuelCheck(w)
 		return
@@ -564,6 +562,20 @@ func (e *emitter) epilogue() {
 		e.i32(e.p.frame)
 		e.op(0x6B, 0x24) // i32.sub; global.set D
 		e.u32(e.depth)
+	}
+}
+
+// callHelper calls f, a bulk memory helper (bulk.go), in place of the
+// instruction: the helper charges the fuel global by the piece, so a
+// function whose fuel is in L hands it over and takes it back.
+func (e *emitter) callHelper(f uint32) {
+	if e.p.class == classLocal {
+		e.syncOut()
+	}
+	e.op(0x10)
+	e.u32(f) // call f
+	if e.p.class == classLocal {
+		e.syncIn()
 	}
 }
 
@@ -925,29 +937,14 @@ func rewriteBody(e *emitter, b body, fi *fnInfo, blockType []byte, renum func(ui
 			e.u32(renum(in.idx))
 			continue
 		case kBulk:
-			if sub := raw[1]; raw[0] == 0xFC && (sub == 0x0A || sub == 0x0B) && e.bulkFn[sub-0x0A] != 0 {
-				// The helper charges the fuel global by the piece.
-				if p.class == classLocal {
-					e.syncOut()
-				}
-				e.op(0x10)
-				e.u32(e.bulkFn[sub-0x0A])
-				if p.class == classLocal {
-					e.syncIn()
-				}
+			if sub := raw[1]; raw[0] == 0xFC && (sub == opCopy || sub == opFill) && e.bulkFn[sub-opCopy] != 0 {
+				e.callHelper(e.bulkFn[sub-opCopy])
 				continue
 			}
-			if raw[0] == 0xFC && raw[1] == 0x08 && len(e.initFn) > 0 {
+			if raw[0] == 0xFC && raw[1] == opInit && len(e.initFn) > 0 {
 				seg, _ := (&reader{b: raw, off: 2}).u32() // decoded before
 				if f, ok := e.initFn[seg]; ok {
-					if p.class == classLocal {
-						e.syncOut()
-					}
-					e.op(0x10)
-					e.u32(f)
-					if p.class == classLocal {
-						e.syncIn()
-					}
+					e.callHelper(f)
 					continue
 				}
 			}
