@@ -85,7 +85,7 @@ func AdversarialInstalls(o Options) ([]Result, error) {
 		code []byte
 	}
 	var shapes []shape
-	for _, s := range adversary.WasmShapes {
+	for _, s := range adversary.WasmShapes() {
 		if s.Heavy && adversary.Race {
 			// Seconds of compiling without the race detector, minutes
 			// with it: the suite's TestRunQuick (under -race) waited
@@ -94,7 +94,7 @@ func AdversarialInstalls(o Options) ([]Result, error) {
 		}
 		shapes = append(shapes, shape{"wasm", s.Make()})
 	}
-	for _, s := range adversary.BPFShapes {
+	for _, s := range adversary.BPFShapes() {
 		shapes = append(shapes, shape{"ebpf", s.Make()})
 	}
 	var stop atomic.Bool

@@ -51,14 +51,14 @@ type hostile struct {
 
 func hostileShapes() []hostile {
 	var hs []hostile
-	for _, s := range adversary.WasmShapes {
+	for _, s := range adversary.WasmShapes() {
 		// The shapes at the bounds compile for seconds under the race
 		// detector or an emulator, where no CPU verdict applies anyway.
-		if !(s.Heavy && (adversary.Race || !adversary.Calibrated)) {
+		if !(s.Heavy && (adversary.Race || !adversary.Calibrated())) {
 			hs = append(hs, hostile{"wasm", s})
 		}
 	}
-	for _, s := range adversary.BPFShapes {
+	for _, s := range adversary.BPFShapes() {
 		hs = append(hs, hostile{"ebpf", s})
 	}
 	return hs
@@ -197,10 +197,10 @@ func TestAdversarialInstalls(t *testing.T) {
 				installed[i] = true
 				td.mustExec(malloryKey, device.VerbRemove, name, nil) // the next install compiles again
 			}
-			if adversary.Calibrated && cpu > factor*adversary.InstallCPU {
+			if adversary.Calibrated() && cpu > factor*adversary.InstallCPU {
 				t.Errorf("%s: %v of CPU to deploy, over %v", h.shape.Name, cpu, factor*adversary.InstallCPU)
 			}
-			if adversary.Calibrated && alloc > uint64(factor)*4*adversary.InstallMemory {
+			if adversary.Calibrated() && alloc > uint64(factor)*4*adversary.InstallMemory {
 				t.Errorf("%s: %d MB allocated to deploy", h.shape.Name, alloc>>20)
 			}
 		}

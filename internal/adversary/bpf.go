@@ -416,21 +416,23 @@ func BPFMix(data []byte) []byte {
 	return BPFObject(bpfEnd(code))
 }
 
-// BPFShapes are the eBPF shapes of issue 11 and their kin: the longest
+// BPFShapes returns the eBPF shapes of issue 11 and their kin: the longest
 // programs of each costly instruction kind, and objects whose reading
 // costs more than their size.
-var BPFShapes = []Shape{
-	{"bpf-slots-65536", func() []byte { return BPFSlots(MaxBPFSlots) }, false, false},
-	{"bpf-slots-16384", func() []byte { return BPFSlots(16384) }, false, false},
-	{"bpf-helper-calls-65536", func() []byte { return BPFHelperCalls(MaxBPFSlots) }, false, false},
-	{"bpf-jumps-65536", func() []byte { return BPFJumps(MaxBPFSlots) }, false, false},
-	{"bpf-call-chain-32768", func() []byte { return BPFCallChain(MaxBPFSlots / 2) }, false, false},
-	{"bpf-lddw-65536", func() []byte { return BPFLddw(MaxBPFSlots) }, false, false},
-	{"bpf-relocs-32767", func() []byte { return BPFRelocs(MaxBPFSlots) }, false, false},
-	{"bpf-over-slots-65537", func() []byte { return BPFSlots(MaxBPFSlots + 1) }, false, true},
-	{"bpf-data-sections-40000", func() []byte { return BPFDataSections(40000) }, false, false},
-	{"bpf-rel-overlap-30000x2MiB", func() []byte { return BPFRelOverlap(30000, 2<<20) }, false, true},
-	{"bpf-zstd-names-4MiB", func() []byte { return BPFZstdNames(4<<20 - 4096) }, false, true},
-	{"bpf-zlib-strings-4MiB", func() []byte { return BPFZlibStrings(4<<20 - 4096) }, false, true},
-	{"bpf-zdebug-data-4MiB", func() []byte { return BPFZdebugData(4<<20 - 4096) }, false, true},
+func BPFShapes() []Shape {
+	return []Shape{
+		{"bpf-slots-65536", func() []byte { return BPFSlots(MaxBPFSlots) }, false, false},
+		{"bpf-slots-16384", func() []byte { return BPFSlots(16384) }, false, false},
+		{"bpf-helper-calls-65536", func() []byte { return BPFHelperCalls(MaxBPFSlots) }, false, false},
+		{"bpf-jumps-65536", func() []byte { return BPFJumps(MaxBPFSlots) }, false, false},
+		{"bpf-call-chain-32768", func() []byte { return BPFCallChain(MaxBPFSlots / 2) }, false, false},
+		{"bpf-lddw-65536", func() []byte { return BPFLddw(MaxBPFSlots) }, false, false},
+		{"bpf-relocs-32767", func() []byte { return BPFRelocs(MaxBPFSlots) }, false, false},
+		{"bpf-over-slots-65537", func() []byte { return BPFSlots(MaxBPFSlots + 1) }, false, true},
+		{"bpf-data-sections-40000", func() []byte { return BPFDataSections(40000) }, false, false},
+		{"bpf-rel-overlap-30000x2MiB", func() []byte { return BPFRelOverlap(30000, 2<<20) }, false, true},
+		{"bpf-zstd-names-4MiB", func() []byte { return BPFZstdNames(4<<20 - 4096) }, false, true},
+		{"bpf-zlib-strings-4MiB", func() []byte { return BPFZlibStrings(4<<20 - 4096) }, false, true},
+		{"bpf-zdebug-data-4MiB", func() []byte { return BPFZdebugData(4<<20 - 4096) }, false, true},
+	}
 }

@@ -29,11 +29,13 @@ const (
 // (qemu-user without binfmt_misc: "exec format error").
 const EmulatorEnv = "TC_TEST_EMULATOR"
 
-// Calibrated: the CPU and memory targets were measured on this kind of
-// machine (wazero compiles on amd64 and arm64); elsewhere or emulated (CI
-// runs 32-bit ARM under qemu-user, where everything takes 10 to 50 times
-// the CPU) only the refusal's reason is checked.
-var Calibrated = (goruntime.GOARCH == "amd64" || goruntime.GOARCH == "arm64") && os.Getenv(EmulatorEnv) == ""
+// Calibrated reports whether the CPU and memory targets were measured on
+// this kind of machine (wazero compiles on amd64 and arm64); elsewhere or
+// emulated (CI runs 32-bit ARM under qemu-user, where everything takes 10
+// to 50 times the CPU) only the refusal's reason is checked.
+func Calibrated() bool {
+	return (goruntime.GOARCH == "amd64" || goruntime.GOARCH == "arm64") && os.Getenv(EmulatorEnv) == ""
+}
 
 // Result is what one install cost, measured in a process of its own.
 type Result struct {
@@ -121,7 +123,7 @@ func Check(t *testing.T, shape string, s Shape, r Result) {
 		f = RaceFactor
 	}
 	t.Logf("%s: cpu %v, peak RSS %d MB, err %q", shape, r.CPU.Round(time.Millisecond), r.PeakRSS>>20, r.Err)
-	if !Calibrated {
+	if !Calibrated() {
 		if r.Err != "" && !r.Refused {
 			t.Errorf("%s: refused without a limit or invalid-code reason: %s", shape, r.Err)
 		}

@@ -41,7 +41,7 @@ func TestAdversaryInstall(t *testing.T) {
 	if shape, ok := adversary.Child(); ok {
 		name, mem, _ := strings.Cut(shape, "@")
 		limit, ok := bpfMemoryLimits[mem]
-		for _, s := range adversary.BPFShapes {
+		for _, s := range adversary.BPFShapes() {
 			if ok && name == s.Name {
 				code := s.Make()
 				rt := testRuntime()
@@ -59,7 +59,7 @@ func TestAdversaryInstall(t *testing.T) {
 		}
 		t.Fatalf("no shape %q", shape)
 	}
-	for _, s := range adversary.BPFShapes {
+	for _, s := range adversary.BPFShapes() {
 		for _, mem := range []string{"64KiB", "64MiB"} {
 			name := s.Name + "@" + mem
 			t.Run(name, func(t *testing.T) {
@@ -132,7 +132,7 @@ func FuzzAdversary(f *testing.F) {
 		if err != nil && !errors.Is(err, runtime.ErrLimit) && !errors.Is(err, runtime.ErrInvalidCode) {
 			t.Fatalf("refused without a reason class: %v", err)
 		}
-		if !adversary.Calibrated {
+		if !adversary.Calibrated() {
 			return
 		}
 		if err == nil && cpu > factor*adversary.InstallCPU {

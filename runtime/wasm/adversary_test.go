@@ -21,7 +21,7 @@ func TestAdversaryInstall(t *testing.T) {
 		adversaryChild(t, shape)
 		return
 	}
-	for _, s := range adversary.WasmShapes {
+	for _, s := range adversary.WasmShapes() {
 		if s.Heavy && adversary.Race {
 			continue // compiled for seconds under the race detector: without it only
 		}
@@ -37,7 +37,7 @@ func TestAdversaryInstall(t *testing.T) {
 func adversaryChild(t *testing.T, name string) {
 	var shape adversary.Shape
 	limit := uint64(0)
-	for _, s := range adversary.WasmShapes {
+	for _, s := range adversary.WasmShapes() {
 		if name == s.Name+"@1MiB" || name == s.Name+"@4MiB" {
 			shape = s
 			if name == s.Name+"@4MiB" {
@@ -96,13 +96,13 @@ func FuzzAdversary(f *testing.F) {
 			if !errors.Is(err, runtime.ErrLimit) && !errors.Is(err, runtime.ErrInvalidCode) {
 				t.Fatalf("refused without a reason class: %v", err)
 			}
-			if adversary.Calibrated && cpu > factor*adversary.InstallCPU {
+			if adversary.Calibrated() && cpu > factor*adversary.InstallCPU {
 				t.Fatalf("refused after %v of CPU: %v", cpu, err)
 			}
 			return
 		}
 		defer m.Close(ctx)
-		if !adversary.Calibrated {
+		if !adversary.Calibrated() {
 			return
 		}
 		if cpu > factor*adversary.InstallCPU {
