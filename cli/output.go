@@ -87,15 +87,6 @@ func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
 	}
 }
 
-func writeJSON(w io.Writer, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(w, "%s\n", b)
-	return err
-}
-
 // printInfo writes info as a few aligned lines.
 func printInfo(w io.Writer, info mgmt.DeviceInfo) {
 	fmt.Fprintf(w, "uptime      %s\n", time.Duration(info.UptimeS*float64(time.Second)).Round(time.Second))

@@ -10,13 +10,13 @@ package meta
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/tinycontainer/tinycontainer/abi"
+	"github.com/tinycontainer/tinycontainer/internal/lazyre"
 )
 
 // Error classes. Every error of this package wraps exactly one of them.
@@ -158,14 +158,14 @@ const (
 	MaxRateN = 1_000_000_000
 )
 
-var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
+var namePattern = lazyre.New(`^[a-z0-9][a-z0-9-]{0,31}$`)
 
 // validName checks a container or tenant name.
 func validName(s string) error {
 	if s == "" {
 		return errors.New("required")
 	}
-	if !namePattern.MatchString(s) {
+	if !namePattern().MatchString(s) {
 		return fmt.Errorf("%q must match [a-z0-9][a-z0-9-]{0,31}", s)
 	}
 	return nil

@@ -6,11 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"strconv"
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/tinycontainer/tinycontainer/internal/lazyre"
 )
 
 // MaxDocument is the largest manifest or ceiling accepted, in bytes.
@@ -74,7 +75,7 @@ func indexPath(parent string, i int) string { return parent + "[" + strconv.Itoa
 
 // decimalInt is the one integer spelling accepted, so "010" or "0x10"
 // cannot mean different numbers to different readers.
-var decimalInt = regexp.MustCompile(`^-?(0|[1-9][0-9]*)$`)
+var decimalInt = lazyre.New(`^-?(0|[1-9][0-9]*)$`)
 
 // tree parses data as JSON when it starts with '{', as YAML otherwise.
 func (r docReader) tree(data []byte) (*node, error) {
@@ -192,7 +193,7 @@ func (r docReader) jsonValue(dec *json.Decoder, data []byte, path string, depth 
 	case string:
 		return &node{kind: kStr, text: t}, nil
 	case json.Number:
-		if decimalInt.MatchString(string(t)) {
+		if decimalInt().MatchString(string(t)) {
 			return &node{kind: kInt, text: string(t)}, nil
 		}
 		return &node{kind: kFloat, text: string(t)}, nil
@@ -298,12 +299,12 @@ func (r docReader) yamlValue(y *yaml.Node, path string, depth int) (*node, error
 			// YAML 1.2 has no timestamps; an unquoted date is text here.
 			return &node{kind: kStr, text: y.Value}, nil
 		case "!!int":
-			if !decimalInt.MatchString(y.Value) {
+			if !decimalInt().MatchString(y.Value) {
 				return nil, r.errf(path, "%q: write integers in plain decimal", y.Value)
 			}
 			return &node{kind: kInt, text: y.Value}, nil
 		case "!!float":
-			if decimalInt.MatchString(y.Value) {
+			if decimalInt().MatchString(y.Value) {
 				// An integer beyond 64 bits; the field reports it out of range.
 				return &node{kind: kInt, text: y.Value}, nil
 			}

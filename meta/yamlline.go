@@ -3,9 +3,10 @@ package meta
 import (
 	"bytes"
 	"fmt"
-	"regexp"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/tinycontainer/tinycontainer/internal/lazyre"
 )
 
 // The YAML parser reports some errors on the line where the enclosing
@@ -16,12 +17,12 @@ import (
 // search stays cheap on hostile input.
 const maxLineSearch = 400
 
-var yamlLineErr = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+var yamlLineErr = lazyre.New(`^yaml: line (\d+): (.*)$`)
 
 // yamlSyntaxError rewrites the parser's error err for data with the line
 // of the problem.
 func yamlSyntaxError(data []byte, err error) error {
-	m := yamlLineErr.FindStringSubmatch(err.Error())
+	m := yamlLineErr().FindStringSubmatch(err.Error())
 	if m == nil || bytes.Count(data, []byte("\n")) > maxLineSearch {
 		return err
 	}
@@ -35,7 +36,7 @@ func yamlSyntaxError(data []byte, err error) error {
 			end += nl + 1
 		}
 		if perr := parseYAMLPrefix(data[:end]); perr != nil {
-			if pm := yamlLineErr.FindStringSubmatch(perr.Error()); pm != nil && pm[2] == msg {
+			if pm := yamlLineErr().FindStringSubmatch(perr.Error()); pm != nil && pm[2] == msg {
 				return fmt.Errorf("yaml: line %d: %s", line, msg)
 			}
 		}

@@ -17,13 +17,13 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/tinycontainer/tinycontainer/abi"
 	"github.com/tinycontainer/tinycontainer/endpoint"
+	"github.com/tinycontainer/tinycontainer/internal/lazyre"
 )
 
 // ErrInvalid is the class of board file errors.
@@ -60,7 +60,7 @@ type ActuatorRef struct {
 	ID string `json:"id"`
 }
 
-var idRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
+var idRE = lazyre.New(`^[a-z0-9][a-z0-9_-]{0,31}$`)
 
 // Default is the board used when no file is given.
 func Default(seed uint64) *File {
@@ -120,7 +120,7 @@ func (f *File) Validate() error {
 	}
 	for i, s := range f.Sensors {
 		field := fmt.Sprintf("sensors[%d]", i)
-		if !idRE.MatchString(s.ID) {
+		if !idRE().MatchString(s.ID) {
 			return bad(field+".id", "%q is not a valid id", s.ID)
 		}
 		if seen["sensor/"+s.ID] {
@@ -153,7 +153,7 @@ func (f *File) Validate() error {
 	}
 	for i, a := range f.Actuators {
 		field := fmt.Sprintf("actuators[%d].id", i)
-		if !idRE.MatchString(a.ID) {
+		if !idRE().MatchString(a.ID) {
 			return bad(field, "%q is not a valid id", a.ID)
 		}
 		if seen["actuator/"+a.ID] {

@@ -27,9 +27,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/tinycontainer/tinycontainer/internal/lazyre"
 )
 
 // ErrInput: a bad tenant, device or topic; the error says which.
@@ -55,14 +56,14 @@ type Fleet struct {
 }
 
 var (
-	nameRE   = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
-	deviceRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+	nameRE   = lazyre.New(`^[a-z0-9][a-z0-9-]{0,31}$`)
+	deviceRE = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 )
 
 func (f *Fleet) validate() error {
 	seen := map[string]bool{}
 	for _, t := range f.Tenants {
-		if !nameRE.MatchString(t.Name) {
+		if !nameRE().MatchString(t.Name) {
 			return fmt.Errorf("%w: tenant name %q", ErrInput, t.Name)
 		}
 		if seen["t/"+t.Name] {
@@ -79,7 +80,7 @@ func (f *Fleet) validate() error {
 		return fmt.Errorf("%w: no device", ErrInput)
 	}
 	for _, d := range f.Devices {
-		if !deviceRE.MatchString(d) {
+		if !deviceRE().MatchString(d) {
 			return fmt.Errorf("%w: device id %q (letters, digits, '.', '_', '-'; a letter or digit first; at most 64)", ErrInput, d)
 		}
 		if seen["d/"+d] {

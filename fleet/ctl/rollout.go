@@ -2,10 +2,10 @@ package ctl
 
 import (
 	"fmt"
-	"regexp"
 	"time"
 
 	"github.com/tinycontainer/tinycontainer/fleet/doc"
+	"github.com/tinycontainer/tinycontainer/internal/lazyre"
 	"github.com/tinycontainer/tinycontainer/meta"
 )
 
@@ -124,8 +124,8 @@ type Rollout struct {
 const rolloutFormat = 1
 
 var (
-	deviceRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-	digestRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	deviceRE = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+	digestRE = lazyre.New(`^[0-9a-f]{64}$`)
 )
 
 func (r *Rollout) validate() error {
@@ -141,7 +141,7 @@ func (r *Rollout) validate() error {
 	if doc.ValidTenant(r.Tenant) != nil || meta.ValidName(r.Container) != nil {
 		return bad("bad tenant %q or container %q", r.Tenant, r.Container)
 	}
-	if !digestRE.MatchString(r.Image) || r.Version == 0 || r.ImageSize <= 0 || r.ImageSize > doc.MaxImageSize {
+	if !digestRE().MatchString(r.Image) || r.Version == 0 || r.ImageSize <= 0 || r.ImageSize > doc.MaxImageSize {
 		return bad("bad image %q (version %d, %d bytes)", r.Image, r.Version, r.ImageSize)
 	}
 	if err := r.Params.Validate(); err != nil {
@@ -168,7 +168,7 @@ func (r *Rollout) validate() error {
 	seen := make(map[string]bool, len(r.Jobs))
 	count := make([]int, len(r.Waves))
 	for _, j := range r.Jobs {
-		if !deviceRE.MatchString(j.Device) || seen[j.Device] {
+		if !deviceRE().MatchString(j.Device) || seen[j.Device] {
 			return bad("bad or repeated device %q", j.Device)
 		}
 		seen[j.Device] = true
@@ -182,7 +182,7 @@ func (r *Rollout) validate() error {
 		default:
 			return bad("device %s: unknown state %q", j.Device, j.State)
 		}
-		if j.FromImage != "" && !digestRE.MatchString(j.FromImage) {
+		if j.FromImage != "" && !digestRE().MatchString(j.FromImage) {
 			return bad("device %s: bad image digest", j.Device)
 		}
 	}

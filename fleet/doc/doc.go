@@ -26,10 +26,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"slices"
 	"time"
 
+	"github.com/tinycontainer/tinycontainer/internal/lazyre"
 	"github.com/tinycontainer/tinycontainer/meta"
 	"github.com/tinycontainer/tinycontainer/trust"
 )
@@ -66,9 +66,9 @@ const (
 )
 
 var (
-	idPattern    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-	labelPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$`)
-	digestRE     = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	idPattern    = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+	labelPattern = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$`)
+	digestRE     = lazyre.New(`^[0-9a-f]{64}$`)
 )
 
 func malformed(format string, args ...any) error {
@@ -78,7 +78,7 @@ func malformed(format string, args ...any) error {
 // ValidID checks a device or rollout id: [A-Za-z0-9][A-Za-z0-9._-]{0,63}
 // (no MQTT wildcard or level separator, so it is one topic level).
 func ValidID(s string) error {
-	if !idPattern.MatchString(s) {
+	if !idPattern().MatchString(s) {
 		return malformed("id %q must match [A-Za-z0-9][A-Za-z0-9._-]{0,63}", s)
 	}
 	return nil
@@ -94,7 +94,7 @@ func ValidTenant(s string) error {
 
 // ValidDigest checks a content address: 64 lower-case hex digits.
 func ValidDigest(s string) error {
-	if !digestRE.MatchString(s) {
+	if !digestRE().MatchString(s) {
 		return malformed("digest %q must be 64 lower-case hex digits (SHA-256)", s)
 	}
 	return nil
@@ -106,10 +106,10 @@ func ValidLabels(l map[string]string) error {
 		return malformed("%d labels, at most %d", len(l), MaxLabels)
 	}
 	for k, v := range l {
-		if !labelPattern.MatchString(k) {
+		if !labelPattern().MatchString(k) {
 			return malformed("label key %q must match [A-Za-z0-9][A-Za-z0-9._/-]{0,63}", k)
 		}
-		if v != "" && !labelPattern.MatchString(v) {
+		if v != "" && !labelPattern().MatchString(v) {
 			return malformed("label %s: value %q must match [A-Za-z0-9][A-Za-z0-9._/-]{0,63}", k, v)
 		}
 	}
