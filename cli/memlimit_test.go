@@ -14,6 +14,7 @@ import (
 // TestDeviceMemoryLimit: --memory-limit reaches the Go runtime of the
 // device process (info reads it back from the runtime), in text and JSON.
 func TestDeviceMemoryLimit(t *testing.T) {
+	t.Setenv("GOGC", "100") // whatever the developer's environment says
 	d := startDevice(t, "--data", t.TempDir(), "--insecure", "--memory-limit", "96MiB")
 	defer d.stop(t)
 	if !strings.Contains(d.logText(), `memory_limit="96.0 MiB (flag)"`) {
