@@ -82,8 +82,9 @@ bench-fleet:
 
 # The noisy-neighbours soak (not in CI): a device process with 500
 # containers of three tenants, one hostile, under management load for
-# TC_SOAK_DURATION (default 10m) after TC_SOAK_WARMUP (default 3m); it
-# checks the targets of BENCHMARKS.md ("Soak") and prints its figures.
+# TC_SOAK_DURATION (default 10m) after TC_SOAK_WARMUP (default 3m), with a
+# 112 MiB memory budget (TC_SOAK_MEMORY_LIMIT=SIZE|off); it checks the
+# targets of BENCHMARKS.md ("Soak") and prints its figures.
 .PHONY: soak
 soak:
 	go test -tags soak -run 'TestSoak$$' -count 1 -timeout 60m -v ./internal/soak
