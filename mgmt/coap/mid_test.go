@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tinycontainer/tinycontainer/internal/testpar"
 )
 
 // midServer is a minimal CoAP responder on UDP that answers every
@@ -85,25 +87,10 @@ func TestMessageIDsNeverReused(t *testing.T) {
 	}
 	defer c.Close()
 	const total, workers = 70000, 8
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < total; i += workers {
-				if _, err := c.Status(context.Background(), "thermo"); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+	testpar.Spread(t, total, workers, func(int) error {
+		_, err := c.Status(context.Background(), "thermo")
+		return err
+	})
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.dups != 0 {

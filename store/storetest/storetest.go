@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tinycontainer/tinycontainer/internal/testpar"
 	"github.com/tinycontainer/tinycontainer/store"
 )
 
@@ -439,25 +440,7 @@ func testAuditBound(t *testing.T, s store.Store) {
 	const extra, writers = 25, 8
 	total := store.MaxAuditRecords + extra
 	concurrent := store.MaxAuditRecords - 100
-	var wg sync.WaitGroup
-	errs := make(chan error, writers)
-	for w := range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < concurrent; i += writers {
-				if err := s.AppendAudit(auditRecord(i)); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+	testpar.Spread(t, concurrent, writers, func(i int) error { return s.AppendAudit(auditRecord(i)) })
 	for i := concurrent; i < total; i++ {
 		must(t, s.AppendAudit(auditRecord(i)))
 	}
