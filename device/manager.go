@@ -79,7 +79,7 @@ func Open(ctx context.Context, cfg Config) (*Manager, error) {
 	}
 	userHalt := cfg.OnHalt
 	cfg.OnHalt = func(name string, s container.State, f *runtime.Fault) {
-		mg.persistState(name, s)
+		mg.persistState(name)
 		if userHalt != nil {
 			userHalt(name, s, f)
 		}
@@ -326,7 +326,7 @@ func (mg *Manager) deploy(ctx context.Context, image []byte, img *trust.Image, m
 		return mgmt.ContainerStatus{}, err
 	}
 	if !stored {
-		mg.persistState(m.Name, container.Running)
+		mg.persistState(m.Name)
 	}
 	return mg.dev.Status(m.Name)
 }
@@ -533,7 +533,7 @@ func (mg *Manager) Exec(ctx context.Context, signed []byte) (res []byte, err err
 		return nil, err
 	}
 	if c.Verb != VerbMetaApply {
-		mg.persistState(c.Target, cur.State())
+		mg.persistState(c.Target)
 	}
 	st, err := mg.dev.Status(c.Target)
 	if err != nil {
@@ -595,7 +595,7 @@ func (mg *Manager) tenantRevoke(s Signer, name string) ([]byte, error) {
 		if err := mg.dev.Stop(st.Name); err != nil {
 			return nil, fmt.Errorf("stop %s of revoked tenant %s: %w", st.Name, name, err)
 		}
-		mg.persistState(st.Name, container.Stopped)
+		mg.persistState(st.Name)
 		stopped = append(stopped, st.Name)
 	}
 	if err := mg.st.DeleteTenant(name); err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -679,14 +679,25 @@ func (mg *Manager) metaApply(name string, m *meta.Manifest) error {
 	return nil
 }
 
-func (mg *Manager) persistState(name string, s container.State) {
+// persistState records the state a container is in now. It reads the
+// state under recMu rather than taking it from the caller: a container
+// started by a request can fault on the scheduler's goroutine before the
+// request records "running", and a state read before the lock would then
+// overwrite the fault's record (the halt's own write comes first). Read
+// under the lock, whichever write comes last carries the latest state,
+// since a halt moves the state before it asks for its write.
+func (mg *Manager) persistState(name string) {
 	mg.recMu.Lock()
 	defer mg.recMu.Unlock()
+	c, err := mg.dev.Container(name)
+	if err != nil {
+		return // removed meanwhile: nothing to record
+	}
 	rec, err := mg.st.GetContainer(name)
 	if err != nil {
 		return
 	}
-	rec.State = s.String()
+	rec.State = c.State().String()
 	if err := mg.st.PutContainer(rec); err != nil {
 		mg.dev.log.Warn("container state not persisted", "container", name, "err", err)
 	}

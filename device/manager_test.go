@@ -909,3 +909,35 @@ func FuzzExec(f *testing.F) {
 		}
 	})
 }
+
+// TestStartOfAFaultingContainerIsRecordedFaulted: a start request recorded
+// the state it read after starting the container, outside the lock that
+// orders record writes; a container faulting right after its start could
+// have its "faulted" record overwritten by that stale "running", and come
+// back running after a restart. The window (between that read and the
+// lock) is too narrow to force from outside, so this test does not fail
+// reliably on the old code; it pins what the fix guarantees: each round
+// starts runaway (which faults on its first activation) and the record
+// must end up saying faulted, also across a restart.
+func TestStartOfAFaultingContainerIsRecordedFaulted(t *testing.T) {
+	td := newDevice(t)
+	td.addTenants()
+	rm, rcode := example(t, "runaway")
+	rm.Schedule.Budget, rm.Schedule.Period, rm.Schedule.MaxFaults = 2*time.Millisecond, 50*time.Millisecond, 1
+	td.mustDeploy(pack(t, rm, rcode, globexKey))
+	recorded := func(state string) func() bool {
+		return func() bool {
+			rec, err := td.st.GetContainer("runaway")
+			return err == nil && rec.State == state && td.status("runaway").State == state
+		}
+	}
+	waitFor(t, "runaway to fault and its record to say so", recorded(mgmt.StateFaulted))
+	for i := range 20 {
+		td.mustExec(globexKey, device.VerbStart, "runaway", nil)
+		waitFor(t, fmt.Sprintf("round %d: runaway to fault again and its record to say so", i), recorded(mgmt.StateFaulted))
+	}
+	td = td.reopen()
+	if s := td.status("runaway"); s.State != mgmt.StateFaulted {
+		t.Fatalf("after a restart runaway is %s, want faulted", s.State)
+	}
+}
