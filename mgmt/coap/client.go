@@ -89,7 +89,35 @@ type Client struct {
 	cur    *endpointConn // where new exchanges go
 	closed bool
 	all    map[*endpointConn]struct{}
+
+	// reads are the GETs in progress by token: each block of a
+	// block-wise response must carry the ETag of the first (see
+	// checkBlock).
+	readsMu sync.Mutex
+	reads   map[string]*read
+	// restarts counts reads begun again because the representation
+	// changed between blocks (tests).
+	restarts atomic.Uint64
+	// blockHook, when set (tests only), sees the number of each Block2
+	// response block as it arrives, before it is checked.
+	blockHook atomic.Pointer[func(num int64)]
 }
+
+// read is a GET in progress: the ETag of its first response block, and
+// how to end it when a later block carries another.
+type read struct {
+	seen   bool
+	tagged bool
+	etag   []byte
+	cancel context.CancelCauseFunc
+}
+
+// maxRestarts is how many times a read begins again when the device's
+// representation changes between blocks before the call fails.
+const maxRestarts = 4
+
+// errChanged ends a read whose blocks belong to different representations.
+var errChanged = errors.New("the representation changed during a block-wise transfer")
 
 // endpointConn is one UDP socket (one CoAP endpoint) to the device.
 type endpointConn struct {
@@ -115,7 +143,8 @@ var errRefused = errors.New("connection refused: nothing listens at that address
 // answers (a CoAP ping) within ctx and opts.Timeout.
 func Dial(ctx context.Context, addr string, opts ClientOptions) (*Client, error) {
 	opts = opts.withDefaults()
-	c := &Client{addr: addr, opts: opts, midBudget: midBudget, all: map[*endpointConn]struct{}{}}
+	c := &Client{addr: addr, opts: opts, midBudget: midBudget, all: map[*endpointConn]struct{}{},
+		reads: map[string]*read{}}
 	pctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
 	ep, err := c.dialEndpoint(pctx)
@@ -296,12 +325,45 @@ func (c *Client) monitor(ep *endpointConn, m *pool.Message) (bool, error) {
 	if err != nil {
 		return true, nil // go-coap would refuse it too; just drop it
 	}
+	if hook := c.blockHook.Load(); hook != nil {
+		(*hook)(num)
+	}
+	if !c.checkBlock(m) {
+		return true, nil // the read has been ended: it begins again
+	}
 	n, _ := m.BodySize()
 	if num*szx.Size()+n > c.opts.MaxResponse {
 		c.tooLarge.Store(true)
 		return false, fmt.Errorf("%w: response beyond %d bytes", mgmt.ErrTooLarge, c.opts.MaxResponse)
 	}
 	return false, nil
+}
+
+// checkBlock reports whether a Block2 response block belongs to the same
+// representation as the first block of its read (same ETag, or none on
+// both). When not, the read is ended with errChanged (getAs begins it
+// again) and the block must be dropped: go-coap would otherwise glue it
+// to the blocks before, which may come from another rendering of the
+// resource (RFC 7959 section 2.4). go-coap restarts on a changed ETag
+// itself, but neither without bound nor when one block has none.
+func (c *Client) checkBlock(m *pool.Message) bool {
+	etag, err := m.GetOptionBytes(message.ETag)
+	tagged := err == nil
+	c.readsMu.Lock()
+	defer c.readsMu.Unlock()
+	r, ok := c.reads[string(m.Token())]
+	if !ok {
+		return true
+	}
+	if !r.seen {
+		r.seen, r.tagged, r.etag = true, tagged, bytes.Clone(etag)
+		return true
+	}
+	if r.tagged == tagged && bytes.Equal(r.etag, etag) {
+		return true
+	}
+	r.cancel(errChanged)
+	return false
 }
 
 // transportErr classifies a failure to exchange messages with the device.
@@ -366,9 +428,45 @@ func (c *Client) getAs(ctx context.Context, path string, mt message.MediaType, q
 	if mt != jsonFormat {
 		opts = append(opts, message.Option{ID: message.Accept, Value: encodeUint(uint32(mt))})
 	}
-	return c.exchange(ctx, c.opts.Timeout, 1, func(ctx context.Context, cc *client.Conn) (*pool.Message, error) {
-		return cc.Get(ctx, path, opts...)
-	})
+	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+	defer cancel()
+	for restarts := 0; ; restarts++ {
+		b, err := c.exchange(ctx, c.opts.Timeout, 1, func(ctx context.Context, cc *client.Conn) (*pool.Message, error) {
+			return c.read(ctx, cc, path, opts)
+		})
+		if !errors.Is(err, errChanged) {
+			return b, err
+		}
+		if restarts == maxRestarts {
+			return nil, fmt.Errorf("%w: device at %s: %s changed during each of %d transfers", mgmt.ErrUnavailable, c.addr, path, restarts+1)
+		}
+		c.restarts.Add(1)
+	}
+}
+
+// read is one GET whose response blocks are checked by checkBlock.
+func (c *Client) read(ctx context.Context, cc *client.Conn, path string, opts message.Options) (*pool.Message, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	req, err := cc.NewGetRequest(ctx, path, opts...)
+	if err != nil {
+		return nil, err
+	}
+	defer cc.ReleaseMessage(req)
+	token := string(req.Token())
+	c.readsMu.Lock()
+	c.reads[token] = &read{cancel: cancel}
+	c.readsMu.Unlock()
+	defer func() {
+		c.readsMu.Lock()
+		delete(c.reads, token)
+		c.readsMu.Unlock()
+	}()
+	resp, err := cc.Do(req)
+	if err != nil && errors.Is(context.Cause(ctx), errChanged) {
+		return nil, errChanged
+	}
+	return resp, err
 }
 
 func (c *Client) post(ctx context.Context, path string, body []byte) ([]byte, error) {

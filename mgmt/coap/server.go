@@ -11,6 +11,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"net"
 	"sync"
@@ -608,7 +609,9 @@ func (s *Server) discover(ctx context.Context, w *responsewriter.ResponseWriter[
 	doc := formatLinks(filterLinks(coreLinks(names), req.filterKey, req.filterVal))
 	if err := w.SetResponse(codes.Content, message.AppLinkFormat, bytes.NewReader(doc)); err != nil {
 		s.opts.Errors(fmt.Errorf("coap: respond: %w", err))
+		return
 	}
+	w.Message().SetOptionBytes(message.ETag, etagOf(doc))
 }
 
 func (s *Server) reply(w *responsewriter.ResponseWriter[*client.Conn], code codes.Code, v any, mt message.MediaType) {
@@ -619,7 +622,24 @@ func (s *Server) reply(w *responsewriter.ResponseWriter[*client.Conn], code code
 	}
 	if err := w.SetResponse(code, mt, bytes.NewReader(b)); err != nil {
 		s.opts.Errors(fmt.Errorf("coap: respond: %w", err))
+		return
 	}
+	if code == codes.Content {
+		w.Message().SetOptionBytes(message.ETag, etagOf(b))
+	}
+}
+
+// etagOf is the ETag of a representation (RFC 7252 section 5.10.6): a
+// hash of its bytes. Every block of a block-wise response carries it
+// (go-coap copies the options into each block), so a client can tell when
+// a later block belongs to another rendering of the resource: one made
+// afresh because the server's state of the transfer was lost (its
+// connection evicted or recycled, or a lost last block retransmitted
+// after that) while the resource had changed (RFC 7959 section 2.4).
+func etagOf(b []byte) []byte {
+	h := fnv.New64a()
+	_, _ = h.Write(b)
+	return h.Sum(nil)
 }
 
 // fail answers with the code of err's class and err's text as diagnostic
