@@ -4,8 +4,11 @@ import (
 	"context"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/message/pool"
 	"github.com/plgd-dev/go-coap/v3/udp/client"
 
 	"github.com/tinycontainer/tinycontainer/mgmt"
@@ -93,4 +96,87 @@ func TestListBlocksOfOneRepresentation(t *testing.T) {
 	if r := c.restarts.Load(); r == 0 {
 		t.Fatalf("no read began again after %d evictions", evictions.Load())
 	}
+}
+
+// getRequest is a CON GET as the server's request monitor sees it.
+func getRequest(t *testing.T, mid int32, token string) *pool.Message {
+	m := pool.NewMessage(context.Background())
+	m.SetCode(codes.GET)
+	m.SetType(message.Confirmable)
+	m.SetMessageID(mid)
+	m.SetToken([]byte(token))
+	if err := m.SetPath("/c"); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestEvictionSparesUnansweredRequest is the soak's List that timed out
+// after 10 s while the device answered every List within 226 ms: under a
+// flood of new client addresses, a client whose request had been handed
+// to its connection but was not yet in the handler (queued behind the
+// device) was evicted, its request lost with the connection; its
+// retransmission, 2 s or more later, began a fresh connection, a
+// passer-by that the next new address evicted first, request lost again.
+// A connection with a request not yet answered is never evicted.
+func TestEvictionSparesUnansweredRequest(t *testing.T) {
+	s, _ := startServer(t, ServerOptions{})
+	p := newPeers(1, 256, nil)
+	now := time.Now()
+	a := rawConn(t, s)
+	p.add(a, now)
+	for mid := range int32(3) {
+		p.seen(a, getRequest(t, mid, "a"), now)
+	}
+	p.answered(a, 0)
+	p.answered(a, 1) // request 2 is queued, unanswered
+	b := rawConn(t, s)
+	p.add(b, now.Add(time.Second))
+	if gone(p, a) {
+		t.Fatal("a client with a request not yet answered was evicted")
+	}
+	// Once answered it may go again (b, a passer-by, goes first).
+	p.answered(a, 2)
+	c := rawConn(t, s)
+	p.add(c, now.Add(2*time.Second))
+	if n := p.count(); n != 2 {
+		t.Fatalf("%d connections kept, want 2 (one over the cap while a's request was unanswered)", n)
+	}
+}
+
+// TestEvictionSparesTransfer: a client in the middle of a block-wise
+// transfer is evicted after idle clients without one, even when it has
+// been idle the longest (its transfer would be cut: the client begins it
+// again, see TestListBlocksOfOneRepresentation).
+func TestEvictionSparesTransfer(t *testing.T) {
+	s, _ := startServer(t, ServerOptions{})
+	p := newPeers(2, 256, nil)
+	now := time.Now()
+	a, b := rawConn(t, s), rawConn(t, s)
+	p.add(a, now)
+	for mid := range int32(3) {
+		r := getRequest(t, mid, "a")
+		p.seen(a, r, now)
+		if mid == 2 { // a 5 KB list: block 0 sent, four to go
+			p.responding(a, r, 5000, now)
+		}
+		p.answered(a, mid)
+	}
+	p.add(b, now.Add(time.Second))
+	for mid := range int32(3) {
+		p.seen(b, getRequest(t, mid, "b"), now.Add(time.Second))
+		p.answered(b, mid)
+	}
+	p.add(rawConn(t, s), now.Add(2*time.Second))
+	if ga, gb := gone(p, a), gone(p, b); ga || !gb {
+		t.Fatalf("evicted: a (in a transfer, idle longest) %v, b (idle, no transfer) %v; want b", ga, gb)
+	}
+}
+
+// gone reports whether cc was evicted (closing, or already removed).
+func gone(p *peers, cc *client.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pe, ok := p.m[cc]
+	return !ok || pe.closing
 }

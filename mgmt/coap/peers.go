@@ -18,8 +18,9 @@ import (
 // every 200 ms held ~25 MB. go-coap lets a server neither cap its
 // connections nor size that cache, so the server does both from outside:
 // at most max clients (a new one evicts the one idle the longest,
-// passers-by with a single request first; a client waiting for an answer
-// never), and a client that has made maxExchanges requests on its
+// passers-by with a single request first, clients in a block-wise
+// transfer last; a client waiting for an answer, or with a request not
+// yet answered, never), and a client that has made maxExchanges requests on its
 // connection gets a fresh one (its old state, cached responses included,
 // is dropped).
 //
@@ -57,8 +58,10 @@ type peer struct {
 	// answer is not idle, and is never evicted.
 	active int
 	// pending are the message IDs of the requests handed to the
-	// connection and not yet answered.
-	pending map[int32]struct{}
+	// connection and not yet answered, with when they came (one go-coap
+	// drops without processing, over its in-flight limit, would
+	// otherwise hold the connection forever: see waiting).
+	pending map[int32]time.Time
 	// transfers are its block-wise transfers in progress, by token.
 	transfers map[string]*xfer
 }
@@ -83,7 +86,7 @@ func newPeers(max, maxExchanges int, observed func(string) bool) *peers {
 // add registers a new connection and evicts the idlest beyond the cap.
 func (p *peers) add(cc *client.Conn, now time.Time) {
 	p.mu.Lock()
-	pe := &peer{lastSeen: now, pending: map[int32]struct{}{}, transfers: map[string]*xfer{}}
+	pe := &peer{lastSeen: now, pending: map[int32]time.Time{}, transfers: map[string]*xfer{}}
 	if addr := cc.RemoteAddr().String(); len(p.renewed) > 0 {
 		if _, ok := p.renewed[addr]; ok {
 			delete(p.renewed, addr)
@@ -95,10 +98,10 @@ func (p *peers) add(cc *client.Conn, now time.Time) {
 	if len(p.m) > p.max {
 		var vp *peer
 		for c, pe := range p.m {
-			if c == cc || pe.closing || pe.active > 0 {
+			if c == cc || pe.closing || pe.active > 0 || pe.waiting(now) {
 				continue
 			}
-			if vp == nil || evictBefore(pe, vp) {
+			if vp == nil || evictBefore(pe, vp, now) {
 				victim, vp = c, pe
 			}
 		}
@@ -129,17 +132,51 @@ func closePeer(cc *client.Conn) { _ = cc.Close() }
 // established is how many requests make a client more than a passer-by.
 const established = 2
 
-// evictBefore orders eviction: clients that made a single request (a
-// flood of new addresses is made of them) before the others, and among
-// each the one idle the longest first. So a burst of one-shot addresses
-// churns among itself and does not push out a client in the middle of a
-// block-wise transfer.
-func evictBefore(a, b *peer) bool {
+// evictBefore orders eviction: clients in the middle of a block-wise
+// transfer last (evicting one cuts its transfer: the rest of the body is
+// rendered afresh and the client must begin again, see etagOf), then
+// clients that made a single request (a flood of new addresses is made of
+// them) before the others, and among each the one idle the longest first.
+// So a burst of one-shot addresses churns among itself and does not push
+// out a client in the middle of a transfer. A client with a request
+// handed to its connection and not yet answered is never evicted (add):
+// the request would be lost, and the client would wait for its
+// retransmission, 2 s or more; and its fresh connection, a passer-by
+// again, would be the next victim, request lost again (the soak's List
+// that timed out after 10 s).
+func evictBefore(a, b *peer, now time.Time) bool {
+	ta, tb := a.transferring(now), b.transferring(now)
+	if ta != tb {
+		return !ta
+	}
 	ea, eb := a.exchanges >= established, b.exchanges >= established
 	if ea != eb {
 		return !ea
 	}
 	return a.lastSeen.Before(b.lastSeen)
+}
+
+// waiting reports whether the peer has a request handed to its connection
+// and not yet answered; one unanswered for staleTransfer is forgotten.
+func (pe *peer) waiting(now time.Time) bool {
+	for mid, t := range pe.pending {
+		if now.Sub(t) < staleTransfer {
+			return true
+		}
+		delete(pe.pending, mid)
+	}
+	return false
+}
+
+// transferring reports whether the peer has a block-wise transfer that is
+// not stale.
+func (pe *peer) transferring(now time.Time) bool {
+	for _, t := range pe.transfers {
+		if now.Sub(t.last) < staleTransfer {
+			return true
+		}
+	}
+	return false
 }
 
 func (p *peers) remove(cc *client.Conn) {
@@ -163,7 +200,7 @@ func (p *peers) seen(cc *client.Conn, m *pool.Message, now time.Time) {
 		return // pings, acknowledgements and resets are not requests
 	}
 	pe.exchanges++
-	pe.pending[m.MessageID()] = struct{}{}
+	pe.pending[m.MessageID()] = now
 	if pe.exchanges > p.maxExchanges && !pe.closing {
 		pe.recycle = true
 	}
@@ -227,7 +264,7 @@ func (p *peers) recycleNow(cc *client.Conn, now time.Time) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	pe, ok := p.m[cc]
-	if !ok || !pe.recycle || pe.closing || pe.active > 0 || len(pe.pending) > 0 {
+	if !ok || !pe.recycle || pe.closing || pe.active > 0 || pe.waiting(now) {
 		return false
 	}
 	for token, t := range pe.transfers {

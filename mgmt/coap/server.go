@@ -440,6 +440,7 @@ func (s *Server) monitor(cc *client.Conn, r *pool.Message) (bool, error) {
 		return false, nil
 	}
 	s.reject(cc, r, v, limit)
+	s.peers.answered(cc, r.MessageID()) // dropped here: go-coap never processes it
 	return true, nil
 }
 
