@@ -171,6 +171,13 @@ func TestEvictionSparesTransfer(t *testing.T) {
 	if ga, gb := gone(p, a), gone(p, b); ga || !gb {
 		t.Fatalf("evicted: a (in a transfer, idle longest) %v, b (idle, no transfer) %v; want b", ga, gb)
 	}
+	// b was established: its next connection starts established.
+	p.mu.Lock()
+	_, renewed := p.renewed[b.RemoteAddr().String()]
+	p.mu.Unlock()
+	if !renewed {
+		t.Fatal("the evicted established client's address is not marked renewed")
+	}
 }
 
 // gone reports whether cc was evicted (closing, or already removed).

@@ -108,6 +108,11 @@ func (p *peers) add(cc *client.Conn, now time.Time) {
 		if victim != nil {
 			p.m[victim].closing = true
 			p.evicted++
+			// An established client's next request begins a fresh
+			// connection: established too, not a passer-by.
+			if vp.exchanges >= established && len(p.renewed) < 4*p.max {
+				p.renewed[victim.RemoteAddr().String()] = struct{}{}
+			}
 		}
 	}
 	p.mu.Unlock()
