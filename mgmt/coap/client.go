@@ -466,6 +466,17 @@ func (c *Client) read(ctx context.Context, cc *client.Conn, path string, opts me
 	if err != nil && errors.Is(context.Cause(ctx), errChanged) {
 		return nil, errChanged
 	}
+	if err == nil && resp.Code() == codes.RequestEntityIncomplete {
+		// A later block asked of a fresh rendering shorter than the first
+		// (go-coap's server answers 4.08 when it has no such block).
+		c.readsMu.Lock()
+		seen := c.reads[token].seen
+		c.readsMu.Unlock()
+		if seen {
+			cc.ReleaseMessage(resp)
+			return nil, errChanged
+		}
+	}
 	return resp, err
 }
 
