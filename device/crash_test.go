@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/tinycontainer/tinycontainer/device"
+	"github.com/tinycontainer/tinycontainer/internal/testwait"
 	"github.com/tinycontainer/tinycontainer/meta"
 	"github.com/tinycontainer/tinycontainer/mgmt"
 	"github.com/tinycontainer/tinycontainer/store"
@@ -75,8 +76,9 @@ func crashChild(t *testing.T, dir, keys string) error {
 		return err
 	}
 	// The parent kills this process long before; this only bounds an
-	// orphan.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// orphan, and outlasts the parent's guard (a child that ended on its
+	// own under load, before its kill, failed the round).
+	ctx, cancel := context.WithTimeout(context.Background(), 2*testwait.Guard())
 	defer cancel()
 	mg, err := device.Open(ctx, device.Config{Options: device.Options{Store: st}, Owner: pub(owner)})
 	if err != nil {
@@ -216,8 +218,10 @@ func runCrashChild(t *testing.T, dir, keys string, arm string, delay time.Durati
 		t.Fatal(err)
 	}
 	kill := func() { _ = cmd.Process.Signal(syscall.SIGKILL) }
-	// A child that hangs is killed anyway, and the round fails below.
-	guard := time.AfterFunc(20*time.Second, kill)
+	// A child that hangs is killed anyway (a hang guard, not a verdict:
+	// it was 20 s, and a loaded machine may take that long to start a
+	// child built with -race).
+	guard := time.AfterFunc(testwait.Guard(), kill)
 	defer guard.Stop()
 	var timer *time.Timer
 	if arm == "" {

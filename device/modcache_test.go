@@ -8,8 +8,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
+	"github.com/tinycontainer/tinycontainer/internal/testwait"
 	"github.com/tinycontainer/tinycontainer/runtime"
 )
 
@@ -141,15 +141,11 @@ func TestModCacheCompilesOutsideItsLock(t *testing.T) {
 }
 
 // devicetestWaitFor polls cond (this package cannot import devicetest).
+// It waited 15,000 sleeps of a millisecond (15-30 s of wall time, a
+// verdict on a busy machine); now the suite's hang guard.
 func devicetestWaitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for range 15000 {
-		if cond() {
-			return
-		}
-		time.Sleep(time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
+	testwait.For(t, what, cond)
 }
 
 // TestSpareProcDuringCompile: a compile that runs past spareAfter gives

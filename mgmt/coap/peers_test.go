@@ -16,8 +16,16 @@ import (
 	"github.com/tinycontainer/tinycontainer/mgmt"
 )
 
-// pingFrom sends one CoAP GET /c from a fresh socket (a new client
-// address) and waits for the answer.
+// getFromMID is the message ID of getFrom's next request.
+var getFromMID atomic.Uint32
+
+// getFrom sends one CoAP GET /c from a fresh socket (a new client
+// address) and waits for the answer. Each request has a message ID of its
+// own: the system may hand a fresh socket the port of one just closed, and
+// the same ID from the same endpoint is then a duplicate (RFC 7252 section
+// 4.5) that the server rightly drops while it is still answering the first
+// (regression: TestClientBurstStaysBounded waited in vain for an answer
+// under load, every request having ID 1).
 func getFrom(t *testing.T, addr string) {
 	t.Helper()
 	conn, err := net.Dial("udp", addr)
@@ -25,11 +33,12 @@ func getFrom(t *testing.T, addr string) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	// CON GET, MID 1, token 0xAB, Uri-Path "c".
-	if _, err := conn.Write([]byte{0x41, 0x01, 0x00, 0x01, 0xAB, 0xB1, 'c'}); err != nil {
+	mid := uint16(getFromMID.Add(1))
+	// CON GET, the message ID, token 0xAB, Uri-Path "c".
+	if _, err := conn.Write([]byte{0x41, 0x01, byte(mid >> 8), byte(mid), 0xAB, 0xB1, 'c'}); err != nil {
 		t.Fatal(err)
 	}
-	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	_ = conn.SetReadDeadline(time.Now().Add(testwait.Guard())) // a hang guard
 	buf := make([]byte, 2048)
 	if _, err := conn.Read(buf); err != nil {
 		t.Fatalf("no answer: %v", err)
@@ -53,7 +62,7 @@ func TestClientBurstStaysBounded(t *testing.T) {
 		t.Fatalf("%d client connections kept, cap 8", n)
 	}
 	// Evicted connections wind down in the background: poll.
-	deadline := time.Now().Add(time.Minute)
+	deadline := time.Now().Add(testwait.Guard()) // a hang guard
 	for runtime.NumGoroutine() > base+3*8 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tinycontainer/tinycontainer/device"
+	"github.com/tinycontainer/tinycontainer/internal/testwait"
 	"github.com/tinycontainer/tinycontainer/meta"
 	"github.com/tinycontainer/tinycontainer/mgmt"
 )
@@ -75,7 +76,7 @@ func TestSDKHelpers(t *testing.T) {
 				t.Fatal(err)
 			}
 			var st mgmt.ContainerStatus
-			deadline := time.Now().Add(time.Minute) // a hang guard, not a verdict
+			deadline := time.Now().Add(testwait.Guard()) // a hang guard, not a verdict
 			for {
 				if st, err = d.Status(m.Name); err != nil {
 					t.Fatal(err)
