@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/plgd-dev/go-coap/v3/message"
-
 	"github.com/tinycontainer/tinycontainer/mgmt"
 )
 
@@ -120,15 +118,5 @@ func processCPU() time.Duration {
 // BenchmarkList1000Plain is BenchmarkList1000 in the uncompressed table
 // form (what a device from before the compressed form answers).
 func BenchmarkList1000Plain(b *testing.B) {
-	benchList1000(b, func(ctx context.Context, c *Client) ([]mgmt.ContainerStatus, error) {
-		body, err := c.getAs(ctx, "/c", message.AppCBOR, "form=table")
-		if err != nil {
-			return nil, err
-		}
-		doc, err := decodeCBOR(body)
-		if err != nil {
-			return nil, err
-		}
-		return statusesFromTable(doc)
-	})
+	benchList1000(b, plainList)
 }

@@ -48,18 +48,7 @@ func TestListBlocksOfOneRepresentation(t *testing.T) {
 			return
 		}
 		evictions.Add(1)
-		s.peers.mu.Lock()
-		var victims []*client.Conn
-		for cc, pe := range s.peers.m {
-			if !pe.closing {
-				pe.closing = true
-				victims = append(victims, cc)
-			}
-		}
-		s.peers.mu.Unlock()
-		for _, cc := range victims {
-			closePeer(cc)
-		}
+		closeAllPeers(s)
 	}
 	c.blockHook.Store(&hook)
 
@@ -81,13 +70,7 @@ func TestListBlocksOfOneRepresentation(t *testing.T) {
 		oneSnapshot("compressed list", i, cs, err)
 
 		evict.Store(true)
-		b, err := c.getAs(ctx, "/c", message.AppCBOR, "form=table")
-		if err == nil {
-			var doc any
-			if doc, err = decodeCBOR(b); err == nil {
-				cs, err = statusesFromTable(doc)
-			}
-		}
+		cs, err = plainList(ctx, c)
 		oneSnapshot("plain list", i, cs, err)
 	}
 	if maxBlock.Load() < 2 || evictions.Load() < 2*n {
@@ -228,30 +211,12 @@ func TestListBlocksRenderingShrank(t *testing.T) {
 			return
 		}
 		evictions.Add(1)
-		s.peers.mu.Lock()
-		var victims []*client.Conn
-		for cc, pe := range s.peers.m {
-			if !pe.closing {
-				pe.closing = true
-				victims = append(victims, cc)
-			}
-		}
-		s.peers.mu.Unlock()
-		for _, cc := range victims {
-			closePeer(cc)
-		}
+		closeAllPeers(s)
 	}
 	c.blockHook.Store(&hook)
 	for i := range 6 {
 		evict.Store(true)
-		b, err := c.getAs(ctx, "/c", message.AppCBOR, "form=table")
-		var cs []mgmt.ContainerStatus
-		if err == nil {
-			var doc any
-			if doc, err = decodeCBOR(b); err == nil {
-				cs, err = statusesFromTable(doc)
-			}
-		}
+		cs, err := plainList(ctx, c)
 		if err != nil || (len(cs) != 500 && len(cs) != 40) {
 			t.Fatalf("list %d: %d containers, %v", i, len(cs), err)
 		}
@@ -264,4 +229,35 @@ func TestListBlocksRenderingShrank(t *testing.T) {
 	if evictions.Load() == 0 || c.restarts.Load() == 0 {
 		t.Fatalf("%d evictions, %d restarts: the test cut no transfer", evictions.Load(), c.restarts.Load())
 	}
+}
+
+// closeAllPeers closes every client connection the server holds, as an
+// eviction does (a transfer in flight loses its server-side state).
+func closeAllPeers(s *Server) {
+	s.peers.mu.Lock()
+	var victims []*client.Conn
+	for cc, pe := range s.peers.m {
+		if !pe.closing {
+			pe.closing = true
+			victims = append(victims, cc)
+		}
+	}
+	s.peers.mu.Unlock()
+	for _, cc := range victims {
+		closePeer(cc)
+	}
+}
+
+// plainList is a List in the uncompressed table form (what a device from
+// before the compressed form answers).
+func plainList(ctx context.Context, c *Client) ([]mgmt.ContainerStatus, error) {
+	body, err := c.getAs(ctx, "/c", message.AppCBOR, "form=table")
+	if err != nil {
+		return nil, err
+	}
+	doc, err := decodeCBOR(body)
+	if err != nil {
+		return nil, err
+	}
+	return statusesFromTable(doc)
 }

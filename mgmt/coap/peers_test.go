@@ -153,14 +153,7 @@ func TestBusyClientStateRecycled(t *testing.T) {
 	c := dialServer(t, s)
 	ctx := context.Background()
 	check := func(i int) { // the plain table: ~48 blocks of 1 KB
-		b, err := c.getAs(ctx, "/c", message.AppCBOR, "form=table")
-		var cs []mgmt.ContainerStatus
-		if err == nil {
-			var doc any
-			if doc, err = decodeCBOR(b); err == nil {
-				cs, err = statusesFromTable(doc)
-			}
-		}
+		cs, err := plainList(ctx, c)
 		if err != nil || len(cs) != 500 {
 			t.Fatalf("list %d: %d containers, %v", i, len(cs), err)
 		}
