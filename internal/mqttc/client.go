@@ -220,8 +220,8 @@ func (c *Client) connect() (*Conn, error) {
 			return nil, err
 		}
 	}
-	c.connects.Add(1)
 	c.mu.Lock()
+	c.connects.Add(1)
 	c.conn = conn
 	c.lastErr = nil
 	close(c.up)
